@@ -67,6 +67,7 @@ class ModelSpec:
     norm: str = "rmsnorm"
     norm_bias: bool = False           # LayerNorm with beta
     norms_per_layer: int = 2          # Gemma-2 has 4 (pre and post norms)
+    qk_norm_params: int = 0           # per-layer parameters of per-head query/key norms (Qwen3: 2·head_dim)
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False

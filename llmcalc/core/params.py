@@ -76,7 +76,8 @@ def param_breakdown(spec: ModelSpec, active: bool = False) -> dict[str, int]:
         "embedding": embedding_params(spec),
         "attention": L * attention_params(spec),
         "mlp": mlp_params_total(spec, active),
-        "norms": L * spec.norms_per_layer * norm_params(spec, spec.hidden) + norm_params(spec, spec.hidden),
+        "norms": (L * (spec.norms_per_layer * norm_params(spec, spec.hidden) + spec.qk_norm_params)
+                  + norm_params(spec, spec.hidden)),
         "lm_head": lm_head_params(spec),
     }
     parts["total"] = sum(parts.values())

@@ -1,0 +1,74 @@
+"""The Typer application: one thin command per subcommand, errors as one line on stderr.
+
+Only typer and the standard library load at start-up; each command imports the core, NumPy (sweeps)
+and Rich (tables) when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llmcalc import __version__
+from llmcalc.commands import flops as _flops
+from llmcalc.commands import presets as _presets
+from llmcalc.errors import ExitStatus, InputError
+
+app = typer.Typer(
+    name="llmcalc",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Count every FLOP, trace every byte: training and inference arithmetic for transformers.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"llmcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Count every FLOP, trace every byte: training and inference arithmetic for transformers."""
+
+
+app.command("flops", epilog=_flops.EPILOG)(_flops.flops)
+app.add_typer(_presets.app, name="presets")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback."""
+    from typer import Abort
+    from typer._click.exceptions import ClickException  # Typer 0.29 ships its own Click
+
+    try:
+        rv = app(args=argv, prog_name="llmcalc", standalone_mode=False)
+    except InputError as exc:
+        _error(str(exc))
+        return ExitStatus.BAD_INPUT
+    except ClickException as exc:
+        _error(exc.format_message())
+        return ExitStatus.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
+    except Abort:
+        _error("aborted")
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            return ExitStatus.OK
+    except KeyboardInterrupt:
+        return 130
+    return rv if isinstance(rv, int) else ExitStatus.OK
+
+
+def _error(message: str) -> None:
+    text = " ".join(str(message).split())  # one line
+    sys.stderr.write(f"llmcalc: error: {text}\n")

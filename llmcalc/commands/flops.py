@@ -1,0 +1,86 @@
+"""`llmcalc flops`: FLOPs of one training step, and of a whole training run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmcalc.cli_support import (
+    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
+    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
+)
+
+EPILOG = """Examples:
+
+  llmcalc flops -m gpt2 --seq 1024
+
+  llmcalc flops --hidden 768 --layers 12 --heads 12 --vocab 50257 --seq 1024 --explain
+
+  llmcalc flops -m llama-3.1-405b --seq 8192 --tokens 15T -g h100-sxm --gpus 16384 --mfu 0.4
+
+  llmcalc flops -m llama-3.1-8b --seq 1k..32k+1k --json | jq '.rows[] | [.seq, .forward_flops]'
+"""
+
+
+def flops(
+    model: ModelOpt = None,
+    batch: Annotated[str, typer.Option("-b", "--batch", help="Sequences per step (B). Lists/ranges sweep.")] = "1",
+    seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens per sequence (S); default the model's context length.",
+                                               show_default=False)] = None,
+    causal: Annotated[bool, typer.Option("--causal", help="Count only the causal triangle of the score matmuls.")] = False,
+    recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full: hardware FLOPs with recomputation.")] = "none",
+    tokens: Annotated[Optional[str], typer.Option("--tokens", help="Training tokens for the whole run (e.g. 15T).",
+                                                  show_default=False)] = None,
+    gpu: GpuOpt = None,
+    gpus: Annotated[str, typer.Option("--gpus", "--num-gpus", help="GPUs training together.")] = "1",
+    mfu: Annotated[Optional[str], typer.Option("--mfu", help="Model FLOPs utilisation, 0-1 (default 0.4, stated in the output).",
+                                               show_default=False)] = None,
+    tokens_per_s: Annotated[Optional[str], typer.Option("--tokens-per-s", help="Measured training tokens/s of all GPUs: report the MFU it implies.",
+                                                        show_default=False)] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
+    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
+    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
+    no_chart: NoChartOpt = False,
+) -> None:
+    """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
+    napkin 2·P·T and 6·P·T figures; with --tokens the whole run, and with a GPU its GPU-hours and days."""
+    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.core.flops import RECOMPUTE_MODES, add_training_run, training_step_flops
+    from llmcalc.render import Report
+    from llmcalc.spec import DTYPES
+
+    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    gpu_spec = resolve_gpu(gpu)
+    recompute = choice("--recompute", recompute, RECOMPUTE_MODES)
+    dtype = choice("--dtype", dtype, DTYPES)
+    inp = Inputs()
+    inp.number("batch", batch, unit="count", label="sequences per step", integer=True)
+    inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens per sequence", integer=True)
+    inp.number("gpus", gpus, unit="count", label="GPUs", integer=True)
+    total_tokens = inp.number("tokens", tokens, unit="count", label="training tokens")
+    measured = inp.number("tokens_per_s", tokens_per_s, unit="token/s", label="measured tokens/s")
+    notes = []
+    if gpu_spec is not None:
+        inp.number("mfu", mfu, default=0.4, unit="ratio", label="MFU", maximum=1.0)
+        if mfu is None and total_tokens is not None:
+            notes.append("MFU 0.4 assumed (typical 30-50%, seed 002); set --mfu")
+        inp.fixed("dtype", dtype, unit="str")
+        inp.fixed("causal", causal, unit="bool")
+    else:
+        inp.fixed("causal", causal, unit="bool")
+        if mfu is not None or measured is not None:
+            from llmcalc.errors import InputError
+            raise InputError("--mfu and --tokens-per-s need a GPU: add -g NAME (e.g. -g h100-sxm)")
+    inp.fixed("recompute", recompute, unit="str")
+    v = inp.grid()
+    r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
+    peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
+    add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
+                     mfu=v.get("mfu"), tokens_per_s=v["tokens_per_s"])
+    report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
+                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"])
+    output(report, fmt, as_json, explain, fields, no_chart)

@@ -1,0 +1,113 @@
+"""`llmcalc presets`: list, show, and locate model and GPU presets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmcalc.cli_support import FormatOpt, JsonOpt
+
+app = typer.Typer(no_args_is_help=True, help="List, show and locate model and GPU presets.")
+
+
+@app.command("list", epilog="Examples:\n\n  llmcalc presets list\n\n  llmcalc presets list gpus --json | jq -r '.rows[].name'\n")
+def list_(
+    kind: Annotated[Optional[str], typer.Argument(help="models or gpus (default: both)", show_default=False)] = None,
+    as_json: JsonOpt = False, fmt: FormatOpt = None,
+) -> None:
+    """List presets with their key numbers and sources (user presets included)."""
+    from llmcalc.cli_support import choice, output
+    kinds = [choice("KIND", kind, ("models", "gpus"))] if kind else ["models", "gpus"]
+    from llmcalc.render import choose_format
+    chosen = choose_format(fmt, as_json)
+    if len(kinds) == 2 and chosen in ("json", "yaml"):
+        import json as _json
+        import sys
+        docs = {k: _rows(k) for k in kinds}
+        from llmcalc.render import document
+        merged = {"schema_version": 1, "command": "presets list",
+                  "rows": document(docs["models"])["rows"] + document(docs["gpus"])["rows"]}
+        if chosen == "json":
+            sys.stdout.write(_json.dumps(merged) + "\n")
+        else:
+            import yaml
+            sys.stdout.write(yaml.safe_dump(merged, sort_keys=False))
+        return
+    for k in kinds:
+        output(_rows(k), chosen, False, False)
+
+
+def _rows(kind: str):
+    from llmcalc.core.formula import Results
+    from llmcalc.core.params import active_params, total_params
+    from llmcalc.presets import load_all
+    from llmcalc.render import Input, Report
+
+    specs = load_all(kind)
+    r = Results()
+    if kind == "models":
+        r.put("kind", ["model"] * len(specs), "str", "kind")
+        r.put("params", [total_params(s) for s in specs], "params", "parameters")
+        r.put("active_params", [active_params(s) for s in specs], "params", "active per token")
+        for key in ("layers", "hidden", "heads", "kv_heads", "vocab"):
+            r.put(key, [getattr(s, key) for s in specs], "count", key)
+    else:
+        r.put("kind", ["gpu"] * len(specs), "str", "kind")
+        r.put("memory_bytes", [s.memory_bytes for s in specs], "byte", "memory")
+        r.put("hbm_bytes_per_s", [s.hbm_bytes_per_s for s in specs], "byte/s", "memory bandwidth")
+        r.put("bf16_flops_per_s", [s.flops_per_s.get("bf16", 0.0) for s in specs], "flop/s", "bf16 dense peak")
+    r.put("aliases", [", ".join(s.aliases) for s in specs], "str", "aliases")
+    r.put("source", [s.source for s in specs], "str", "source")
+    inputs = {"name": Input([s.name for s in specs], "str", "name")}
+    cols = [k for k in r if k not in ("source", "kind")]
+    return Report(f"presets list {kind}", inputs, r, swept=["name"], columns=cols)
+
+
+@app.command("show", epilog="Examples:\n\n  llmcalc presets show llama-3.1-8b\n\n  llmcalc presets show h100-sxm --json | jq .gpu\n")
+def show(
+    name: Annotated[str, typer.Argument(help="A model or GPU preset name or alias.")],
+    as_json: JsonOpt = False, fmt: FormatOpt = None,
+) -> None:
+    """Show one preset: every field, and for a model its parameter breakdown."""
+    from llmcalc.cli_support import output
+    from llmcalc.core.formula import Results
+    from llmcalc.core.params import active_params, param_breakdown
+    from llmcalc.errors import InputError
+    from llmcalc.presets import load_gpu, load_model, names
+    from llmcalc.render import Report
+
+    r = Results()
+    lowered = name.lower()
+    if lowered in names("models") or (lowered not in names("gpus") and name.endswith((".json", ".yaml", ".yml"))):
+        spec = load_model(name)
+        for part, count in param_breakdown(spec).items():
+            r.put(f"params_{part}" if part != "total" else "params", count, "params", f"parameters: {part}")
+        r.put("params_active", active_params(spec), "params", "parameters active per token")
+        report = Report("presets show", {}, r, model=spec)
+    elif lowered in names("gpus"):
+        gpu = load_gpu(name)
+        r.put("memory_bytes", gpu.memory_bytes, "byte", "memory")
+        r.put("hbm_bytes_per_s", gpu.hbm_bytes_per_s, "byte/s", "memory bandwidth")
+        for dt, rate in gpu.flops_per_s.items():
+            r.put(f"{dt}_flops_per_s", rate, "flop/s", f"{dt} dense peak")
+        r.put("ridge_intensity_bf16", (gpu.flops_per_s.get("bf16") or 0) / gpu.hbm_bytes_per_s, "flop/byte",
+              "ridge point, bf16 (FLOP/byte)")
+        report = Report("presets show", {}, r, gpu=gpu)
+    else:
+        from llmcalc.presets import _unknown
+        both = [k for k in ("models", "gpus")]
+        raise InputError(str(_unknown(both[0], name)).replace("model preset", "preset"))
+    if report.model is not None:
+        report.notes.append(f"source: {report.model.source}")
+    else:
+        report.notes.append(f"source: {report.gpu.source}")
+    output(report, fmt, as_json, False)
+
+
+@app.command("path")
+def path() -> None:
+    """Print the folders searched for presets: built-in, then the user folder (which overrides)."""
+    from llmcalc.presets import builtin_dir, user_dir
+    print(f"builtin\t{builtin_dir()}")
+    print(f"user\t{user_dir()}")

@@ -1,0 +1,121 @@
+"""Formulas written once: the expression that computes a result is the text `--explain` shows.
+
+A ``Formula`` is a Python arithmetic expression over named symbols, compiled once. Evaluated with
+plain numbers it gives a number; with NumPy arrays it gives an array (a sweep is one call). The same
+text, with ``*`` shown as ``·``, is what ``--explain`` prints beside the numbers put into it, so the
+explanation cannot drift from the computation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def minimum(a, b):
+    if _is_array(a) or _is_array(b):
+        import numpy as np
+        return np.minimum(a, b)
+    return a if a <= b else b
+
+
+def maximum(a, b):
+    if _is_array(a) or _is_array(b):
+        import numpy as np
+        return np.maximum(a, b)
+    return a if a >= b else b
+
+
+def where(cond, a, b):
+    if _is_array(cond) or _is_array(a) or _is_array(b):
+        import numpy as np
+        return np.where(cond, a, b)
+    return a if cond else b
+
+
+def floor(x):
+    if _is_array(x):
+        import numpy as np
+        return np.floor(x)
+    return math.floor(x)
+
+
+def ceil(x):
+    if _is_array(x):
+        import numpy as np
+        return np.ceil(x)
+    return math.ceil(x)
+
+
+def log(x):
+    if _is_array(x):
+        import numpy as np
+        return np.log(x)
+    return math.log(x)
+
+
+def sqrt(x):
+    if _is_array(x):
+        import numpy as np
+        return np.sqrt(x)
+    return math.sqrt(x)
+
+
+_NAMESPACE = {"__builtins__": {}, "min": minimum, "max": maximum, "where": where, "floor": floor,
+              "ceil": ceil, "log": log, "sqrt": sqrt}
+
+
+class Formula:
+    """A compiled expression; ``F(**symbols)`` evaluates it, ``F.text`` is how it is shown."""
+
+    __slots__ = ("expr", "code", "text")
+
+    def __init__(self, expr: str):
+        self.expr = expr
+        self.code = compile(expr, f"<formula {expr}>", "eval")
+        self.text = pretty(expr)
+
+    def __call__(self, **symbols):
+        return eval(self.code, _NAMESPACE, symbols)  # noqa: S307 - constant expressions written in this package
+
+    def __repr__(self) -> str:
+        return f"Formula({self.expr!r})"
+
+
+def pretty(expr: str) -> str:
+    """``2 * B * S * H**2`` -> ``2·B·S·H²``."""
+    out = expr.replace("**2", "²").replace("**3", "³").replace(" * ", "·").replace("*", "·")
+    return out.replace(" / ", "/")
+
+
+@dataclass(slots=True)
+class Row:
+    """One named result: value (number, array, bool or text), unit kind, label, and how it was made."""
+
+    value: Any
+    unit: str
+    label: str
+    formula: Formula | None = None
+    symbols: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+class Results(dict):
+    """Ordered ``key -> Row``; ``calc`` evaluates a formula and records its inputs for --explain."""
+
+    def calc(self, key: str, formula: Formula, unit: str, label: str, note: str = "", **symbols) -> Any:
+        value = formula(**symbols)
+        self[key] = Row(value, unit, label, formula, symbols, note)
+        return value
+
+    def put(self, key: str, value: Any, unit: str, label: str, note: str = "") -> Any:
+        self[key] = Row(value, unit, label, None, {}, note)
+        return value
+
+    def values_dict(self) -> dict[str, Any]:
+        return {k: r.value for k, r in self.items()}

@@ -1,0 +1,171 @@
+"""Finding and loading model and GPU presets.
+
+A preset's name is its file stem (``presets/models/llama-3.1-8b.yaml``). Built-in presets ship inside
+the package; a user folder (``$LLMCALC_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/llmcalc``, else
+``~/.config/llmcalc``) with ``models/`` and ``gpus/`` subfolders adds presets or overrides built-in ones
+of the same name. Only the preset asked for is parsed (names and aliases are read from the files'
+``name:``/``aliases:`` lines without a YAML parse), with libyaml's C loader when it is available.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from pathlib import Path
+
+from llmcalc.errors import InputError
+from llmcalc.spec import GpuSpec, ModelSpec, gpu_from_mapping, model_from_mapping
+
+KINDS = ("models", "gpus")
+MAX_FILE_BYTES = 1 << 20  # presets and config.json files are small; refuse anything bigger than 1 MiB
+_ALIASES_RE = re.compile(r"^aliases:\s*\[(.*)\]\s*$", re.MULTILINE)
+
+
+def builtin_dir() -> Path:
+    """``llmcalc/_presets`` in an installed wheel; the repository's ``presets/`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_presets"
+    return packaged if packaged.is_dir() else here.parent / "presets"
+
+
+def user_dir() -> Path:
+    env = os.environ.get("LLMCALC_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(xdg) / "llmcalc"
+
+
+def preset_files(kind: str) -> dict[str, Path]:
+    """name -> file, built-in first, then the user folder (which overrides by name)."""
+    found: dict[str, Path] = {}
+    for base in (builtin_dir(), user_dir()):
+        folder = base / kind
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.suffix in (".yaml", ".yml") and path.is_file():
+                    found[path.stem.lower()] = path
+    return found
+
+
+def _aliases(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return []
+    m = _ALIASES_RE.search(text)
+    if not m:
+        return []
+    return [a.strip().strip("'\"").lower() for a in m.group(1).split(",") if a.strip()]
+
+
+def names(kind: str) -> dict[str, Path]:
+    """Every name and alias -> file."""
+    files = preset_files(kind)
+    table: dict[str, Path] = {}
+    for name, path in files.items():
+        for alias in _aliases(path):
+            table.setdefault(alias, path)
+    table.update(files)  # canonical names win over aliases
+    return table
+
+
+def read_yaml(path: Path):
+    """Parse a small YAML file with a safe loader; errors name the file."""
+    text = read_small_text(path)
+    import yaml
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InputError(f"{path}: YAML nested too deeply") from None
+
+
+def read_small_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: {size:,} bytes is too large for a preset or config file (limit 1 MiB)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"can't read {path}: {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        raise InputError(f"{path}: is a binary file, not YAML or JSON")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: is not UTF-8 text") from None
+
+
+def _unknown(kind: str, name: str) -> InputError:
+    table = names(kind)
+    close = difflib.get_close_matches(name.lower(), list(table), n=3, cutoff=0.5)
+    flag = "-m/--model" if kind == "models" else "-g/--gpu"
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return InputError(f"unknown {kind[:-1]} preset {name!r}{hint} (`llmcalc presets list {kind}` lists them; "
+                      f"{flag} also takes a file path)")
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml", ".json")) or os.sep in text or text.startswith(".")
+
+
+def load_model(ref: str) -> ModelSpec:
+    """A model preset name or alias (case-insensitive), a preset YAML path, or a HF config.json path."""
+    ref = ref.strip()
+    if _looks_like_path(ref) or (Path(ref).is_file() and ref.lower() not in names("models")):
+        path = Path(ref).expanduser()
+        if not path.exists():
+            raise InputError(f"no such file: {ref}")
+        if path.suffix == ".json":
+            from llmcalc.hfconfig import spec_from_hf_config
+            return spec_from_hf_config(_read_json(path), str(path))
+        data = read_yaml(path)
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem.lower())
+        return model_from_mapping(data, str(path))
+    path = names("models").get(ref.lower())
+    if path is None:
+        raise _unknown("models", ref)
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem.lower())
+    return model_from_mapping(data, str(path))
+
+
+def load_gpu(ref: str) -> GpuSpec:
+    ref = ref.strip()
+    if _looks_like_path(ref):
+        path = Path(ref).expanduser()
+        if not path.exists():
+            raise InputError(f"no such file: {ref}")
+    else:
+        path = names("gpus").get(ref.lower())
+        if path is None:
+            raise _unknown("gpus", ref)
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem.lower())
+    return gpu_from_mapping(data, str(path))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(read_small_text(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+
+
+def load_all(kind: str) -> list:
+    """Every preset of a kind, parsed (for `presets list`). A broken preset is an error, not skipped."""
+    loader = load_model if kind == "models" else load_gpu
+    return [loader(str(path)) for path in preset_files(kind).values()]

@@ -1,0 +1,310 @@
+"""One renderer for every subcommand: Rich table, TSV, CSV, JSON, YAML, Markdown and ``--explain``.
+
+A command hands over a ``Report``: the resolved inputs, and the core's ``Results`` (one point, or arrays
+for a sweep). Every format is a rendering of that one object. JSON holds plain numbers in base units
+(FLOPs, bytes, seconds, per-second rates); only tables and ``--explain`` show GiB, TFLOP/s or ms.
+Rich is imported only when a table is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcalc import __version__
+from llmcalc.core.formula import Results, Row
+from llmcalc.errors import InputError
+from llmcalc.units import fmt_value
+
+FORMATS = ("table", "tsv", "json", "csv", "yaml", "md")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Input:
+    value: Any
+    unit: str = "count"
+    label: str = ""
+
+
+@dataclass
+class Report:
+    command: str
+    inputs: dict[str, Input]
+    results: Results
+    model: Any = None                 # ModelSpec
+    gpu: Any = None                   # GpuSpec
+    swept: list[str] = field(default_factory=list)   # input names that vary across rows
+    columns: list[str] = field(default_factory=list)  # result keys a sweep table shows (all, if empty)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # extra JSON members (e.g. histogram)
+    chart: Any = None                  # callable(Report) -> str, drawn under a table
+
+    @property
+    def points(self) -> int:
+        n = 1
+        for name in self.swept:
+            v = self.inputs[name].value
+            n = max(n, len(v) if hasattr(v, "__len__") else 1)
+        return n
+
+    def row_dicts(self) -> list[dict[str, Any]]:
+        """One dict per sweep point: the swept inputs, then every result key."""
+        n = self.points
+        out = []
+        for i in range(n):
+            d = {name: _item(self.inputs[name].value, i) for name in self.swept}
+            d.update({k: _item(r.value, i) for k, r in self.results.items()})
+            out.append(d)
+        return out
+
+
+def _item(value: Any, i: int) -> Any:
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        return value[i] if value.shape[0] > 1 else value[0]
+    if isinstance(value, (list, tuple)):
+        return value[i]
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe plain value: NumPy scalars to Python, non-finite floats to null."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            value = value.tolist()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The JSON document (schema_version 1; STYLE.md #12)."""
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": report.command, "version": __version__}
+    if report.model is not None:
+        doc["model"] = plain(report.model.to_dict())
+    if report.gpu is not None:
+        doc["gpu"] = plain(report.gpu.to_dict())
+    doc["inputs"] = {k: plain(v.value if k not in report.swept else list(_listify(v.value)))
+                     for k, v in report.inputs.items()}
+    if report.swept:
+        doc["rows"] = [plain(d) for d in report.row_dicts()]
+    else:
+        doc["results"] = {k: plain(r.value) for k, r in report.results.items()}
+    for k, v in report.extra.items():
+        doc[k] = plain(v)
+    if report.notes:
+        doc["notes"] = list(report.notes)
+    return doc
+
+
+def _listify(value: Any):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+def choose_format(fmt: str | None, as_json: bool) -> str:
+    if as_json:
+        return "json"
+    if fmt:
+        f = fmt.lower()
+        if f == "markdown":
+            f = "md"
+        if f not in FORMATS:
+            raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return f
+    return "table" if sys.stdout.isatty() else "tsv"
+
+
+def emit(report: Report, fmt: str, explain: bool = False, fields: list[str] | None = None,
+         chart: bool = True) -> None:
+    """Write the report to stdout in ``fmt``; notes go to stderr unless the format carries them."""
+    if fields:
+        _select_fields(report, fields)
+    out = sys.stdout
+    if fmt == "json":
+        out.write(json.dumps(document(report), allow_nan=False) + "\n")
+    elif fmt == "yaml":
+        import yaml
+        out.write(yaml.safe_dump(document(report), sort_keys=False, allow_unicode=True))
+    elif fmt in ("tsv", "csv"):
+        _write_delimited(report, fmt)
+    elif fmt == "md":
+        out.write(markdown(report))
+    else:
+        _write_table(report, chart)
+    if explain:
+        out.write(explanation(report))
+    if fmt not in ("json", "yaml", "table", "md") and report.notes:
+        for note in report.notes:
+            sys.stderr.write(f"note: {note}\n")
+
+
+def _select_fields(report: Report, fields: list[str]) -> None:
+    unknown = [f for f in fields if f not in report.results]
+    if unknown:
+        raise InputError(f"Unknown JSON field {unknown[0]!r}. Available fields: {', '.join(report.results)}")
+    keep = Results((k, report.results[k]) for k in fields)
+    report.results = keep
+    report.columns = list(fields)
+
+
+# ----------------------------------------------------------------------------------------------
+# Delimited and Markdown
+
+
+def _delimited_rows(report: Report) -> list[list[Any]]:
+    if report.swept:
+        keys = list(report.swept) + list(report.results)
+        rows = [keys]
+        for d in report.row_dicts():
+            rows.append([plain(d[k]) for k in keys])
+        return rows
+    rows = [["key", "value", "unit"]]
+    for k, inp in report.inputs.items():
+        if inp.value is not None:
+            rows.append([f"input.{k}", plain(inp.value), inp.unit])
+    for k, r in report.results.items():
+        rows.append([k, plain(r.value), r.unit])
+    return rows
+
+
+def _write_delimited(report: Report, fmt: str) -> None:
+    rows = _delimited_rows(report)
+    if fmt == "csv":
+        import csv
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+    else:
+        for row in rows:
+            sys.stdout.write("\t".join("" if v is None else _tsv_cell(v) for v in row) + "\n")
+
+
+def _tsv_cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v).replace("\t", " ").replace("\n", " ")
+
+
+def _headline(report: Report) -> str:
+    parts = []
+    if report.model is not None:
+        parts.append(report.model.name)
+    if report.gpu is not None:
+        parts.append(report.gpu.name)
+    for k, inp in report.inputs.items():
+        if k in report.swept:
+            vals = _listify(inp.value)
+            parts.append(f"{k} {fmt_value(vals[0], inp.unit)} … {fmt_value(vals[-1], inp.unit)} ({len(vals)} points)")
+        elif inp.value is not None and k not in ("model", "gpu"):
+            parts.append(f"{k} {fmt_value(inp.value, inp.unit)}")
+    return " · ".join(parts)
+
+
+def _table_data(report: Report) -> tuple[list[str], list[list[str]]]:
+    if report.swept:
+        keys = report.columns or list(report.results)
+        header = list(report.swept) + keys
+        units = {**{k: report.inputs[k].unit for k in report.swept}, **{k: report.results[k].unit for k in keys}}
+        body = [[fmt_value(d[k], units[k]) for k in header] for d in report.row_dicts()]
+        return header, body
+    header = ["quantity", "value", "key"]
+    body = [[r.label, fmt_value(r.value, r.unit), k] for k, r in report.results.items()]
+    return header, body
+
+
+def markdown(report: Report) -> str:
+    header, body = _table_data(report)
+    lines = [f"**llmcalc {report.command}** — {_headline(report)}", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    lines += [f"\n> {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _write_table(report: Report, chart: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich import box
+
+    console = Console(highlight=False)
+    header, body = _table_data(report)
+    table = Table(title=f"llmcalc {report.command}", caption=_headline(report), box=box.SIMPLE_HEAD,
+                  title_justify="left", caption_justify="left")
+    for i, h in enumerate(header):
+        dim = (not report.swept and h == "key")
+        table.add_column(h, justify="right" if (report.swept or h == "value") else "left",
+                         style="dim" if dim else None, overflow="fold")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[dim]note:[/dim] {note}", markup=True)
+    if chart and report.chart is not None:
+        text = report.chart(report)
+        if text:
+            sys.stdout.write(text + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# --explain
+
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+
+
+def _num(v: Any) -> str:
+    v = plain(v)
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10000 else str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return f"[{_num(v[0])} … {_num(v[-1])}]" if v else "[]"
+    return str(v)
+
+
+def substitute(row: Row) -> str:
+    """The formula's text with each symbol replaced by the number put into it."""
+    text = row.formula.text
+    symbols = row.symbols
+
+    def repl(m: re.Match) -> str:
+        name = m.group(0)
+        return _num(symbols[name]) if name in symbols else name
+
+    return _IDENT.sub(repl, text).replace("·", " × ")
+
+
+def explanation(report: Report) -> str:
+    lines = ["", "How each result was computed" + (" (first sweep point shown)" if report.swept else "") + ":"]
+    for key, row in report.results.items():
+        value = _item(row.value, 0) if report.swept else row.value
+        shown = fmt_value(value, row.unit)
+        if row.formula is None:
+            lines.append(f"  {row.label}: {key} = {shown}" + (f"   [{row.note}]" if row.note else ""))
+            continue
+        sym = {k: (_item(v, 0) if report.swept else v) for k, v in row.symbols.items()}
+        sub = substitute(Row(value, row.unit, row.label, row.formula, sym))
+        lines.append(f"  {row.label}:")
+        lines.append(f"    {key} = {row.formula.text} = {sub} = {shown}")
+        if row.note:
+            lines.append(f"    ({row.note})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,222 @@
+"""Reading numbers the way people type them, and writing them the way people read them.
+
+Counts: ``32k`` = 32,000, ``7B`` = 7e9, ``2T``, ``1.5e3``, ``1_000``; binary ``32Ki`` = 32,768 (numfmt's
+``--from=auto`` convention: K/M/G/T are powers of 1000, Ki/Mi/Gi/Ti powers of 1024; "B" means billion
+only for counts). Sizes: ``80GB`` = 80e9 bytes, ``80GiB`` = 80·2³⁰. Rates: ``3.35TB/s``, ``989TFLOPS``.
+Sweeps: ``1,8,64``, ``1..256x2`` (powers of two), ``1k..32k+1k`` (a step).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from llmcalc.errors import InputError
+
+_DECIMAL = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
+_BINARY = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40, "pi": 2**50}
+_NUMBER = r"[+-]?(?:\d[\d_]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"
+_COUNT_RE = re.compile(rf"^({_NUMBER})\s*([a-z]{{0,2}})$", re.IGNORECASE)
+_BYTES_RE = re.compile(rf"^({_NUMBER})\s*([kmgtp]i?)?(b|bytes?)?$", re.IGNORECASE)
+_RATE_RE = re.compile(rf"^({_NUMBER})\s*([kmgtp]i?)?(b/s|bytes?/s|flops?(?:/s)?|flop/s|ops?(?:/s)?)?$",
+                      re.IGNORECASE)
+
+MAX_SWEEP_POINTS = 10_000_000
+
+
+def _as_number(value: float) -> int | float:
+    """Integral values become exact ints (parameter counts must stay exact)."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+def _multiplier(suffix: str, what: str, text: str) -> float:
+    s = suffix.lower()
+    if s in _BINARY:
+        return _BINARY[s]
+    if s in _DECIMAL:
+        return _DECIMAL[s]
+    raise InputError(f"can't read {text!r} as {what}: unknown suffix {suffix!r}; "
+                     "use k, M, B/G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024)")
+
+
+def parse_count(text: str, what: str = "a number") -> int | float:
+    """``32k`` -> 32000, ``32Ki`` -> 32768, ``7B`` -> 7000000000, ``0.5`` -> 0.5."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _finite(float(text), text, what) if isinstance(text, float) else text
+    raw = str(text).strip()
+    m = _COUNT_RE.match(raw)
+    if not m:
+        raise InputError(f"can't read {raw!r} as {what}; try e.g. 32k, 7B, 1.5e3, 32Ki")
+    number = float(m.group(1).replace("_", ""))
+    value = _finite(number * _multiplier(m.group(2), what, raw), raw, what)
+    return _as_number(value)
+
+
+def parse_bytes(text: str, what: str = "a size") -> int | float:
+    """``80GB`` -> 80e9, ``80GiB`` -> 85899345920, ``512`` -> 512 bytes."""
+    raw = str(text).strip()
+    m = _BYTES_RE.match(raw)
+    if not m:
+        raise InputError(f"can't read {raw!r} as {what}; try e.g. 80GB, 80GiB, 512MiB")
+    number = float(m.group(1).replace("_", ""))
+    value = number * _multiplier(m.group(2) or "", what, raw)
+    return _as_number(_finite(value, raw, what))
+
+
+def parse_rate(text: str, what: str = "a rate") -> float:
+    """``3.35TB/s`` -> 3.35e12 bytes/s; ``989TFLOPS`` -> 9.89e14 FLOP/s; a bare number is taken as is."""
+    raw = str(text).strip()
+    m = _RATE_RE.match(raw)
+    if not m:
+        raise InputError(f"can't read {raw!r} as {what}; try e.g. 3.35TB/s, 989TFLOPS, 2e12")
+    number = float(m.group(1).replace("_", ""))
+    return _finite(number * _multiplier(m.group(2) or "", what, raw), raw, what)
+
+
+def _finite(value: float, text, what: str) -> float:
+    if not math.isfinite(value):
+        raise InputError(f"can't use {text!r} as {what}: it must be a finite number")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Sweeps
+
+
+def is_sweep(text: str | None) -> bool:
+    return text is not None and ("," in str(text) or ".." in str(text))
+
+
+def parse_values(text: str, parse=parse_count, what: str = "a number") -> list:
+    """One value, a comma list, or a range ``a..b`` with ``xN`` (geometric) or ``+N`` (arithmetic) step.
+
+    A range without a step doubles (``1..256`` = ``1..256x2``). Returns a plain list (NumPy stays
+    unloaded until a sweep is evaluated).
+    """
+    raw = str(text).strip()
+    if "," in raw:
+        parts = [p for p in raw.split(",")]
+        if any(not p.strip() for p in parts):
+            raise InputError(f"{what}: empty item in list {raw!r}")
+        values: list = []
+        for p in parts:
+            values.extend(parse_values(p, parse, what))
+        return values
+    if ".." not in raw:
+        return [parse(raw, what)]
+    m = re.match(r"^(.+?)\.\.(.+?)(?:([x*+])(.+))?$", raw)
+    if not m:
+        raise InputError(f"can't read range {raw!r} for {what}; try 1..256x2 or 1k..32k+1k")
+    start, stop = parse(m.group(1), what), parse(m.group(2), what)
+    op, step = m.group(3) or "x", parse(m.group(4) or "2", what)
+    if stop < start:
+        raise InputError(f"{what}: range {raw!r} has no points (its end is below its start)")
+    values = []
+    if op in "x*":
+        if step <= 1 or start <= 0:
+            raise InputError(f"{what}: a geometric range needs a start > 0 and a factor > 1, got {raw!r}")
+        n = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1
+        _check_points(n, raw, what)
+        values = [_as_number(start * step**i) for i in range(n)]
+    else:
+        if step <= 0:
+            raise InputError(f"{what}: a stepped range needs a step > 0, got {raw!r}")
+        n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        _check_points(n, raw, what)
+        values = [_as_number(start + step * i) for i in range(n)]
+    return values
+
+
+def _check_points(n: int, raw: str, what: str) -> None:
+    if n < 1:
+        raise InputError(f"{what}: range {raw!r} has no points")
+    if n > MAX_SWEEP_POINTS:
+        raise InputError(f"{what}: range {raw!r} has {n:,} points; the limit is {MAX_SWEEP_POINTS:,}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Formatting for people (tables); JSON never uses these.
+
+_SI = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+_IEC = ((2**80, "Yi"), (2**70, "Zi"), (2**60, "Ei"), (2**50, "Pi"), (2**40, "Ti"), (2**30, "Gi"), (2**20, "Mi"),
+        (2**10, "Ki"))
+
+
+def _scaled(value: float, table, unit: str, digits: int = 3) -> str:
+    a = abs(value)
+    for factor, prefix in table:
+        if a >= factor:
+            return f"{value / factor:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}".rstrip()
+
+
+def fmt_flops(value: float) -> str:
+    return _scaled(value, _SI, "FLOPs")
+
+
+def fmt_bytes(value: float) -> str:
+    return _scaled(value, _IEC, "B")
+
+
+def fmt_seconds(value: float) -> str:
+    a = abs(value)
+    if a == 0:
+        return "0 s"
+    if a < 1e-3:
+        return f"{value * 1e6:.3g} µs"
+    if a < 1:
+        return f"{value * 1e3:.3g} ms"
+    if a < 3600:
+        return f"{value:.3g} s"
+    if a < 86400 * 3:
+        return f"{value / 3600:.3g} h"
+    return f"{value / 86400:.3g} days"
+
+
+def fmt_count(value: float) -> str:
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def fmt_value(value, unit: str) -> str:
+    """Human text for a value of the given unit kind."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "∞" if v > 0 else ("−∞" if v < 0 else "n/a")
+    if unit == "flop":
+        return fmt_flops(v)
+    if unit == "byte":
+        return fmt_bytes(v)
+    if unit == "s":
+        return fmt_seconds(v)
+    if unit == "flop/s":
+        return _scaled(v, _SI, "FLOP/s")
+    if unit == "byte/s":
+        return _scaled(v, _SI, "B/s")
+    if unit == "token/s":
+        return _scaled(v, _SI, "tok/s") if v >= 1e4 else f"{v:.4g} tok/s"
+    if unit == "flop/byte":
+        return f"{v:.4g} FLOP/B"
+    if unit == "ratio":
+        return f"{v:.4g}"
+    if unit == "percent":
+        return f"{v * 100:.3g}%"
+    if unit == "params":
+        return f"{fmt_count(v)} ({_scaled(v, _SI, '').strip()})" if v >= 1e3 else fmt_count(v)
+    if unit == "h":
+        return f"{v:,.4g} h" if v < 1e6 else f"{v / 1e6:.4g}M h"
+    if unit == "days":
+        return f"{v:.4g} days"
+    return fmt_count(v)
