@@ -152,12 +152,13 @@ def resolve_model(model: str | None, arch: dict[str, str | None], required: bool
             given["kv_heads"] = given["heads"]
         spec = specs.replace(base, **given) if given else base
     elif given:
-        if not required and not given:
-            return None
         if "hidden" in given and "ffn" not in given:
             given["ffn"] = 4 * given["hidden"]
-        data = {"name": "custom", "mlp": "plain", "norm": "layernorm", "norm_bias": True, "position": "rope",
-                **given}
+        # An inline model is GPT-2-shaped unless flags say otherwise: plain GELU MLP, LayerNorm and
+        # biases, learned positions (1,024), tied embeddings (seed 002: 12·L·D² + D·V).
+        data = {"name": "custom", "mlp": "plain", "activation": "gelu", "norm": "layernorm", "norm_bias": True,
+                "qkv_bias": True, "o_bias": True, "mlp_bias": True, "tie_embeddings": True,
+                "position": "learned", "max_seq": 1024, **given}
         spec = specs.model_from_mapping(data, "inline model")
     elif required:
         raise InputError("no model given: use -m NAME (see `llmcalc presets list models`) or the inline flags "

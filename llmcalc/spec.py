@@ -253,18 +253,11 @@ def _coerce(cls, where: str, data: Mapping[str, Any], nested: dict[str, Any]) ->
             out[key] = rates
         else:  # pragma: no cover - a field type added without a checker is a bug
             raise TypeError(f"no checker for field {key} of type {kind}")
-    missing = [
-        n for n, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in out
-    ]
-    if missing:
-        raise InputError(f"{where}: missing required field(s): {', '.join(missing)}")
     return out
 
 
 def moe_from_mapping(where: str, data: Mapping[str, Any]) -> MoESpec:
-    values = _coerce(MoESpec, where, data, {})
-    moe = MoESpec(**values)
+    moe = MoESpec(**_require(where, _coerce(MoESpec, where, data, {}), MoESpec))
     for key in ("experts", "top_k", "expert_ffn"):
         if getattr(moe, key) < 1:
             raise InputError(f"{where}: field '{key}' must be at least 1")
@@ -274,8 +267,7 @@ def moe_from_mapping(where: str, data: Mapping[str, Any]) -> MoESpec:
 
 
 def mla_from_mapping(where: str, data: Mapping[str, Any]) -> MLASpec:
-    values = _coerce(MLASpec, where, data, {})
-    mla = MLASpec(**values)
+    mla = MLASpec(**_require(where, _coerce(MLASpec, where, data, {}), MLASpec))
     for key in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
         if getattr(mla, key) < 1:
             raise InputError(f"{where}: field '{key}' must be at least 1")

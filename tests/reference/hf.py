@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -430,6 +430,7 @@ class SavedTensor:
     storage: int                  # storage identity
     kind: str                     # activation | parameter | buffer | input
     first: bool                   # first time this storage is saved (the one that is counted)
+    alias_of: int = -1            # index of the entry that first saved this storage (-1: this one)
 
     @property
     def layer(self) -> int | None:
@@ -597,7 +598,7 @@ def saved_activation_report(model: nn.Module, batch: int, seq: int, dtype: torch
                 pass
         todo.extend(fn for fn, _ in getattr(node, "next_functions", ()) if fn is not None)
 
-    entries, counted = [], set()
+    entries, counted = [], {}
     for i, r in enumerate(records):
         t = r["t"]
         key = _storage_key(t)
@@ -605,9 +606,10 @@ def saved_activation_report(model: nn.Module, batch: int, seq: int, dtype: torch
                 "input" if key == ids_key else "activation")
         node, attr = where.get(i, ("", ""))
         first = key not in counted
-        counted.add(key)
+        counted.setdefault(key, i)
         entries.append(SavedTensor(i, r["module"], node, attr, tuple(t.shape), str(t.dtype).replace("torch.", ""),
-                                   t.numel() * t.element_size(), t.untyped_storage().nbytes(), key, kind, first))
+                                   t.numel() * t.element_size(), t.untyped_storage().nbytes(), key, kind, first,
+                                   -1 if first else counted[key]))
     total = sum(e.storage_bytes for e in entries if e.first and e.kind in ("activation", "input"))
     out_bytes = sum(x.numel() * x.element_size() for x in (out.logits, loss) if x is not None)
     rep = SavedReport(total, entries, out_bytes)
@@ -616,9 +618,21 @@ def saved_activation_report(model: nn.Module, batch: int, seq: int, dtype: torch
 
 
 def saved_activation_bytes(model: nn.Module, batch: int, seq: int, dtype: torch.dtype | None = None,
-                           checkpointing: bool = False, dropout: bool = False) -> int:
-    """Bytes of distinct storages saved for backward by one training forward (parameters excluded, loss
-    included). ``checkpointing``: HF gradient checkpointing (reentrant so the hooks see what is kept)."""
+                           checkpointing: bool = False, dropout: bool = False, method: str = "") -> int:
+    """Bytes of distinct storages held for backward after one training forward ``model(ids, labels=ids)``
+    (parameters and buffers excluded; the loss path and the int64 input_ids included; logits/loss *outputs*
+    excluded unless autograd saved them).
+
+    ``method="hooks"`` (default without checkpointing): saved_tensors_hooks, deduplicated by storage.
+    ``method="live"`` (default with checkpointing): storages still alive after the forward minus the
+    returned outputs. With HF checkpointing (non-reentrant, the HF default) only ``live`` is complete: the
+    checkpoint keeps each layer's inputs *and* its keyword arguments (attention mask, rope cos/sin) alive in a
+    closure that no saved-tensor hook sees. Without checkpointing both methods agree to the byte (the live
+    figure can exceed by the all-ones attention_mask input, B·S·8 bytes).
+    """
+    method = method or ("live" if checkpointing else "hooks")
+    if method == "live":
+        return live_bytes_after_forward(model, batch, seq, dtype, checkpointing, dropout)["live_minus_outputs"]
     return saved_activation_report(model, batch, seq, dtype, checkpointing, dropout).total_bytes
 
 
