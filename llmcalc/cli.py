@@ -11,7 +11,9 @@ import sys
 import typer
 
 from llmcalc import __version__
-from llmcalc.commands import flops as _flops
+import importlib
+import importlib.util
+
 from llmcalc.commands import presets as _presets
 from llmcalc.errors import ExitStatus, InputError
 
@@ -39,7 +41,14 @@ def _root(
     """Count every FLOP, trace every byte: training and inference arithmetic for transformers."""
 
 
-app.command("flops", epilog=_flops.EPILOG)(_flops.flops)
+# (command name, module in llmcalc.commands exporting a function of the same name and EPILOG)
+COMMANDS = (("flops", "flops"), ("train-mem", "train_mem"), ("kv", "kv"), ("roofline", "roofline"),
+            ("serve", "serve"), ("specdec", "specdec"), ("parallel", "parallel"))
+for _name, _module in COMMANDS:
+    if importlib.util.find_spec(f"llmcalc.commands.{_module}") is None:  # not written yet
+        continue
+    _mod = importlib.import_module(f"llmcalc.commands.{_module}")
+    app.command(_name, epilog=_mod.EPILOG)(getattr(_mod, _module))
 app.add_typer(_presets.app, name="presets")
 
 
