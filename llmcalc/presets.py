@@ -120,7 +120,14 @@ def _looks_like_path(text: str) -> bool:
 def load_model(ref: str) -> ModelSpec:
     """A model preset name or alias (case-insensitive), a preset YAML path, or a HF config.json path."""
     ref = ref.strip()
-    if _looks_like_path(ref) or (Path(ref).is_file() and ref.lower() not in names("models")):
+    table = names("models")
+    if ref.lower() in table:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
+        path = table[ref.lower()]
+        data = read_yaml(path)
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem.lower())
+        return model_from_mapping(data, str(path))
+    if _looks_like_path(ref) or Path(ref).is_file():
         path = Path(ref).expanduser()
         if not path.exists():
             raise InputError(f"no such file: {ref}")
@@ -131,25 +138,18 @@ def load_model(ref: str) -> ModelSpec:
         if isinstance(data, dict):
             data.setdefault("name", path.stem.lower())
         return model_from_mapping(data, str(path))
-    path = names("models").get(ref.lower())
-    if path is None:
-        raise _unknown("models", ref)
-    data = read_yaml(path)
-    if isinstance(data, dict):
-        data.setdefault("name", path.stem.lower())
-    return model_from_mapping(data, str(path))
+    raise _unknown("models", ref)
 
 
 def load_gpu(ref: str) -> GpuSpec:
     ref = ref.strip()
-    if _looks_like_path(ref):
+    path = names("gpus").get(ref.lower())
+    if path is None:
+        if not _looks_like_path(ref):
+            raise _unknown("gpus", ref)
         path = Path(ref).expanduser()
         if not path.exists():
             raise InputError(f"no such file: {ref}")
-    else:
-        path = names("gpus").get(ref.lower())
-        if path is None:
-            raise _unknown("gpus", ref)
     data = read_yaml(path)
     if isinstance(data, dict):
         data.setdefault("name", path.stem.lower())

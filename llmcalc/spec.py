@@ -171,6 +171,7 @@ class GpuSpec:
 
 
 def _check_int(where: str, key: str, value: Any, minimum: int = 1) -> int:
+    value = _numeric_text(value)
     if isinstance(value, bool) or value is None:
         raise InputError(f"{where}: field '{key}' must be a whole number, got {value!r}")
     if isinstance(value, float):
@@ -186,7 +187,18 @@ def _check_int(where: str, key: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _numeric_text(value: Any) -> Any:
+    """YAML 1.1 reads ``300e9`` (no dot, no exponent sign) as text; accept such numbers anyway."""
+    if isinstance(value, str):
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            return value
+    return value
+
+
 def _check_float(where: str, key: str, value: Any, minimum: float = 0.0) -> float:
+    value = _numeric_text(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where}: field '{key}' must be a number, got {value!r}")
     value = float(value)
