@@ -170,6 +170,8 @@ def _llama_like(cfg, where, name, model_type) -> ModelSpec:
         moe = MoESpec(experts=_int(cfg, where, "n_routed_experts"), top_k=_int(cfg, where, "num_experts_per_tok"),
                       expert_ffn=_int(cfg, where, "moe_intermediate_size"),
                       shared_experts=_int(cfg, where, "n_shared_experts", default=0),
+                      shared_expert_ffn=_int(cfg, where, "n_shared_experts", default=0)
+                      * _int(cfg, where, "moe_intermediate_size"),
                       dense_layers=_int(cfg, where, "first_k_dense_replace", default=0))
         mla = MLASpec(kv_lora_rank=_int(cfg, where, "kv_lora_rank"), qk_rope_head_dim=_int(cfg, where, "qk_rope_head_dim"),
                       qk_nope_head_dim=_int(cfg, where, "qk_nope_head_dim"), v_head_dim=_int(cfg, where, "v_head_dim"),

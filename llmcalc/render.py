@@ -52,15 +52,41 @@ class Report:
             n = max(n, len(v) if hasattr(v, "__len__") else 1)
         return n
 
+    def columns_plain(self) -> dict[str, list]:
+        """Each swept input and result as a plain list of one value per point (columnar, fast)."""
+        n = self.points
+        cols = {name: _column(self.inputs[name].value, n) for name in self.swept}
+        cols.update({k: _column(r.value, n) for k, r in self.results.items()})
+        return cols
+
     def row_dicts(self) -> list[dict[str, Any]]:
         """One dict per sweep point: the swept inputs, then every result key."""
-        n = self.points
-        out = []
-        for i in range(n):
-            d = {name: _item(self.inputs[name].value, i) for name in self.swept}
-            d.update({k: _item(r.value, i) for k, r in self.results.items()})
-            out.append(d)
-        return out
+        cols = self.columns_plain()
+        keys = list(cols)
+        return [dict(zip(keys, values)) for values in zip(*cols.values())]
+
+
+def _column(value: Any, n: int) -> list:
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        if value.shape[0] == n:
+            return _clean(value.tolist())
+        value = value.reshape(-1)[0]
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return [plain(value)] * n
+
+
+def _clean(values: list) -> list:
+    """Integral floats to ints and non-finite to None, as plain() does, for a whole column."""
+    out = []
+    for v in values:
+        if isinstance(v, float):
+            if v != v or v in (float("inf"), float("-inf")):
+                v = None
+            elif v.is_integer() and abs(v) < 2**53:
+                v = int(v)
+        out.append(v)
+    return out
 
 
 def _item(value: Any, i: int) -> Any:
@@ -101,7 +127,7 @@ def document(report: Report) -> dict[str, Any]:
     doc["inputs"] = {k: plain(v.value if k not in report.swept else list(_listify(v.value)))
                      for k, v in report.inputs.items()}
     if report.swept:
-        doc["rows"] = [plain(d) for d in report.row_dicts()]
+        doc["rows"] = report.row_dicts()
     else:
         doc["results"] = {k: plain(r.value) for k, r in report.results.items()}
     for k, v in report.extra.items():
@@ -170,10 +196,8 @@ def _select_fields(report: Report, fields: list[str]) -> None:
 def _delimited_rows(report: Report) -> list[list[Any]]:
     if report.swept:
         keys = list(report.swept) + list(report.results)
-        rows = [keys]
-        for d in report.row_dicts():
-            rows.append([plain(d[k]) for k in keys])
-        return rows
+        cols = report.columns_plain()
+        return [keys] + [list(r) for r in zip(*(cols[k] for k in keys))]
     rows = [["key", "value", "unit"]]
     for k, inp in report.inputs.items():
         if inp.value is not None:
