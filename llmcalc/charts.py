@@ -26,13 +26,21 @@ def _plt(title: str, height: int = 18):
     return plt
 
 
+def _build(plt) -> str:
+    """The chart as text; without colour (NO_COLOR, or not a terminal) also without plotext's reset codes."""
+    text = plt.build()
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        text = plt.uncolorize(text)
+    return text
+
+
 def stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
     """One bar per label, stacked by series (e.g. weights / optimizer / activations per sweep point)."""
     plt = _plt(title)
     names = [n for n, v in series.items() if any(x > 0 for x in v)]
     plt.stacked_bar(list(labels), [list(map(float, series[n])) for n in names], labels=names)
     plt.ylabel(ylabel)
-    return plt.build()
+    return _build(plt)
 
 
 def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
@@ -52,7 +60,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
         plt.scatter([float(px)], [float(py)], label=name)
     plt.xlabel(xlabel)
     plt.ylabel(ylabel)
-    return plt.build()
+    return _build(plt)
 
 
 def require_matplotlib():
