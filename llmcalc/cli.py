@@ -53,7 +53,73 @@ app.add_typer(_presets.app, name="presets")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback."""
+    """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback.
+
+    ``-m a,b,c`` and ``-g x,y`` compare: the command runs once per model × GPU and the reports are
+    printed together, one row per model/GPU (and per sweep point)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    variants = _comparisons(args)
+    if variants is None:
+        return _run(args)
+    from llmcalc import cli_support
+    from llmcalc.render import combine
+
+    cli_support.COLLECTED = []
+    try:
+        codes = []
+        for variant in variants:
+            code = _run(variant)
+            if code not in (ExitStatus.OK, ExitStatus.CHECK_FAILED):
+                return code
+            codes.append(code)
+        collected = cli_support.COLLECTED
+    finally:
+        cli_support.COLLECTED = None
+    if not collected:
+        return max(codes, default=0)
+    options = collected[0][1]
+    try:
+        cli_support.emit_report(combine([r for r, _ in collected]), **options)
+    except InputError as exc:
+        _error(str(exc))
+        return ExitStatus.BAD_INPUT
+    return max(codes)
+
+
+_COMPARABLE = ("-m", "--model", "-g", "--gpu")
+
+
+def _comparisons(args: list[str]) -> list[list[str]] | None:
+    """Expand comma lists given to -m/--model and -g/--gpu into one argument list per combination."""
+    import itertools
+    import os
+
+    slots: list[tuple[int, str, list[str]]] = []
+    for i, a in enumerate(args):
+        flag, eq, value = a.partition("=")
+        if flag in _COMPARABLE and eq:
+            pass
+        elif a in _COMPARABLE and i + 1 < len(args):
+            flag, value = a, args[i + 1]
+            i += 1
+        else:
+            continue
+        if "," in value and not os.path.exists(value):
+            names = [v.strip() for v in value.split(",") if v.strip()]
+            if names:
+                slots.append((i, flag if eq else "", names))
+    if not slots:
+        return None
+    variants = []
+    for combo in itertools.product(*(names for _, _, names in slots)):
+        v = list(args)
+        for (i, flag, _), name in zip(slots, combo):
+            v[i] = f"{flag}={name}" if flag else name
+        variants.append(v)
+    return variants
+
+
+def _run(argv: list[str]) -> int:
     from typer import Abort
     from typer._click.exceptions import ClickException  # Typer 0.29 ships its own Click
 

@@ -213,8 +213,22 @@ def choice(flag: str, value: str, choices: tuple[str, ...]) -> str:
     return v
 
 
+# When the CLI compares several models or GPUs (-m a,b -g x,y), each run's report is collected here
+# instead of printed, and the CLI prints them together as one table (llmcalc.cli.main).
+COLLECTED: list | None = None
+
+
 def output(report, fmt: str | None, as_json: bool, explain: bool, fields: str | None = None,
            no_chart: bool = False) -> None:
+    if COLLECTED is not None:
+        COLLECTED.append((report, dict(fmt=fmt, as_json=as_json, explain=explain, fields=fields,
+                                       no_chart=no_chart)))
+        return
+    emit_report(report, fmt, as_json, explain, fields, no_chart)
+
+
+def emit_report(report, fmt: str | None, as_json: bool, explain: bool, fields: str | None = None,
+                no_chart: bool = False) -> None:
     from llmcalc.render import choose_format, emit
     chosen = choose_format(fmt, as_json)
     keys = [f.strip() for f in fields.split(",") if f.strip()] if fields else None

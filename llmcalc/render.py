@@ -234,8 +234,12 @@ def _headline(report: Report) -> str:
         parts.append(report.gpu.name)
     for k, inp in report.inputs.items():
         if k in report.swept:
-            vals = _listify(inp.value)
-            parts.append(f"{k} {fmt_value(vals[0], inp.unit)} … {fmt_value(vals[-1], inp.unit)} ({len(vals)} points)")
+            vals = list(dict.fromkeys(_listify(inp.value)))  # distinct, in order
+            if len(vals) <= 4:
+                parts.append(f"{k} {', '.join(fmt_value(v, inp.unit) for v in vals)}")
+            else:
+                parts.append(f"{k} {fmt_value(vals[0], inp.unit)} … {fmt_value(vals[-1], inp.unit)} "
+                             f"({len(vals)} values)")
         elif inp.value is not None and k not in ("model", "gpu"):
             parts.append(f"{k} {fmt_value(inp.value, inp.unit)}")
     return " · ".join(parts)
@@ -332,3 +336,31 @@ def explanation(report: Report) -> str:
         if row.note:
             lines.append(f"    ({row.note})")
     return "\n".join(lines) + "\n"
+
+
+def combine(reports: list[Report]) -> Report:
+    """Several reports of one command (one per model/GPU compared) as one report, one row per point."""
+    first = reports[0]
+    keys = [k for k in first.results if all(k in r.results for r in reports)]
+    swept_inputs = [n for n in first.swept if all(n in r.inputs for r in reports)]
+    rows: dict[str, list] = {"model": [], "gpu": []}
+    cols: dict[str, list] = {n: [] for n in swept_inputs + keys}
+    for r in reports:
+        data = r.columns_plain() if r.swept else {
+            **{n: [plain(r.inputs[n].value)] for n in swept_inputs}, **{k: [plain(r.results[k].value)] for k in keys}}
+        n = r.points
+        rows["model"] += [r.model.name if r.model is not None else ""] * n
+        rows["gpu"] += [r.gpu.name if r.gpu is not None else ""] * n
+        for name in cols:
+            cols[name] += data[name] if name in data else [None] * n
+    inputs = {name: Input(values, "str", name) for name, values in rows.items() if any(values)}
+    inputs.update({n: Input(cols[n], first.inputs[n].unit, first.inputs[n].label) for n in swept_inputs})
+    fixed = {k: v for k, v in first.inputs.items() if k not in inputs and
+             all(k in r.inputs and plain(r.inputs[k].value) == plain(v.value) for r in reports)}
+    results = Results()
+    for k in keys:
+        row = first.results[k]
+        results.put(k, cols[k], row.unit, row.label)
+    notes = list(dict.fromkeys(n for r in reports for n in r.notes))
+    return Report(first.command, {**{k: inputs[k] for k in inputs}, **fixed}, results, swept=list(inputs),
+                  columns=[c for c in (first.columns or keys) if c in keys], notes=notes)

@@ -171,3 +171,16 @@ def test_user_presets_override_and_add(cli, tmp_path, monkeypatch):
     assert doc["model"]["name"] == "tiny" and doc["results"]["params"] > 0
     run = cli("presets", "path")
     assert str(tmp_path / "user") in run.stdout
+
+
+def test_comparison_of_models_and_gpus_is_a_sweep(cli):
+    doc = cli("flops", "-m", "llama-3.1-8b,mistral-7b,qwen2.5-7b", "--seq", "4096", "--json").json()
+    assert [r["model"] for r in doc["rows"]] == ["llama-3.1-8b", "mistral-7b", "qwen2.5-7b"]
+    for row in doc["rows"]:
+        single = results(cli("flops", "-m", row["model"], "--seq", "4096", "--json"))
+        assert row["forward_flops"] == single["forward_flops"]
+    doc = cli("flops", "-m", "gpt2,gpt2-xl", "-g", "a100-80gb,h100-sxm", "--seq", "512,1024", "--tokens", "1B",
+              "--json").json()
+    assert len(doc["rows"]) == 8 and {r["gpu"] for r in doc["rows"]} == {"a100-80gb-sxm", "h100-sxm"}
+    bad = cli("flops", "-m", "gpt2,nope", "--json")
+    assert bad.code == 2 and "nope" in bad.stderr and bad.stdout == ""
