@@ -1,0 +1,463 @@
+"""Training memory per GPU: weights, gradients, optimizer state and activations, each by part.
+
+Model states (seed 000 ch. 3; seed 003 eqs. 2.1-2.4; ZeRO, Rajbhandari et al. 2020, arXiv:1910.02054 sec. 3):
+bytes per parameter of weights ``w``, gradients ``g`` and optimizer state, by precision:
+
+=========  ======================  ==========================  =================================
+precision  weights held             gradients (``--grad-dtype``)  optimizer (Adam)
+=========  ======================  ==========================  =================================
+fp32       4                       4                           m 4 + v 4
+mixed      2 (bf16/fp16 copy)      2 by default                master 4 + m 4 + v 4   (2+2+12 = 16)
+bf16       2 (pure: no master)     2                           m 2 + v 2
+fp8        1 (fp8 compute copy)    2                           master 4 + m 4 + v 4
+=========  ======================  ==========================  =================================
+
+The mixed-precision gradient default is 2 bytes, as in the ZeRO paper, DeepSpeed and seed 000 (2+2+12 = 16
+bytes/parameter). Megatron-LM accumulates gradients in fp32 (``--accumulate-allreduce-grads-in-fp32``), the
+4 bytes of seed 003 eq. 2.4: pass ``grad_dtype="fp32"`` for that (18 bytes/parameter).
+
+ZeRO over ``dp`` data-parallel GPUs (Rajbhandari et al. 2020 Figure 1): stage 1 shards the optimizer state
+(master weights included), stage 2 the gradients too, stage 3 (FSDP full shard) the weights too. ``tp``
+divides everything; ``pp`` divides the layers (the busiest stage is reported: the first, which also holds the
+embedding and, under 1F1B, ``pp`` micro-batches in flight; Korthikanti et al. 2022 sec. 4.2.3).
+
+Activations, ``megatron`` (Korthikanti et al. 2022, arXiv:2205.05198 sec. 4, Table 2), per layer, 16-bit
+(p = 2): s·b·h·(34 + 5·a·s/h); with TP t: s·b·h·(10 + 24/t + 5·a·s/(h·t)); with TP + SP:
+s·b·h·(34/t + 5·a·s/(h·t)); selective recomputation drops the 5·a·s/h term; full recomputation keeps the layer
+input, 2·s·b·h. Written here for any p (seed 003 eq. 2.7: fp32 gives 66·h + 9·a·s) and any shape (GQA, gated
+MLP): per token (4p+2)·h replicated + p·(h_q + 2·h_kv + h_o + k_f·F) split over t, + (2p+1)·a·s scores.
+``eager`` counts what eager PyTorch / Hugging Face modules save for backward, op by op (docs/activations.md).
+Plus, in both, the terms people forget: the embedding (token ids, dropout mask), the final norm and LM-head
+input, and the fp32 logits of the loss, B·S·V·4 (dominant for 128k vocabularies).
+
+``batch`` and ``seq`` (and ``dp``, ``tp``, ``pp``) may be NumPy arrays of one shape: one call is a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmcalc.core.formula import Formula, Results
+from llmcalc.core.params import attention_params, embedding_params, lm_head_params, param_breakdown
+from llmcalc.errors import InputError
+from llmcalc.spec import ModelSpec
+
+PRECISIONS = ("fp32", "mixed", "bf16", "fp8")
+GRAD_DTYPES = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adam-8bit")
+ACTIVATION_MODELS = ("megatron", "eager")
+RECOMPUTE_MODES = ("none", "selective", "full")
+
+WEIGHT_BYTES = {"fp32": 4, "mixed": 2, "bf16": 2, "fp8": 1}
+DEFAULT_GRAD = {"fp32": "fp32", "mixed": "bf16", "bf16": "bf16", "fp8": "bf16"}
+GRAD_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+STATE_BYTES = {"fp32": 4, "mixed": 4, "bf16": 2, "fp8": 4}     # Adam m, v / momentum / Adafactor factors
+ACT_BYTES = {"fp32": 4, "mixed": 2, "bf16": 2, "fp8": 2}       # fp8: GEMM inputs stay bf16 here (upper bound)
+HAS_MASTER = {"fp32": False, "mixed": True, "bf16": False, "fp8": True}
+ADAM8_BLOCK = 2048        # bitsandbytes blockwise quantisation: one fp32 absmax per 2,048 values
+ADAM8_MIN_SIZE = 4096     # bitsandbytes min_8bit_size: smaller tensors keep 32-bit states
+
+DEFAULT_RESERVE_BYTES = 2**30      # CUDA context, cuBLAS/NCCL workspaces
+DEFAULT_FRAGMENTATION = 0.05       # caching-allocator fragmentation, fraction of the GPU's memory
+
+# ----------------------------------------------------------------------------------------------
+# Model states. P_g: parameters held per GPU before ZeRO; z: ZeRO divisor (dp if the stage shards it).
+PARAMS_GPU = Formula("(P_layers * L_s / L + P_ends) / t")
+WEIGHTS = Formula("P_g * w / z")
+GRADS = Formula("P_g * g / z")
+MASTER = Formula("P_g * 4 / z")
+STATE = Formula("P_g * s / z")
+ADAFACTOR = Formula("P_g * f * s / z")                    # f: factored elements (rows + cols) per parameter
+ADAM8 = Formula("P_g * (f8 * (1 + 4 / blk) + (1 - f8) * 4) / z")
+SUM2 = Formula("a + b")
+SUM3 = Formula("a + b + c")
+SUM4 = Formula("a + b + c + d")
+
+# Activations of one layer for one micro-batch (bytes). t_sp = t with sequence parallelism, else 1.
+ACT_MEGATRON = Formula(
+    "S * B * ((4 * p + 2) * H / t_sp + p * (Hq + 2 * Hkv + Ho + k_f * F) / t) + (2 * p + 1) * a * S**2 * B / t")
+ACT_MEGATRON_FLASH = Formula(
+    "S * B * ((4 * p + 2) * H / t_sp + p * (Hq + 2 * Hkv + Ho + k_f * F) / t) + 4 * a * S * B / t")
+ACT_MEGATRON_SELECTIVE = Formula("S * B * ((4 * p + 2) * H / t_sp + p * (Hq + 2 * Hkv + Ho + k_f * F) / t)")
+ACT_FULL = Formula("p * S * B * H / t_sp")
+ACT_EAGER = Formula(
+    "S * B * ((N_n * (e_n * H + st) + 2 * e * H + m_h * H) / t_sp + (e * (Hq + 2 * Hkv + Ho + k_f * F)"
+    " + lse * a) / t) + s_e * a * S**2 * B / t")
+ACT_LAYERS = Formula("L_s * m * per_layer")
+ACT_EMB_MEGATRON = Formula("m * (8 * B * S + B * S * H / t_sp)")
+ACT_EMB_EAGER = Formula(
+    "m * (8 * B * S * (1 + c_ids) + 8 * S * (n_pos + c_pos) + m_e * B * S * H / t_sp + c_mask * e * B * S**2)"
+    " + 2 * n_rope * S * d * e")
+ACT_FINAL_MEGATRON = Formula("last * 2 * p * B * S * H / t_sp")
+ACT_FINAL_EAGER = Formula("last * B * S * (e_n * H + st + e * H) / t_sp")
+ACT_LOGITS = Formula("last * (4 * B * S * V / t + x * (8 * B * S + 4))")
+
+USABLE = Formula("M - (R + f * M)")
+FITS = Formula("total <= usable")
+HEADROOM = Formula("usable - total")
+BREAKEVEN = Formula("max(0, (fixed_mixed - fixed_fp32) / (act_fp32 - act_mixed))")
+
+
+def _check(name: str, value: str, choices: tuple[str, ...]) -> str:
+    v = str(value).lower()
+    if v not in choices:
+        raise InputError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameter geometry
+
+
+def matrix_params(spec: ModelSpec) -> tuple[int, int]:
+    """(elements in 2-D weight matrices, sum over those matrices of rows + cols). Vectors (biases, norms) are
+    the rest of the parameters. Used by Adafactor (factored second moment) and 8-bit Adam (small tensors)."""
+    H = spec.hidden
+    mats: list[tuple[int, int, int]] = [(spec.vocab, H, 1)]
+    if spec.position == "learned":
+        mats.append((spec.max_seq, H, 1))
+    L = spec.layers
+    if spec.mla:
+        m = spec.mla
+        if m.q_lora_rank:
+            mats += [(H, m.q_lora_rank, L), (m.q_lora_rank, spec.q_dim, L)]
+        else:
+            mats.append((H, spec.q_dim, L))
+        mats += [(H, m.kv_lora_rank + m.qk_rope_head_dim, L),
+                 (m.kv_lora_rank, spec.heads * (m.qk_nope_head_dim + m.v_head_dim), L)]
+    else:
+        mats += [(H, spec.q_dim, L), (H, spec.kv_dim, 2 * L)]
+    mats.append((spec.attn_out_dim, H, L))
+    n = spec.mlp_matrices
+    if spec.dense_mlp_layers:
+        mats.append((H, spec.ffn, n * spec.dense_mlp_layers))
+    if spec.moe:
+        moe = spec.moe
+        mats.append((H, moe.experts, spec.moe_layers))
+        mats.append((H, moe.expert_ffn, n * moe.experts * spec.moe_layers))
+        if moe.shared_ffn:
+            mats.append((H, moe.shared_ffn, n * spec.moe_layers))
+    if not spec.tie_embeddings:
+        mats.append((spec.vocab, H, 1))
+    elems = sum(r * c * k for r, c, k in mats)
+    rc = sum((r + c) * k for r, c, k in mats)
+    return elems, rc
+
+
+def stage_params(spec: ModelSpec) -> tuple[int, int, int]:
+    """(parameters in the transformer layers, the rest, the larger of the first and last pipeline stage's
+    non-layer parameters: embedding (+ positions) versus final norm + LM head, or its tied copy)."""
+    parts = param_breakdown(spec)
+    final_norm = spec.hidden * (2 if spec.norm_bias else 1)
+    layers = parts["total"] - parts["embedding"] - parts["lm_head"] - final_norm
+    rest = parts["total"] - layers
+    head = lm_head_params(spec) or spec.vocab * spec.hidden   # a tied head is a copy on the last stage
+    ends = max(embedding_params(spec), final_norm + head)
+    return layers, rest, ends
+
+
+def mean_mlp_width(spec: ModelSpec) -> float:
+    """Intermediate width a token passes through, averaged over layers (MoE: top-k experts + shared)."""
+    if not spec.moe:
+        return float(spec.ffn)
+    moe = spec.moe
+    routed = moe.top_k * moe.expert_ffn + moe.shared_ffn
+    return (spec.dense_mlp_layers * spec.ffn + spec.moe_layers * routed) / spec.layers
+
+
+def gpt2_style(spec: ModelSpec) -> bool:
+    """Hugging Face GPT-2-style modules (LayerNorm, plain MLP, learned positions, softmax in the model dtype)
+    versus Llama-style ones (RMSNorm in fp32, rotary, softmax upcast to fp32, gated MLP)."""
+    return spec.norm == "layernorm" and spec.mlp == "plain" and spec.position == "learned"
+
+
+def eager_mlp_saves(spec: ModelSpec) -> int:
+    """F-wide tensors an eager MLP saves: GPT-2's Python ``gelu_new`` 4 + c_proj input 1; a fused
+    activation 1 + 1; gated: activation input, both product operands, down-projection input."""
+    if spec.mlp == "gated":
+        return 4
+    if gpt2_style(spec) and spec.activation.lower() in ("gelu_tanh", "gelu_new"):
+        return 5
+    return 2
+
+
+def _megatron_mlp_saves(spec: ModelSpec) -> int:
+    """F-wide tensors Megatron's MLP saves: GELU input and output (2); SwiGLU input (gate, up) and output (3)."""
+    return 3 if spec.mlp == "gated" else 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Activations
+
+
+def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed", model: str = "megatron",
+                         flash: bool = True, recompute: str = "none", tp=1, pp=1, sp: bool = False,
+                         in_flight_microbatches=None, dropout: bool = False, out: Results | None = None) -> Results:
+    """Activation bytes on the busiest GPU (pipeline stage 1) by part; the sum is ``activations_bytes``."""
+    from llmcalc.core.formula import ceil, where
+
+    r = Results() if out is None else out
+    p = ACT_BYTES[precision]
+    H, a, V = spec.hidden, spec.heads, spec.vocab
+    F = mean_mlp_width(spec)
+    t = tp
+    t_sp = tp if sp else 1
+    L_s = ceil(spec.layers / pp)
+    m = pp if in_flight_microbatches is None else in_flight_microbatches
+    last = where(pp == 1, 1, 0) if hasattr(pp, "shape") else (1 if pp == 1 else 0)
+    B, S = batch, seq
+    layer_label = "one layer, one micro-batch"
+    if model == "megatron":
+        dims = dict(S=S, B=B, p=p, H=H, t_sp=t_sp, t=t)
+        if recompute == "full":
+            r.calc("activations/per_layer", ACT_FULL, "byte", layer_label + " (full recompute: the layer input)",
+                   **dims)
+        else:
+            shape = dict(dims, Hq=spec.q_dim, Hkv=spec.kv_dim, Ho=spec.attn_out_dim, k_f=_megatron_mlp_saves(spec),
+                         F=F)
+            if recompute == "selective":
+                r.calc("activations/per_layer", ACT_MEGATRON_SELECTIVE, "byte",
+                       layer_label + " (selective recompute: no score terms)", **shape)
+            elif flash:
+                r.calc("activations/per_layer", ACT_MEGATRON_FLASH, "byte",
+                       layer_label + " (flash attention: no S² terms, fp32 logsumexp)", a=a, **shape)
+            else:
+                r.calc("activations/per_layer", ACT_MEGATRON, "byte",
+                       layer_label + " (Korthikanti: s·b·h·(34 + 5·a·s/h) at p=2)", a=a, **shape)
+    else:
+        e = p
+        gs = gpt2_style(spec)
+        if recompute == "full":
+            r.calc("activations/per_layer", ACT_FULL, "byte", layer_label + " (checkpointed: the layer input)",
+                   S=S, B=B, p=e, H=H, t_sp=t_sp)
+        else:
+            norm_e = e if spec.norm == "layernorm" else (4 + e if e != 4 else 8)
+            if flash:
+                s_e, hkv, lse = 0, spec.kv_dim, 4
+            else:
+                soft = e if gs else (4 + e if e != 4 else 4)
+                s_e, hkv, lse = soft + ((1 + e) if dropout else 0), spec.heads * spec.head_dim, 0
+            if recompute == "selective":
+                s_e = 0
+            r.calc("activations/per_layer", ACT_EAGER, "byte",
+                   layer_label + (" (eager modules, SDPA/flash attention)" if flash else
+                                  " (eager modules, eager attention)"),
+                   S=S, B=B, N_n=spec.norms_per_layer, e_n=norm_e, H=H,
+                   st=8 if spec.norm == "layernorm" else 4, e=e, m_h=2 if dropout else 0, t_sp=t_sp,
+                   Hq=spec.q_dim, Hkv=hkv, Ho=spec.attn_out_dim, k_f=eager_mlp_saves(spec), F=F, lse=lse, a=a,
+                   t=t, s_e=s_e)
+    per_layer = r["activations/per_layer"].value
+    r.calc("activations/layers", ACT_LAYERS, "byte", "transformer layers on this GPU × micro-batches in flight",
+           L_s=L_s, m=m, per_layer=per_layer)
+    if model == "megatron":
+        r.calc("activations/embedding", ACT_EMB_MEGATRON, "byte",
+               "embedding output: token ids and dropout mask (its values are layer 1's saved input)",
+               m=m, B=B, S=S, H=H, t_sp=t_sp)
+        r.calc("activations/final_norm", ACT_FINAL_MEGATRON, "byte", "final norm input and LM-head input (last stage)",
+               last=last, p=p, B=B, S=S, H=H, t_sp=t_sp)
+        r.calc("activations/logits", ACT_LOGITS, "byte", "logits in fp32 for the loss, B·S·V·4 (last stage)",
+               last=last, B=B, S=S, V=V, t=t, x=0)
+    else:
+        e = p
+        ck = recompute == "full"
+        r.calc("activations/embedding", ACT_EMB_EAGER, "byte",
+               "embedding: token/position ids, rope tables" + (", dropout mask" if dropout else "")
+               + (", what checkpointing keeps alive" if ck else ""),
+               m=m, B=B, S=S, c_ids=1 if (ck and gs) else 0, n_pos=1 if spec.position == "learned" else 0,
+               c_pos=1 if (ck and spec.position == "rope") else 0, m_e=1 if dropout else 0, H=H, t_sp=t_sp,
+               c_mask=1 if (ck and not flash) else 0, e=e, n_rope=1 if spec.position == "rope" else 0,
+               d=spec.head_dim)
+        norm_e = e if spec.norm == "layernorm" else (4 + e if e != 4 else 8)
+        r.calc("activations/final_norm", ACT_FINAL_EAGER, "byte", "final norm (input, statistics) and LM-head input",
+               last=last, B=B, S=S, e_n=norm_e, H=H, st=8 if spec.norm == "layernorm" else 4, e=e, t_sp=t_sp)
+        r.calc("activations/logits", ACT_LOGITS, "byte", "log-softmax of the logits in fp32, and the shifted labels",
+               last=last, B=B, S=S, V=V, t=t, x=1)
+    r.calc("activations_bytes", SUM4, "byte", "activations (busiest pipeline stage)",
+           a=r["activations/layers"].value, b=r["activations/embedding"].value,
+           c=r["activations/final_norm"].value, d=r["activations/logits"].value)
+    return r
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything
+
+
+def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", grad_dtype: str | None = None,
+                    optimizer: str = "adamw", activations: str = "megatron", flash: bool = True,
+                    recompute: str = "none", zero: int = 0, dp=1, tp=1, pp=1, sp: bool = False,
+                    in_flight_microbatches=None, dropout: bool = False) -> Results:
+    """Per-GPU training memory. Keys: weights_bytes, gradients_bytes, optimizer_bytes, activations_bytes,
+    total_bytes, then the breakdown (params_per_gpu, optimizer/…, activations/…), each a formula."""
+    precision = _check("precision", precision, PRECISIONS)
+    grad_dtype = _check("grad-dtype", grad_dtype or DEFAULT_GRAD[precision], GRAD_DTYPES)
+    optimizer = _check("optimizer", optimizer, OPTIMIZERS)
+    activations = _check("activations", activations, ACTIVATION_MODELS)
+    recompute = _check("recompute", recompute, RECOMPUTE_MODES)
+    if zero not in (0, 1, 2, 3):
+        raise InputError(f"--zero must be 0, 1, 2 or 3; got {zero!r}")
+
+    parts = Results()
+    P_layers, _, P_ends_pp = stage_params(spec)
+    P_total = param_breakdown(spec)["total"]
+    L = spec.layers
+    from llmcalc.core.formula import ceil, where
+    L_s = ceil(L / pp)
+    if hasattr(pp, "shape"):
+        P_ends = where(pp == 1, P_total - P_layers, P_ends_pp)
+    else:
+        P_ends = P_total - P_layers if pp == 1 else P_ends_pp
+    P_g = parts.calc("params_per_gpu", PARAMS_GPU, "params", "parameters held per GPU (before ZeRO)",
+                     P_layers=P_layers, L_s=L_s, L=L, P_ends=P_ends, t=tp)
+    z_os = dp if zero >= 1 else 1
+    z_g = dp if zero >= 2 else 1
+    z_w = dp if zero >= 3 else 1
+    w = WEIGHT_BYTES[precision]
+    g = GRAD_BYTES[grad_dtype]
+    s = STATE_BYTES[precision]
+    weights = parts.calc("weights_bytes", WEIGHTS, "byte", f"weights ({w} B/param" + (", ZeRO-3 sharded)" if zero >= 3 else ")"),
+                         P_g=P_g, w=w, z=z_w)
+    grads = parts.calc("gradients_bytes", GRADS, "byte", f"gradients ({grad_dtype}" + (", ZeRO-2 sharded)" if zero >= 2 else ")"),
+                       P_g=P_g, g=g, z=z_g)
+    opt_rows = []
+    if HAS_MASTER[precision]:
+        opt_rows.append(("optimizer/master", parts.calc("optimizer/master", MASTER, "byte", "fp32 master weights",
+                                                        P_g=P_g, z=z_os)))
+    if optimizer in ("adam", "adamw"):
+        for k, lab in (("adam_m", "Adam first moment m"), ("adam_v", "Adam second moment v")):
+            opt_rows.append((k, parts.calc(f"optimizer/{k}", STATE, "byte", f"{lab} ({s} B)", P_g=P_g, s=s, z=z_os)))
+    elif optimizer == "sgd-momentum":
+        opt_rows.append(("momentum", parts.calc("optimizer/momentum", STATE, "byte", f"SGD momentum buffer ({s} B)",
+                                                P_g=P_g, s=s, z=z_os)))
+    elif optimizer == "adafactor":
+        elems, rc = matrix_params(spec)
+        f = (rc + (P_total - elems)) / P_total
+        opt_rows.append(("adafactor_v", parts.calc(
+            "optimizer/adafactor_v", ADAFACTOR, "byte",
+            "Adafactor factored second moment (rows + cols per matrix; vectors in full; no momentum)",
+            P_g=P_g, f=f, s=s, z=z_os)))
+    elif optimizer == "adam-8bit":
+        elems, _ = matrix_params(spec)
+        f8 = elems / P_total
+        for k, lab in (("adam_m", "8-bit Adam m"), ("adam_v", "8-bit Adam v")):
+            opt_rows.append((k, parts.calc(
+                f"optimizer/{k}", ADAM8, "byte", f"{lab} (1 B + fp32 absmax per {ADAM8_BLOCK}; small tensors 4 B)",
+                P_g=P_g, f8=f8, blk=ADAM8_BLOCK, z=z_os)))
+    opt_values = [v for _, v in opt_rows]
+    if not opt_values:
+        optim = parts.put("optimizer_bytes", 0, "byte", "optimizer state (plain SGD keeps none)")
+    else:
+        optim = opt_values[0]
+        for v in opt_values[1:]:
+            optim = optim + v
+        if len(opt_values) == 1:
+            parts.calc("optimizer_bytes", SUM2, "byte", "optimizer state", a=opt_values[0], b=0)
+        elif len(opt_values) == 2:
+            parts.calc("optimizer_bytes", SUM2, "byte", "optimizer state", a=opt_values[0], b=opt_values[1])
+        else:
+            parts.calc("optimizer_bytes", SUM3, "byte", "optimizer state", a=opt_values[0], b=opt_values[1],
+                       c=opt_values[2])
+    optim = parts["optimizer_bytes"].value
+    acts = activation_breakdown(spec, batch, seq, precision=precision, model=activations, flash=flash,
+                                recompute=recompute, tp=tp, pp=pp, sp=sp,
+                                in_flight_microbatches=in_flight_microbatches, dropout=dropout)
+    act = acts["activations_bytes"].value
+    parts.calc("total_bytes", SUM4, "byte", "total per GPU", a=weights, b=grads, c=optim, d=act)
+
+    out = Results()
+    for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes"):
+        out[k] = parts[k]
+    out["activations_bytes"] = acts["activations_bytes"]
+    out["total_bytes"] = parts["total_bytes"]
+    out["params_per_gpu"] = parts["params_per_gpu"]
+    for k, row in parts.items():
+        if k.startswith("optimizer/"):
+            out[k] = row
+    for k, row in acts.items():
+        if k.startswith("activations/"):
+            out[k] = row
+    return out
+
+
+def add_gpu_fit(r: Results, memory_bytes: float, reserve_bytes: float = DEFAULT_RESERVE_BYTES,
+                fragmentation: float = DEFAULT_FRAGMENTATION) -> Results:
+    """gpu_memory_bytes, usable_bytes (after the reserve), fits, headroom_bytes."""
+    r.put("gpu_memory_bytes", memory_bytes, "byte", "GPU memory")
+    usable = r.calc("usable_bytes", USABLE, "byte", "usable after the reserve (CUDA context + fragmentation)",
+                    M=memory_bytes, R=reserve_bytes, f=fragmentation)
+    total = r["total_bytes"].value
+    r.calc("fits", FITS, "bool", "fits", total=total, usable=usable)
+    r.calc("headroom_bytes", HEADROOM, "byte", "headroom (negative: short by)", usable=usable, total=total)
+    return r
+
+
+# ----------------------------------------------------------------------------------------------
+# Solvers
+
+
+def _largest(fn, usable, shape, limit: int = 2**40):
+    """Largest integer x >= 1 with fn(x) <= usable (fn monotone, vectorised); 0 where even 1 does not fit."""
+    import numpy as np
+
+    usable = np.broadcast_to(np.asarray(usable, dtype=np.float64), shape).copy()
+    lo = np.zeros(shape)                   # fits (0 = sentinel)
+    hi = np.ones(shape)
+    ok = np.asarray(fn(hi)) <= usable
+    hi = np.where(ok, hi, 1.0)
+    lo = np.where(ok, 1.0, 0.0)
+    grow = ok.copy()
+    while grow.any():                      # doubling until it does not fit
+        trial = np.where(grow, hi * 2, hi)
+        fit = np.asarray(fn(trial)) <= usable
+        lo = np.where(grow & fit, trial, lo)
+        hi = np.where(grow, trial, hi)
+        grow = grow & fit & (trial < limit)
+    hi = np.where(lo >= limit, lo, hi)
+    while True:                            # bisection between lo (fits) and hi (does not)
+        gap = (hi - lo > 1) & (lo > 0)
+        if not gap.any():
+            break
+        mid = np.floor((lo + hi) / 2)
+        fit = np.asarray(fn(np.where(gap, mid, lo))) <= usable
+        lo = np.where(gap & fit, mid, lo)
+        hi = np.where(gap & ~fit, mid, hi)
+    return lo
+
+
+def max_batch(spec: ModelSpec, seq, usable, **kw) -> Any:
+    """The largest micro-batch whose total memory fits in ``usable`` bytes (0 if not even one sequence)."""
+    import numpy as np
+    shape = np.broadcast(np.asarray(seq), np.asarray(usable)).shape
+    seq_a = np.broadcast_to(np.asarray(seq, dtype=np.float64), shape)
+    res = _largest(lambda b: training_memory(spec, b, seq_a, **kw)["total_bytes"].value, usable, shape)
+    return res if shape else float(res)
+
+
+def max_seq(spec: ModelSpec, batch, usable, **kw) -> Any:
+    """The longest sequence whose total memory fits in ``usable`` bytes (0 if not even one token)."""
+    import numpy as np
+    shape = np.broadcast(np.asarray(batch), np.asarray(usable)).shape
+    b_a = np.broadcast_to(np.asarray(batch, dtype=np.float64), shape)
+    res = _largest(lambda s: training_memory(spec, b_a, s, **kw)["total_bytes"].value, usable, shape,
+                   limit=2**31)
+    return res if shape else float(res)
+
+
+def breakeven(spec: ModelSpec, seq, r: Results | None = None, **kw) -> Results:
+    """Seed 003 eq. 2.9: the smallest batch at which mixed precision needs less memory than fp32 (its larger
+    model states against its smaller activations). 0: mixed precision never needs more."""
+    r = Results() if r is None else r
+    kw = {k: v for k, v in kw.items() if k not in ("precision",)}
+    grad = kw.pop("grad_dtype", None)
+
+    def fixed_and_slope(precision, g):
+        one = training_memory(spec, 1, seq, precision=precision, grad_dtype=g, **kw)
+        two = training_memory(spec, 2, seq, precision=precision, grad_dtype=g, **kw)
+        fixed = one["weights_bytes"].value + one["gradients_bytes"].value + one["optimizer_bytes"].value
+        return fixed, two["activations_bytes"].value - one["activations_bytes"].value
+
+    fm, am = fixed_and_slope("mixed", grad)
+    ff, af = fixed_and_slope("fp32", None)
+    r.calc("breakeven_batch", BREAKEVEN, "count",
+           "batch above which mixed precision saves memory (seed 003 eq. 2.9)",
+           fixed_mixed=fm, fixed_fp32=ff, act_fp32=af, act_mixed=am)
+    return r
