@@ -17,7 +17,7 @@ from collections import defaultdict
 import torch
 
 from llmcalc.spec import ModelSpec
-from tests.reference.hf import SavedReport, build_cpu, live_bytes_after_forward, saved_activation_report
+from .hf import SavedReport, build_cpu, live_bytes_after_forward, saved_activation_report
 
 DIMS = {"B": 3, "S": 40, "n": 4, "d": 32, "H": 128, "F": 352, "V": 1000, "kv": 2}
 # n = heads, d = head_dim, H = n·d, kv = kv_heads (GQA variant only), F = ffn

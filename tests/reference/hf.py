@@ -100,8 +100,9 @@ def hf_config(spec: ModelSpec, **overrides: Any):
     ``overrides`` are passed to the config class and win (e.g. ``num_hidden_layers=2`` for a small variant; for
     GPT-2 ``num_hidden_layers`` is translated to ``n_layer``). Special keys:
 
-    * ``attn_implementation`` (default ``"eager"``): FlopCounterMode has a formula for eager matmuls only;
-      on a real CPU the fused SDPA kernels count 0 (on meta SDPA decomposes to bmm and is counted).
+    * ``attn_implementation`` (default ``"eager"``): on a real CPU the fused SDPA kernel
+      (_scaled_dot_product_flash_attention_for_cpu) has no FLOP formula and attention counts 0; on meta,
+      transformers 5.23's SDPA mask builder calls a data-dependent ``.all()`` and fails. Eager works on both.
     * ``experts_implementation`` (MoE only; default ``"batched_mm"``): transformers 5 defaults to
       ``grouped_mm`` which has no FLOP formula (counted 0); ``"eager"`` loops over the experts hit, which
       needs data (``nonzero``) and fails on meta; ``"batched_mm"`` gathers each token's expert weights and runs
@@ -333,7 +334,9 @@ def count_flops(model: nn.Module, batch: int, seq: int, backward: bool = False) 
 
     Only matmul-like ops have formulas (mm, addmm, bmm, baddbmm, convolution, SDPA/flash/efficient attention,
     _scaled_mm): norms, activations, softmax, rope, residual adds, the router's softmax/top-k are 0.
-    The causal mask saves nothing: eager attention multiplies the full S×S score matrix.
+    The causal mask saves nothing: eager attention multiplies the full S×S score matrix (4·B·heads·S²·head_dim
+    for QKᵀ and AV); a sliding window is only a mask in eager mode and saves nothing either.
+    Backward = grad-input + grad-weight of every matmul = exactly 2 × forward for all presets.
     Works on meta (parameters keep requires_grad there, backward runs fine) and on CPU.
     """
     inputs = _inputs(model, batch, seq)
