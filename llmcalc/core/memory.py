@@ -69,9 +69,11 @@ MASTER = Formula("P_g * 4 / z")
 STATE = Formula("P_g * s / z")
 ADAFACTOR = Formula("P_g * f * s / z")                    # f: factored elements (rows + cols) per parameter
 ADAM8 = Formula("P_g * (f8 * (1 + 4 / blk) + (1 - f8) * 4) / z")
-SUM2 = Formula("a + b")
-SUM3 = Formula("a + b + c")
-SUM4 = Formula("a + b + c + d")
+TOTAL = Formula("weights + gradients + optimizer + activations")
+ACT_TOTAL = Formula("layers + embedding + final_norm + logits")
+OPT_TOTAL = {n: Formula(" + ".join(k for k in ("master", "adam_m", "adam_v", "momentum", "adafactor_v") if k in n))
+             for n in [("adam_m", "adam_v"), ("master", "adam_m", "adam_v"), ("momentum",), ("master", "momentum"),
+                       ("adafactor_v",), ("master", "adafactor_v"), ("master",)]}
 
 # Activations of one layer for one micro-batch (bytes). t_sp = t with sequence parallelism, else 1.
 ACT_MEGATRON = Formula(
@@ -272,9 +274,9 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
                last=last, B=B, S=S, e_n=norm_e, H=H, st=8 if spec.norm == "layernorm" else 4, e=e, t_sp=t_sp)
         r.calc("activations/logits", ACT_LOGITS, "byte", "log-softmax of the logits in fp32, and the shifted labels",
                last=last, B=B, S=S, V=V, t=t, x=1)
-    r.calc("activations_bytes", SUM4, "byte", "activations (busiest pipeline stage)",
-           a=r["activations/layers"].value, b=r["activations/embedding"].value,
-           c=r["activations/final_norm"].value, d=r["activations/logits"].value)
+    r.calc("activations_bytes", ACT_TOTAL, "byte", "activations (busiest pipeline stage)",
+           layers=r["activations/layers"].value, embedding=r["activations/embedding"].value,
+           final_norm=r["activations/final_norm"].value, logits=r["activations/logits"].value)
     return r
 
 
@@ -320,7 +322,7 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
                        P_g=P_g, g=g, z=z_g)
     opt_rows = []
     if HAS_MASTER[precision]:
-        opt_rows.append(("optimizer/master", parts.calc("optimizer/master", MASTER, "byte", "fp32 master weights",
+        opt_rows.append(("master", parts.calc("optimizer/master", MASTER, "byte", "fp32 master weights",
                                                         P_g=P_g, z=z_os)))
     if optimizer in ("adam", "adamw"):
         for k, lab in (("adam_m", "Adam first moment m"), ("adam_v", "Adam second moment v")):
@@ -342,26 +344,18 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
             opt_rows.append((k, parts.calc(
                 f"optimizer/{k}", ADAM8, "byte", f"{lab} (1 B + fp32 absmax per {ADAM8_BLOCK}; small tensors 4 B)",
                 P_g=P_g, f8=f8, blk=ADAM8_BLOCK, z=z_os)))
-    opt_values = [v for _, v in opt_rows]
-    if not opt_values:
-        optim = parts.put("optimizer_bytes", 0, "byte", "optimizer state (plain SGD keeps none)")
+    if not opt_rows:
+        parts.put("optimizer_bytes", 0, "byte", "optimizer state (plain SGD without a master copy keeps none)")
     else:
-        optim = opt_values[0]
-        for v in opt_values[1:]:
-            optim = optim + v
-        if len(opt_values) == 1:
-            parts.calc("optimizer_bytes", SUM2, "byte", "optimizer state", a=opt_values[0], b=0)
-        elif len(opt_values) == 2:
-            parts.calc("optimizer_bytes", SUM2, "byte", "optimizer state", a=opt_values[0], b=opt_values[1])
-        else:
-            parts.calc("optimizer_bytes", SUM3, "byte", "optimizer state", a=opt_values[0], b=opt_values[1],
-                       c=opt_values[2])
+        names = tuple(k for k, _ in opt_rows)
+        parts.calc("optimizer_bytes", OPT_TOTAL[names], "byte", "optimizer state", **dict(opt_rows))
     optim = parts["optimizer_bytes"].value
     acts = activation_breakdown(spec, batch, seq, precision=precision, model=activations, flash=flash,
                                 recompute=recompute, tp=tp, pp=pp, sp=sp,
                                 in_flight_microbatches=in_flight_microbatches, dropout=dropout)
     act = acts["activations_bytes"].value
-    parts.calc("total_bytes", SUM4, "byte", "total per GPU", a=weights, b=grads, c=optim, d=act)
+    parts.calc("total_bytes", TOTAL, "byte", "total per GPU", weights=weights, gradients=grads, optimizer=optim,
+               activations=act)
 
     out = Results()
     for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes"):

@@ -1,0 +1,227 @@
+"""`llmcalc train-mem`: per-GPU training memory (weights, gradients, optimizer state, activations), whether
+it fits a GPU, and the largest micro-batch or sequence that does."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from llmcalc.cli_support import (
+    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
+    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
+)
+
+EPILOG = """Examples:
+
+  llmcalc train-mem -m gpt2 --seq 1024 --batch 8 -g rtx-4090
+
+  llmcalc train-mem -m llama-3.1-8b -g h100-sxm --seq 8192 --zero 3 --dp 8 --recompute full --max-batch
+
+  llmcalc train-mem -m llama-3.1-8b --seq 1k..32k+1k --zero 3 --dp 8 --json | jq '.rows[] | [.seq, .activations_bytes, .total_bytes]'
+"""
+
+PAR = "Parallelism and sharding"
+GPU_PANEL = "GPU fit and solvers"
+
+
+def train_mem(
+    model: ModelOpt = None,
+    batch: Annotated[str, typer.Option("-b", "--batch", help="Micro-batch: sequences per GPU per step (B). Lists/ranges sweep.")] = "1",
+    seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens per sequence (S); default the model's context length.",
+                                               show_default=False)] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32; mixed (bf16/fp16 compute + fp32 master weights); bf16 (pure, no master); fp8 (fp8 weights + fp32 master).")] = "mixed",
+    grad_dtype: Annotated[Optional[str], typer.Option("--grad-dtype", help="Gradient dtype: fp32, bf16 or fp16. Default: the compute dtype (2 bytes under mixed, as ZeRO/DeepSpeed; Megatron's fp32 accumulation is --grad-dtype fp32).",
+                                                      show_default=False)] = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam, sgd, sgd-momentum, adafactor or adam-8bit.")] = "adamw",
+    activations: Annotated[str, typer.Option("--activations", help="megatron: fused kernels as in Korthikanti et al. 2022; eager: what eager PyTorch / Hugging Face modules save, op by op.")] = "megatron",
+    flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash/SDPA attention (no S² scores saved) or materialised scores.")] = True,
+    recompute: Annotated[str, typer.Option("--recompute", help="none; selective (recompute attention scores); full (checkpoint every layer, keep its input).")] = "none",
+    dropout: Annotated[bool, typer.Option("--dropout", help="eager only: count dropout masks (Megatron's count always includes Korthikanti's).")] = False,
+    zero: Annotated[str, typer.Option("--zero", help="ZeRO stage over --dp GPUs: 0 none, 1 optimizer, 2 + gradients, 3 + weights (FSDP).",
+                                      rich_help_panel=PAR)] = "0",
+    dp: Annotated[str, typer.Option("--dp", help="Data-parallel GPUs (ZeRO shards over them).", rich_help_panel=PAR)] = "1",
+    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs.", rich_help_panel=PAR)] = "1",
+    pp: Annotated[str, typer.Option("--pp", help="Pipeline stages (the first, busiest stage is reported).", rich_help_panel=PAR)] = "1",
+    sp: Annotated[bool, typer.Option("--sp", help="Sequence parallelism (with --tp): norms, dropout and block inputs split too.",
+                                     rich_help_panel=PAR)] = False,
+    in_flight: Annotated[Optional[str], typer.Option("--in-flight", help="Micro-batches whose activations the first stage holds (default --pp, as under 1F1B).",
+                                                     rich_help_panel=PAR, show_default=False)] = None,
+    gpu: GpuOpt = None,
+    reserve: Annotated[str, typer.Option("--reserve", help="Memory set aside for the CUDA context and workspaces.", rich_help_panel=GPU_PANEL)] = "1GiB",
+    fragmentation: Annotated[str, typer.Option("--fragmentation", help="Fraction of GPU memory lost to allocator fragmentation.",
+                                               rich_help_panel=GPU_PANEL)] = "0.05",
+    solve_batch: Annotated[bool, typer.Option("--max-batch", help="Also find the largest micro-batch that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
+    solve_seq: Annotated[bool, typer.Option("--max-seq", help="Also find the longest sequence that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
+    breakeven: Annotated[bool, typer.Option("--breakeven", help="Also give the batch above which mixed precision needs less memory than fp32 (seed 003 eq. 2.9).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 3 when it does not fit the GPU.", rich_help_panel=GPU_PANEL)] = False,
+    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
+    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
+    top_k: TopKOpt = None,
+    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
+    no_chart: NoChartOpt = False,
+) -> int:
+    """Per-GPU training memory: weights, gradients, optimizer state and activations, each by part, and
+    whether it fits a GPU after a stated reserve; with --max-batch / --max-seq, the largest that fits."""
+    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.core import memory as mem
+    from llmcalc.errors import ExitStatus, InputError
+    from llmcalc.render import Report
+    from llmcalc.units import is_sweep, parse_bytes, parse_count
+
+    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    gpu_spec = resolve_gpu(gpu)
+    precision = choice("--precision", precision, mem.PRECISIONS)
+    grad = choice("--grad-dtype", grad_dtype, mem.GRAD_DTYPES) if grad_dtype is not None else None
+    optimizer = choice("--optimizer", optimizer, mem.OPTIMIZERS)
+    activations = choice("--activations", activations, mem.ACTIVATION_MODELS)
+    recompute = choice("--recompute", recompute, mem.RECOMPUTE_MODES)
+    if is_sweep(zero):
+        raise InputError("--zero takes one stage (0, 1, 2 or 3), not a list")
+    zero_stage = parse_count(zero, "--zero")
+    if zero_stage not in (0, 1, 2, 3):
+        raise InputError(f"--zero must be 0, 1, 2 or 3; got {zero!r}")
+    needs_gpu = [f for f, on in (("--max-batch", solve_batch), ("--max-seq", solve_seq), ("--check", check)) if on]
+    if needs_gpu and gpu_spec is None:
+        raise InputError(f"{needs_gpu[0]} needs a GPU: add -g NAME (e.g. -g h100-sxm)")
+    if dropout and activations != "eager":
+        raise InputError("--dropout applies to --activations eager (the megatron count always includes "
+                         "Korthikanti's dropout masks)")
+
+    inp = Inputs()
+    inp.number("batch", batch, unit="count", label="micro-batch (sequences per GPU)", integer=True)
+    inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens per sequence", integer=True)
+    inp.fixed("precision", precision, unit="str")
+    inp.fixed("grad_dtype", grad or mem.DEFAULT_GRAD[precision], unit="str")
+    inp.fixed("optimizer", optimizer, unit="str")
+    inp.fixed("activations", activations, unit="str")
+    inp.fixed("flash", flash, unit="bool")
+    inp.fixed("recompute", recompute, unit="str")
+    if activations == "eager":
+        inp.fixed("dropout", dropout, unit="bool")
+    inp.fixed("zero", zero_stage, unit="count")
+    inp.number("dp", dp, unit="count", label="data-parallel GPUs", integer=True)
+    inp.number("tp", tp, unit="count", label="tensor-parallel GPUs", integer=True)
+    inp.number("pp", pp, unit="count", label="pipeline stages", integer=True)
+    inp.fixed("sp", sp, unit="bool")
+    inp.number("in_flight", in_flight, unit="count", label="micro-batches in flight on stage 1", integer=True)
+    notes = []
+    if gpu_spec is not None:
+        inp.number("reserve", reserve, unit="byte", label="reserved (CUDA context, workspaces)", parse=parse_bytes,
+                   minimum=0, strict=False)
+        inp.number("fragmentation", fragmentation, unit="percent", label="lost to fragmentation", minimum=0,
+                   strict=False, maximum=0.9)
+        notes.append(f"usable memory = GPU memory − {_fmt_bytes(inp.items['reserve'].value)} − "
+                     f"{inp.items['fragmentation'].value:.0%} (CUDA context and fragmentation; change with "
+                     "--reserve and --fragmentation)")
+    if grad is None and precision in ("mixed", "fp8"):
+        notes.append("gradients in bf16 (2 B/param, as ZeRO and DeepSpeed: 2+2+12 = 16 B/param with Adam); "
+                     "Megatron-LM accumulates them in fp32: --grad-dtype fp32")
+    if sp and _max(inp.items["tp"].value) == 1:
+        notes.append("--sp has no effect without --tp > 1")
+    if _max(inp.items["pp"].value) > 1:
+        notes.append("pipeline: stage 1 is reported (embedding, ceil(L/pp) layers, --in-flight micro-batches); "
+                     "the final norm and the logits sit on the last stage and are not in its total")
+    if recompute == "full":
+        notes.append("full recomputation: backward re-materialises one layer at a time (activations/per_layer) "
+                     "on top of what is stored")
+    if zero_stage == 3:
+        notes.append("ZeRO-3/FSDP also gathers one layer's full weights at a time during forward and backward "
+                     "(not in the total)")
+    if spec.moe:
+        notes.append("MoE: activations use the mean per-token MLP width (top-k experts, no capacity slack); "
+                     "no expert parallelism")
+    if precision == "fp8":
+        notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
+                     "credited): an upper bound")
+    v = inp.grid()
+    kw = dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
+              recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
+              in_flight_microbatches=v["in_flight"], dropout=dropout)
+    r = mem.training_memory(spec, v["batch"], v["seq"], **kw)
+    columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes"]
+    if gpu_spec is not None:
+        mem.add_gpu_fit(r, gpu_spec.memory_bytes, v["reserve"], v["fragmentation"])
+        columns += ["fits"]
+        usable = r["usable_bytes"].value
+        if solve_batch:
+            seq_b = _broadcast(v["seq"], inp)
+            r.put("max_batch", mem.max_batch(spec, seq_b, usable, **_solver_kw(kw, inp)), "count",
+                  "largest micro-batch that fits (at this sequence length)")
+            columns.append("max_batch")
+        if solve_seq:
+            b_b = _broadcast(v["batch"], inp)
+            r.put("max_seq", mem.max_seq(spec, b_b, usable, **_solver_kw(kw, inp)), "count",
+                  "longest sequence that fits (at this micro-batch)")
+            columns.append("max_seq")
+            if spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
+                notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
+                             "sequences fit in memory, not in the model")
+    if breakeven:
+        mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items()})
+        columns.append("breakeven_batch")
+        notes.append("break-even: mixed precision holds more model state than fp32 only when its gradients "
+                     "are fp32 (--grad-dtype fp32, seed 003's 18 B/param); with 2-byte gradients it is 0")
+    report = Report("train-mem", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
+                    columns=columns, chart=_chart if inp.swept else None)
+    output(report, fmt, as_json, explain, fields, no_chart)
+    if check and not _all(r["fits"].value):
+        import sys
+        sys.stderr.write(f"llmcalc: does not fit: needs {_fmt_bytes(_max(r['total_bytes'].value))} per GPU, "
+                         f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_bytes'].value))} usable\n")
+        return ExitStatus.CHECK_FAILED
+    return ExitStatus.OK
+
+
+def _solver_kw(kw: dict, inp) -> dict:
+    return {k: (_broadcast(v, inp) if hasattr(v, "shape") else v) for k, v in kw.items()}
+
+
+def _broadcast(x, inp):
+    """A scalar input as an array over the sweep points (the solvers work point by point)."""
+    if not inp.swept:
+        return x
+    import numpy as np
+    n = len(inp.items[inp.swept[0]].value)
+    return np.broadcast_to(np.asarray(x, dtype=float), (n,))
+
+
+def _max(x) -> float:
+    if hasattr(x, "max"):
+        return float(x.max())
+    if isinstance(x, (list, tuple)):
+        return float(max(x))
+    return float(x)
+
+
+def _all(x) -> bool:
+    return bool(x.all()) if hasattr(x, "all") else bool(x)
+
+
+def _fmt_bytes(x: float) -> str:
+    from llmcalc.units import fmt_value
+    return fmt_value(x, "byte")
+
+
+def _chart(report) -> str:
+    """Stacked weights / gradients / optimizer / activations against the swept input(s), in GiB."""
+    import numpy as np
+
+    from llmcalc import charts
+    from llmcalc.units import fmt_value
+
+    n = report.points
+    rows = report.results
+    keys = (("weights", "weights_bytes"), ("gradients", "gradients_bytes"), ("optimizer", "optimizer_bytes"),
+            ("activations", "activations_bytes"))
+    if any(k not in rows for _, k in keys):
+        return ""
+    series = {name: np.broadcast_to(np.asarray(rows[k].value, dtype=float), (n,)) / 2**30 for name, k in keys}
+    labels = [" ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
+                       for name in report.swept) for i in range(n)]
+    title = "training memory per GPU (GiB) by " + " × ".join(report.swept)
+    if report.gpu is not None and "usable_bytes" in rows:
+        usable = float(np.asarray(rows["usable_bytes"].value).ravel()[0]) / 2**30
+        title += f"; {report.gpu.name} usable {usable:.3g} GiB"
+    return charts.stacked_bars(labels, series, title, "GiB")
