@@ -1,0 +1,366 @@
+"""Inference latency and throughput at the roofline: prefill (time to first token), decode steps, batching.
+
+One forward "step" of ``t`` new tokens for each of ``B`` sequences whose cache already holds ``c`` tokens:
+
+* FLOPs (flops.forward_breakdown at B, t): projections, MLP (MoE: top-k experts) and LM head of B·t tokens
+  (prefill: logits of the last token only), plus attention of each new token over the cached and new
+  keys: Σ_j min(c + j + 1, W) pairs (full layers: t·c + t(t+1)/2; a window W caps it).
+* Bytes (seed 002 "Inference Math": decoding loads params + KV cache): every weight read once per step,
+  except the embedding tables, which are gathered one row per token, and MoE experts that no token of
+  the step routes to; the cache read once at its current length c; only the new tokens' K and V written
+  (kv.kv_cache_bytes at c and at t). Activations between kernels are not counted (≪ weights in decode;
+  prefill is compute-bound).
+* Time (roofline, seed 003 sec. 7 / App. D): max(F/(T·π·MFU), Q/(T·β·MBU)) + T_comm on T tensor-parallel
+  GPUs; T_comm = two ring all-reduces per layer of B·t·D activations (Megatron-LM, arXiv:1909.08053
+  sec. 3), each α + 2(T−1)/T · bytes / NVLink one-way bandwidth, on the critical path (not overlapped).
+
+Efficiency defaults (MBU) are calibrated on gpt-fast's batch-1 A100 measurements (seed 002's table;
+github.com/pytorch-labs/gpt-fast README): achieved bandwidth ÷ 2.039 TB/s is 0.69 for 16-bit weights,
+0.51-0.65 for int8 and 0.42-0.54 for int4 (G=32); dequantising kernels reach a smaller share of HBM
+bandwidth. MFU 0.5 for prefill is the top of seed 002's "typical 30-50%".
+
+Every function accepts NumPy arrays (of one broadcastable shape) for batch, context and lengths.
+"""
+
+from __future__ import annotations
+
+from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
+from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
+from llmcalc.core.formula import Formula, Results, where
+from llmcalc.core.params import embedding_params, mlp_block_params, weight_bytes
+from llmcalc.errors import InputError
+from llmcalc.spec import GpuSpec, ModelSpec
+
+WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
+# Achieved fraction of HBM bandwidth in decode, by weight format (gpt-fast, A100 80GB, batch 1; see above).
+DEFAULT_MBU = {"fp32": 0.68, "tf32": 0.68, "bf16": 0.68, "fp16": 0.68, "fp8": 0.57, "int8": 0.57, "int4": 0.46}
+DEFAULT_MFU = 0.5
+# Latency of one small all-reduce inside a node (NCCL ring/LL protocol over NVLink, ~10-30 µs; gpt-fast's
+# TP=8 Llama-2-7B: 3.04 ms per token vs 1.2 ms of weight reads leaves ~28 µs per all-reduce).
+DEFAULT_ALLREDUCE_LATENCY = 20e-6
+ACT_BYTES = 2.0            # activations all-reduced in 16-bit
+
+# ---------------------------------------------------------------------------------------------
+# Formulas (symbols: B sequences, t new tokens each, c cached tokens, L layers, D hidden, E experts,
+# k top-k, T tensor-parallel GPUs, π peak FLOP/s, β HBM bytes/s, λ link bytes/s one way)
+
+# Queries j = 0..t-1 attend to min(c + j + 1, W) keys: m = min(max(W - c, 0), t) of them are below the cap.
+CAP_QUERIES = Formula("min(max(W - c, 0), t)")
+PAIRS = Formula("m * c + m * (m + 1) / 2 + (t - m) * W")
+# Only the logits that are used: the last prompt token in prefill, every new token in decode/verify.
+STEP_FLOPS = Formula("attn_proj + attn_score + mlp + lm_head")
+# Expected distinct experts hit by n = B·t tokens routed uniformly to k of E (each expert missed by one
+# token with probability 1 - k/E): E·(1 - (1 - k/E)^n).
+EXPERTS_TOUCHED = Formula("E * (1 - (1 - k / E)**n)")
+WEIGHTS_READ = Formula("W - gathered - L_moe * (E - touched) * expert")
+KV_PER_GPU = Formula("kv * share")
+STEP_BYTES = Formula("weights_read / T + kv_read + kv_write")
+T_MATH = Formula("F / (T * peak * mfu)")
+T_MEM = Formula("Q / (bw * mbu)")
+# Ring all-reduce (seed 003 App. B): each GPU sends and receives 2(T-1)/T of the buffer.
+T_COMM = Formula("2 * L * (alpha + 2 * (T - 1) / T * B * t * D * a / link)")
+STEP_TIME = Formula("max(t_math, t_mem) + t_comm")
+# Ceilings per sequence (STYLE.md #6, gpt-fast's "Bandwidth achieved"): tokens/s if only bytes, or only
+# FLOPs, limited the step, at 100% of the hardware.
+MEM_CEILING = Formula("t * bw / Q")
+COMPUTE_CEILING = Formula("B * t * T * peak / F")
+PER_SEQ = Formula("x / B")
+TOKENS_PER_S = Formula("t / seconds")
+THROUGHPUT = Formula("B * t / seconds")
+E2E = Formula("prefill + (G - 1) * decode")
+E2E_THROUGHPUT = Formula("B * G / e2e")
+ACHIEVED = Formula("F / seconds / T")
+UTILISATION = Formula("achieved / peak")
+MBU_IMPLIED = Formula("Q / seconds / bw")
+# Static batching waits for the longest of B outputs; continuous batching refills a slot as soon as its
+# request finishes (Yu et al. 2022, Orca; seed 000 ch. 7). Output lengths uniform in [G_min, G]:
+# mean (G_min + G)/2, expected maximum of B draws G_min + (G - G_min)·B/(B + 1).
+LEN_MEAN = Formula("(G_min + G) / 2")
+LEN_MAX = Formula("G_min + (G - G_min) * B / (B + 1)")
+STATIC = Formula("B * mean / (prefill + (longest - 1) * decode)")
+CONTINUOUS = Formula("B * mean / (prefill + (mean - 1) * decode)")
+GAIN = Formula("continuous / static")
+BUDGET = Formula("u * M - W / T")
+MAX_BATCH = Formula("max(0, floor(budget / per_seq))")
+FITS = Formula("B <= max_batch")
+
+
+def check_dtype(flag: str, dtype: str, allowed=WEIGHT_DTYPES) -> str:
+    d = str(dtype).lower()
+    if d not in allowed:
+        raise InputError(f"{flag} must be one of {', '.join(allowed)}; got {dtype!r}")
+    return d
+
+
+def default_mbu(weight_dtype: str) -> float:
+    return DEFAULT_MBU[check_dtype("--weight-dtype", weight_dtype)]
+
+
+def link_bandwidth(gpu: GpuSpec, tp: int) -> float:
+    """One-way bytes/s between the tensor-parallel GPUs: NVLink (or ICI), else PCIe."""
+    if tp <= 1:
+        return gpu.nvlink_bytes_per_s_unidir or gpu.pcie_bytes_per_s_unidir or 1.0
+    if tp > gpu.gpus_per_node:
+        raise InputError(f"--tp {tp} exceeds the {gpu.gpus_per_node} GPUs of one {gpu.name} node; "
+                         "tensor parallelism stays inside a node")
+    link = gpu.nvlink_bytes_per_s_unidir or gpu.pcie_bytes_per_s_unidir
+    if not link:
+        raise InputError(f"{gpu.name} has no NVLink or PCIe bandwidth in its preset, needed for --tp {tp}")
+    return link
+
+
+def kv_share_per_gpu(spec: ModelSpec, tp: int) -> float:
+    """Share of the cache each GPU holds under TP: max(1, K/T)/K of the heads (kv.KV_HEADS_GPU); MLA's
+    latent is not split by heads, so every GPU holds all of it."""
+    from llmcalc.core.kv import KV_HEADS_GPU
+    if spec.mla or tp <= 1:
+        return 1.0
+    return KV_HEADS_GPU(K=spec.kv_heads, T=tp) / spec.kv_heads
+
+
+def gathered_bytes(spec: ModelSpec, weight_dtype: str) -> float:
+    """Embedding tables that are gathered (one row per token), not streamed: the token table unless it
+    is tied to the LM head, and a learned position table. Quantised formats keep them in 16-bit."""
+    per = 2.0 if weight_dtype in QUANTISED else dtype_bytes(weight_dtype)
+    tables = embedding_params(spec) - (spec.vocab * spec.hidden if spec.tie_embeddings else 0)
+    return tables * per
+
+
+def expert_bytes(spec: ModelSpec, weight_dtype: str, group_size: int, scale_bytes: float) -> float:
+    if not spec.moe:
+        return 0.0
+    return mlp_block_params(spec, spec.moe.expert_ffn) * bytes_per_element(weight_dtype, group_size, scale_bytes)
+
+
+def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None, weight_dtype: str = "bf16",
+         kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
+         tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, dtype: str | None = None,
+         out: Results | None = None, prefix: str = "", label: str = "") -> Results:
+    """One forward step of ``tokens`` new tokens for each of ``batch`` sequences holding ``context`` cached
+    tokens: FLOPs, bytes (weights read, cache read, cache written), and time on ``tp`` GPUs.
+
+    ``logits``: tokens per sequence whose logits are computed (default all new tokens; prefill: 1).
+    ``dtype``: whose peak FLOP/s bounds the math (default bf16: weight-only quantisation dequantises and
+    multiplies in 16-bit, as gpt-fast does).
+    """
+    from llmcalc.core.kv import kv_cache_bytes
+
+    r = Results() if out is None else out
+    p, lab = prefix, (label + ": " if label else "")
+    weight_dtype = check_dtype("--weight-dtype", weight_dtype)
+    B, c, t = batch, context, tokens
+    logits = t if logits is None else logits
+    peak = gpu.peak_flops(dtype or "bf16")
+    bw = gpu.hbm_bytes_per_s
+    mbu = default_mbu(weight_dtype) if mbu is None else mbu
+    mfu = DEFAULT_MFU if mfu is None else mfu
+    L, D = spec.layers, spec.hidden
+
+    # -- FLOPs: forward_breakdown of B·t tokens, attention over the cache, logits where needed
+    fb = forward_breakdown(spec, B, t, causal=True)
+    d_qk, d_v = head_dims(spec)
+    win = spec.window_layers
+    W_full = c + t  # a full layer: no cap
+    pairs_full = PAIRS(m=CAP_QUERIES(W=W_full, c=c, t=t), c=c, t=t, W=W_full)
+    pairs_win = PAIRS(m=CAP_QUERIES(W=spec.sliding_window, c=c, t=t), c=c, t=t, W=spec.sliding_window) if win else 0
+    attn = r.calc(p + "attention_flops", ATTN_SCORE_WINDOWED, "flop",
+                  lab + "attention of the new tokens over cached + new keys",
+                  B=B, n_heads=spec.heads, d_qk=d_qk, d_v=d_v, L_full=L - win, pairs_full=pairs_full,
+                  L_win=win, pairs_win=pairs_win)
+    lm = LM_HEAD(B=B, S=logits, H=D, V=spec.vocab)
+    F = r.calc(p + "flops", STEP_FLOPS, "flop", lab + "FLOPs (all GPUs)",
+               attn_proj=fb["attention_projection_flops"].value, attn_score=attn, mlp=fb["mlp_flops"].value,
+               lm_head=lm)
+
+    # -- bytes per GPU
+    W = weight_bytes(spec, weight_dtype, group_size, scale_bytes)
+    gathered = gathered_bytes(spec, weight_dtype)
+    if spec.moe:
+        moe = spec.moe
+        touched = r.calc(p + "experts_touched", EXPERTS_TOUCHED, "count",
+                         lab + f"expected distinct experts hit per MoE layer (of {moe.experts}, uniform routing)",
+                         E=moe.experts, k=moe.top_k, n=B * t)
+        sym = dict(L_moe=spec.moe_layers, E=moe.experts, touched=touched,
+                   expert=expert_bytes(spec, weight_dtype, group_size, scale_bytes))
+    else:
+        sym = dict(L_moe=0, E=0, touched=0, expert=0.0)
+    w_read = r.calc(p + "weights_read_bytes", WEIGHTS_READ, "byte",
+                    lab + "weights read (all GPUs; embeddings gathered" + (", untouched experts skipped)"
+                                                                          if spec.moe else ")"),
+                    W=W, gathered=gathered, **sym)
+    share = kv_share_per_gpu(spec, tp)
+    kv_read = r.calc(p + "kv_read_bytes", KV_PER_GPU, "byte", lab + "KV cache read at its current length, per GPU",
+                     kv=kv_cache_bytes(spec, B, c, kv_dtype, kv_group_size), share=share)
+    kv_write = r.calc(p + "kv_write_bytes", KV_PER_GPU, "byte", lab + "K and V of the new tokens written, per GPU",
+                      kv=kv_cache_bytes(spec, B, t, kv_dtype, kv_group_size), share=share)
+    Q = r.calc(p + "bytes", STEP_BYTES, "byte", lab + "bytes moved per GPU", weights_read=w_read, T=tp,
+               kv_read=kv_read, kv_write=kv_write)
+
+    # -- time
+    t_math = r.calc(p + "t_math_seconds", T_MATH, "s", lab + "T_math at MFU", F=F, T=tp, peak=peak, mfu=mfu)
+    t_mem = r.calc(p + "t_mem_seconds", T_MEM, "s", lab + "T_mem at MBU", Q=Q, bw=bw, mbu=mbu)
+    if tp > 1:
+        t_comm = r.calc(p + "t_comm_seconds", T_COMM, "s", lab + f"T_comm: 2 all-reduces per layer over {tp} GPUs",
+                        L=L, alpha=alpha, T=tp, B=B, t=t, D=D, a=ACT_BYTES, link=link_bandwidth(gpu, tp))
+    else:
+        t_comm = r.put(p + "t_comm_seconds", 0.0, "s", lab + "T_comm (one GPU: none)")
+    seconds = r.calc(p + "seconds", STEP_TIME, "s", lab + "time max(T_math, T_mem) + T_comm",
+                     t_math=t_math, t_mem=t_mem, t_comm=t_comm)
+    r.put(p + "bound", where(t_math >= t_mem, "compute", "memory"), "str", lab + "bound")
+    r.calc(p + "memory_ceiling_tokens_per_second", MEM_CEILING, "token/s",
+           lab + "bandwidth ceiling per sequence (HBM bytes/s ÷ bytes per step)", t=t, bw=bw, Q=Q)
+    r.calc(p + "compute_ceiling_tokens_per_second", COMPUTE_CEILING, "token/s",
+           lab + "compute ceiling per sequence (peak ÷ FLOPs per token)", B=B, t=t, T=tp, peak=peak, F=F)
+    return r
+
+
+def decode_step_seconds(spec: ModelSpec, gpu: GpuSpec, batch, context, *, tokens_per_step=1,
+                        weight_dtype: str = "bf16", kv_dtype: str = "bf16", group_size: int = 0, tp: int = 1,
+                        mbu=None, mfu=None):
+    """Seconds of one decode step that processes ``tokens_per_step`` new tokens for each of ``batch``
+    sequences whose cache holds ``context`` tokens (speculative decoding's verify step: k+1). Arrays work."""
+    r = step(spec, gpu, batch, context, tokens_per_step, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
+             group_size=group_size, tp=tp, mbu=mbu, mfu=mfu)
+    return r["seconds"].value
+
+
+def _mean_over_context(fn, c0, c1, points: int = 65):
+    """Mean of fn(c) over c in [c0, c1] (trapezoid on ``points`` nodes; exact for a linear fn, and the step
+    time is piecewise linear in c)."""
+    import numpy as np
+    u = np.linspace(0.0, 1.0, points)
+    c0a, c1a = np.asarray(c0, dtype=float), np.asarray(c1, dtype=float)
+    cs = c0a[..., None] + (c1a - c0a)[..., None] * u
+    vals = np.asarray(fn(cs), dtype=float)
+    vals = np.broadcast_to(vals, np.broadcast_shapes(vals.shape, cs.shape))
+    mean = np.trapezoid(vals, u, axis=-1) if hasattr(np, "trapezoid") else np.trapz(vals, u, axis=-1)
+    return mean if mean.ndim else float(mean)
+
+
+def _col(x):
+    """A value that broadcasts against the trailing context axis."""
+    import numpy as np
+    a = np.asarray(x, dtype=float)
+    return a[..., None] if a.ndim else x
+
+
+def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
+          kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
+          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None) -> Results:
+    """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
+    end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching."""
+    from llmcalc.core.kv import DEFAULT_MEM_UTIL, check_tp, kv_cache_bytes
+
+    check_tp(spec, tp)
+    weight_dtype = check_dtype("--weight-dtype", weight_dtype)
+    mbu_v = default_mbu(weight_dtype) if mbu is None else mbu
+    mfu_v = DEFAULT_MFU if mfu is None else mfu
+    u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
+    kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
+              scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha)
+    B, P, G = batch, prompt, gen
+    peak, bw = gpu.peak_flops("bf16"), gpu.hbm_bytes_per_s
+    r = Results()
+
+    # -- decode: steps 1..G-1 run with c = P .. P+G-2 cached tokens (token 1 comes from prefill)
+    dec = step(spec, gpu, B, P, 1, **kw)   # at the start of the generation
+    r.put("memory_ceiling_tokens_per_second", dec["memory_ceiling_tokens_per_second"].value, "token/s",
+          "bandwidth ceiling per sequence: HBM bytes/s ÷ bytes read per step (start of decode)")
+    r.put("compute_ceiling_tokens_per_second", dec["compute_ceiling_tokens_per_second"].value, "token/s",
+          "compute ceiling per sequence: peak FLOP/s ÷ FLOPs per token (start of decode)")
+
+    pre = step(spec, gpu, B, 0, P, logits=1, **kw)
+    ttft = r.put("prefill_seconds", pre["seconds"].value, "s", "prefill = time to first token")
+    r.put("prefill_flops", pre["flops"].value, "flop", "prefill FLOPs (causal attention, last-token logits)")
+    r.put("prefill_bytes", pre["bytes"].value, "byte", "prefill bytes per GPU (weights + K/V written)")
+    r.put("prefill_bound", pre["bound"].value, "str", "prefill bound")
+
+    import numpy as np
+    last_c = np.maximum(np.asarray(P, dtype=float) + np.asarray(G, dtype=float) - 2, np.asarray(P, dtype=float))
+    if not (hasattr(B, "shape") or hasattr(P, "shape") or hasattr(G, "shape")):
+        last_c = float(last_c)
+
+    kw_col = {k: _col(v) if hasattr(v, "shape") else v for k, v in kw.items()}
+
+    def step_time(c):
+        return step(spec, gpu, _col(B), c, 1, **kw_col)["seconds"].value
+
+    avg = r.put("decode_seconds_per_token", _mean_over_context(step_time, P, last_c), "s",
+                "decode time per output token, mean over the generation")
+    r.put("decode_seconds_first", dec["seconds"].value, "s", "decode step at the start (attends over prompt + 1 tokens)")
+    end = step(spec, gpu, B, last_c, 1, **kw)
+    r.put("decode_seconds_last", end["seconds"].value, "s", "decode step at the end (attends over prompt + gen - 1 tokens)")
+    r.calc("decode_tokens_per_second", TOKENS_PER_S, "token/s", "tokens/s of one sequence (decode)",
+           t=1, seconds=avg)
+    r.calc("throughput_tokens_per_second", THROUGHPUT, "token/s", "throughput, all B sequences (decode)",
+           B=B, t=1, seconds=avg)
+    e2e = r.calc("e2e_seconds", E2E, "s", "end-to-end latency: prefill + (gen - 1) decode steps",
+                 prefill=ttft, G=G, decode=avg)
+    r.calc("e2e_throughput_tokens_per_second", E2E_THROUGHPUT, "token/s",
+           "generated tokens/s of the batch including prefill", B=B, G=G, e2e=e2e)
+    r.put("decode_bound", end["bound"].value, "str", "decode bound (at the end of the generation)")
+    r.put("decode_bytes_first", dec["bytes"].value, "byte", "decode bytes per step per GPU at the start")
+    r.put("decode_bytes_last", end["bytes"].value, "byte", "decode bytes per step per GPU at the end")
+    r.put("decode_flops_first", dec["flops"].value, "flop", "decode FLOPs per step at the start (all GPUs)")
+    if spec.moe:
+        r.put("experts_touched", dec["experts_touched"].value, "count",
+              f"expected distinct experts per MoE layer per decode step (of {spec.moe.experts})")
+    if tp > 1:
+        r.put("decode_comm_seconds", dec["t_comm_seconds"].value, "s", "decode all-reduce time per step")
+
+    # -- the decode paradox (seed 000 ch. 4): achieved FLOP/s during decode
+    ach = r.calc("decode_achieved_flops", ACHIEVED, "flop/s", "achieved FLOP/s per GPU during decode",
+                 F=dec["flops"].value, seconds=dec["seconds"].value, T=tp)
+    r.calc("decode_flops_utilization", UTILISATION, "percent", "decode: achieved FLOP/s ÷ peak (the paradox)",
+           achieved=ach, peak=peak)
+
+    # -- bytes and capacity
+    W = weight_bytes(spec, weight_dtype, group_size, scale_bytes)
+    r.put("weights_bytes", W, "byte", f"weights ({weight_dtype}" + (f", groups of {group_size}" if group_size
+                                                                    else "") + "), all GPUs")
+    kv_total = r.put("kv_bytes", kv_cache_bytes(spec, B, P + G, kv_dtype, kv_group_size), "byte",
+                     "KV cache of the batch at prompt + gen, all GPUs")
+    share = kv_share_per_gpu(spec, tp)
+    budget = r.calc("kv_budget_bytes", BUDGET, "byte", "memory left per GPU for the cache (mem-util × memory − weights/T)",
+                    u=u, M=gpu.memory_bytes, W=W, T=tp)
+    per_seq = kv_cache_bytes(spec, 1, P + G, kv_dtype, kv_group_size) * share
+    mb = r.calc("max_batch", MAX_BATCH, "count", "sequences of prompt + gen tokens that fit", budget=budget,
+                per_seq=per_seq)
+    r.calc("fits", FITS, "bool", "the batch fits in memory", B=B, max_batch=mb)
+    del kv_total
+
+    # -- static vs continuous batching for output lengths uniform in [gen_min, gen]
+    if gen_min is not None:
+        mean = r.calc("gen_mean", LEN_MEAN, "count", "mean output length", G_min=gen_min, G=G)
+        longest = r.calc("gen_longest_expected", LEN_MAX, "count", "expected longest output of the batch",
+                         G_min=gen_min, G=G, B=B)
+        st = r.calc("static_throughput_tokens_per_second", STATIC, "token/s",
+                    "static batching: the batch waits for its longest output", B=B, mean=mean, prefill=ttft,
+                    longest=longest, decode=avg)
+        co = r.calc("continuous_throughput_tokens_per_second", CONTINUOUS, "token/s",
+                    "continuous batching: finished slots refilled at once", B=B, mean=mean, prefill=ttft,
+                    decode=avg)
+        r.calc("continuous_gain", GAIN, "ratio", "continuous ÷ static throughput", continuous=co, static=st)
+    r.put("mbu", mbu_v, "percent", "MBU used (achieved ÷ peak bandwidth)")
+    r.put("mfu", mfu_v, "percent", "MFU used (achieved ÷ peak FLOP/s)")
+    del bw
+    return r
+
+
+def target_batch(spec: ModelSpec, gpu: GpuSpec, prompt, gen, target_seconds: float, max_batch: int, **kw):
+    """Largest batch (≤ max_batch) whose mean decode time per token stays ≤ target_seconds; 0 if none.
+    The step time never falls with batch, so the feasible batches are 1..answer."""
+    import numpy as np
+    hi = int(max(0, min(max_batch, 1_000_000)))
+    if hi < 1:
+        return 0
+    Bs = np.arange(1, hi + 1, dtype=float)
+    P, G = float(prompt), float(gen)
+    last = max(P + G - 2, P)
+
+    def fn(c):
+        return step(spec, gpu, Bs[:, None], c, 1, **kw)["seconds"].value
+
+    times = _mean_over_context(fn, np.full_like(Bs, P), np.full_like(Bs, last))
+    ok = np.nonzero(times <= target_seconds)[0]
+    return int(Bs[ok[-1]]) if ok.size else 0
