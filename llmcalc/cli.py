@@ -121,7 +121,10 @@ def _comparisons(args: list[str]) -> list[list[str]] | None:
 
 def _run(argv: list[str]) -> int:
     from typer import Abort
-    from typer._click.exceptions import ClickException  # Typer 0.29 ships its own Click
+    try:
+        from typer._click.exceptions import ClickException  # Typer >= 0.26 ships its own Click
+    except ImportError:
+        from click.exceptions import ClickException
 
     try:
         rv = app(args=argv, prog_name="llmcalc", standalone_mode=False)
