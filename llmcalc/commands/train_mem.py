@@ -124,8 +124,8 @@ def train_mem(
         notes.append("pipeline: stage 1 is reported (embedding, ceil(L/pp) layers, --in-flight micro-batches); "
                      "the final norm and the logits sit on the last stage and are not in its total")
     if recompute == "full":
-        notes.append("full recomputation: backward re-materialises one layer at a time (activations/per_layer) "
-                     "on top of what is stored")
+        notes.append("full recomputation: activations/per_layer is what each layer keeps (its input); backward "
+                     "re-materialises one layer's full activations at a time on top of the total")
     if zero_stage == 3:
         notes.append("ZeRO-3/FSDP also gathers one layer's full weights at a time during forward and backward "
                      "(not in the total)")
