@@ -78,6 +78,7 @@ def read_yaml(path: Path):
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        _check_events(path, text, yaml, loader)
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -86,6 +87,25 @@ def read_yaml(path: Path):
         raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise InputError(f"{path}: YAML nested too deeply") from None
+
+
+MAX_NESTING = 64
+
+
+def _check_events(path: Path, text: str, yaml, loader) -> None:
+    """Scan the YAML event stream (libyaml's parser does not recurse) before composing, which does:
+    refuse nesting deeper than MAX_NESTING and any alias, so neither a stack overflow in the C
+    composer nor a "billion laughs" expansion can happen. About 1 ms for a preset."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InputError(f"{path}: nested more than {MAX_NESTING} levels deep; presets are flat")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise InputError(f"{path}: YAML aliases (*name) are not allowed in presets; write the values out")
 
 
 def read_small_text(path: Path) -> str:

@@ -184,3 +184,22 @@ def test_comparison_of_models_and_gpus_is_a_sweep(cli):
     assert len(doc["rows"]) == 8 and {r["gpu"] for r in doc["rows"]} == {"a100-80gb-sxm", "h100-sxm"}
     bad = cli("flops", "-m", "gpt2,nope", "--json")
     assert bad.code == 2 and "nope" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.parametrize("content", [
+    "- " * 400_000 + "x\n",                                   # deep block nesting (crashes libyaml's composer)
+    "[" * 100_000 + "]" * 100_000,                            # deep flow nesting
+    "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nlayers: *b\n",  # alias expansion
+])
+def test_hostile_yaml_is_refused_fast(cli, tmp_path, content):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(content)
+    run = cli("flops", "-m", str(path), "--json")
+    assert run.code == 2 and len(run.stderr.splitlines()) == 1
+
+
+def test_oversized_file_is_refused(cli, tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(" " * (2 << 20) + "{}")
+    run = cli("flops", "-m", str(path))
+    assert run.code == 2 and "too large" in run.stderr
