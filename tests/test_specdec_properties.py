@@ -1,0 +1,115 @@
+"""Properties of the speculative-decoding formulas for any inputs (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_finite
+from llmcalc.core import specdec as sd
+
+alphas = st.floats(0.0, 1.0, allow_nan=False)
+ks = st.integers(1, 64)
+costs = st.floats(0.0, 5.0, allow_nan=False)
+verifies = st.floats(0.5, 10.0, allow_nan=False)
+TOL = 1e-6   # relative: (1 − α^(k+1))/(1 − α) loses digits to cancellation when α is within ~1e-10 of 1
+
+
+def speedup(a, k, c, v=1.0):
+    return sd.SPEEDUP(E=sd.tokens_per_step(a, k), k=k, c=c, v=v)
+
+
+@settings(max_examples=400, deadline=None)
+@given(alphas, ks)
+def test_tokens_per_step_between_1_and_k_plus_1(a, k):
+    E = sd.tokens_per_step(a, k)
+    assert 1.0 - TOL <= E <= (k + 1) * (1 + TOL)
+    assert math.isfinite(E)
+
+
+@settings(max_examples=400, deadline=None)
+@given(alphas, alphas, ks, costs, verifies)
+def test_speedup_rises_with_alpha(a1, a2, k, c, v):
+    lo, hi = sorted((a1, a2))
+    assert speedup(hi, k, c, v) >= speedup(lo, k, c, v) * (1 - TOL)
+
+
+@settings(max_examples=400, deadline=None)
+@given(alphas, ks, costs, costs, verifies)
+def test_speedup_falls_with_c(a, k, c1, c2, v):
+    lo, hi = sorted((c1, c2))
+    assert speedup(a, k, hi, v) <= speedup(a, k, lo, v)
+
+
+@settings(max_examples=200, deadline=None)
+@given(alphas, costs, verifies)
+def test_optimal_speedup_is_the_max(a, c, v):
+    k_opt, s_opt = sd.optimal_k(a, c, v, k_max=32)
+    assert 1 <= k_opt <= 32
+    assert all(speedup(a, k, c, v) <= s_opt * (1 + 1e-12) for k in range(1, 33))
+    assert abs(speedup(a, k_opt, c, v) - s_opt) <= 1e-14 * s_opt   # scalar vs NumPy pow: an ulp apart
+
+
+@settings(max_examples=200, deadline=None)
+@given(ks, costs, verifies)
+def test_break_even_alpha_is_where_speedup_is_one(k, c, v):
+    a = sd.break_even_alpha(k, c, v)
+    if math.isnan(a):                 # even α = 1 loses
+        assert speedup(1.0, k, c, v) <= 1
+    elif a == 0:                      # even α = 0 breaks even
+        assert speedup(0.0, k, c, v) >= 1
+    else:
+        assert 0 < a < 1
+        assert speedup(a, k, c, v) == np.float64(1.0) or abs(speedup(a, k, c, v) - 1) < 1e-9
+        assert speedup(max(a - 1e-6, 0), k, c, v) < 1 + 1e-9
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(alphas, min_size=1, max_size=12), costs)
+def test_heads_tokens_between_1_and_n_plus_1_and_grow_with_heads(acc, c):
+    E = [sd.heads_tokens_per_step(acc, n) for n in range(1, len(acc) + 1)]
+    assert all(1 <= e <= n + 1 for n, e in enumerate(E, start=1))
+    assert all(b >= a for a, b in zip(E, E[1:]))     # one more head never lowers tokens per step
+    k_best, s_best = sd.optimal_heads(np.asarray(acc), c)
+    assert abs(s_best - max(e / (c + 1) for e in E)) <= 1e-14 * s_best   # summation order: ulps
+
+
+# the cli fixture reads capsys afresh on every call, so reusing it across examples is safe
+CLI = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@settings(max_examples=60, **CLI)
+@given(alphas, st.integers(1, 16), st.floats(0.0, 3.0, allow_nan=False), st.booleans())
+def test_cli_json_finite_and_consistent(cli, a, k, c, simulate):
+    args = ["specdec", "--alpha", repr(a), "--k", str(k), "--cost-ratio", repr(c), "--json"]
+    if simulate:
+        args += ["--simulate", "2000"]
+    run = cli(*args)
+    assert run.code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert_finite(doc)
+    r = doc["results"]
+    assert 1 - TOL <= r["expected_tokens_per_step"] <= (k + 1) * (1 + TOL)
+    assert r["optimal_speedup"] >= r["speedup"] * (1 - 1e-12) or k > 32
+    assert r["speculation_pays"] == (r["optimal_speedup"] > 1)
+    if simulate:
+        assert 1 <= r["simulated_tokens_per_step"] <= k + 1
+
+
+@settings(max_examples=30, **CLI)
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=6, unique=True),
+       st.lists(st.integers(1, 12), min_size=2, max_size=4, unique=True))
+def test_sweep_equals_pointwise(cli, alpha_list, k_list):
+    assume(all(repr(a) != "-0.0" for a in alpha_list))
+    doc = cli("specdec", "--alpha", ",".join(repr(a) for a in alpha_list), "--k", ",".join(map(str, k_list)),
+              "-c", "0.03", "--json").json()
+    rows = doc["rows"]
+    assert len(rows) == len(alpha_list) * len(k_list)
+    for row in rows[:: max(1, len(rows) // 4)]:
+        one = cli("specdec", "--alpha", repr(row["alpha"]), "--k", str(row["k"]), "-c", "0.03", "--json").json()
+        for key in ("expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup"):
+            assert row[key] == one["results"][key]
