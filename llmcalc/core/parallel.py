@@ -432,6 +432,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     for k in ("micro_batches", "layers_per_stage", "in_flight_microbatches"):
         out[k] = lay[k]
     out["stage_imbalance"] = r["stage_imbalance"]
+    out["params_per_gpu"] = mem["params_per_gpu"]
     out["dp_params_per_gpu"] = r["dp_params_per_gpu"]
     out.put("hardware_flops", F_hw, "flop", "hardware FLOPs per step (all GPUs)")
     out.put("model_flops", F_model, "flop", "model FLOPs per step (all GPUs)")
