@@ -117,7 +117,8 @@ def roofline(peak: float, bw: float, points: Sequence[tuple[str, float]], title:
              extra_ceilings: dict[str, float] | None = None) -> str:
     """Terminal roofline: x = FLOP/byte, y = TFLOP/s, both log. ``points`` are (label, intensity); each sits
     on the roof min(peak, I·bw). ``extra_ceilings``: other bandwidth diagonals (e.g. L2) by name."""
-    plt = _plt(title, height=24)
+    ridge = peak / bw
+    plt = _plt(f"{title} · {peak / 1e12:.4g} TFLOP/s · {bw / 1e12:.3g} TB/s · ridge {ridge:.4g} FLOP/B", height=24)
     lo, hi = _roofline_range(peak, bw, [i for _, i in points], extra_ceilings)
     xs = _geom(lo, hi)
     plt.xscale("log")
@@ -125,17 +126,21 @@ def roofline(peak: float, bw: float, points: Sequence[tuple[str, float]], title:
     T = 1e12
     ymin = min(peak, lo * bw) / T
     ymax = peak / T * 4
-    ridge = peak / bw
-    diag = [(x, x * bw / T) for x in xs if x * bw <= peak * 4]
-    plt.plot([x for x, _ in diag], [y for _, y in diag], label=f"memory ceiling: I × {bw / 1e12:.3g} TB/s",
-             marker="dot")
-    plt.plot([lo, hi], [peak / T, peak / T], label=f"compute ceiling: {peak / T:.4g} TFLOP/s", marker="dot")
+    # The roof itself, then each ceiling continued past the ridge (dotted), so both ceilings stay visible
+    # without two rasterised lines on top of each other.
+    plt.plot(xs, [min(peak, x * bw) / T for x in xs],
+             label="roof", marker="hd")
+    diag = [(x, x * bw / T) for x in xs if ridge < x and x * bw <= peak * 4]
+    if diag:
+        plt.plot([x for x, _ in diag], [y for _, y in diag], label="ceilings", marker="·")
+    flat = [x for x in xs if x < ridge]
+    if flat:
+        plt.plot(flat, [peak / T] * len(flat), marker="·")
     for name, b in (extra_ceilings or {}).items():
         pts = [(x, x * b / T) for x in xs if x * b <= peak]
         if pts:
             plt.plot([x for x, _ in pts], [y for _, y in pts], label=f"{name} ceiling", marker="dot")
-    plt.plot(xs, [min(peak, x * bw) / T for x in xs], label="roof: min of the two", marker="braille")
-    plt.plot([ridge, ridge], [ymin, peak / T], marker="·", label=f"ridge: {ridge:.4g} FLOP/B")
+    plt.plot([ridge, ridge], [ymin, peak / T], marker=":", label="ridge")
     for label, i in points:
         if not (i and i > 0):
             continue

@@ -39,7 +39,7 @@ def roofline(
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the peak FLOP/s and of the operands (bf16, fp16, fp8, int8, tf32, fp32).")] = "bf16",
     intensity: _opt("--intensity", "Place an operation of this arithmetic intensity (FLOP/byte).") = None,
     op: _opt("--op", "matmul, elementwise, softmax, layernorm or attention (naive and flash).") = None,
-    m: _opt("--m", "Rows: matmul [M,K]x[K,N]; rows of softmax/layernorm/element-wise (default 1).") = None,
+    m: _opt("--m", "Rows: matmul (M,K)x(K,N); rows of softmax/layernorm/element-wise (default 1).") = None,
     k: _opt("--k", "Inner dimension K of the matmul.") = None,
     n: _opt("--n", "Columns: matmul N; row length of softmax/layernorm; elements per row (element-wise).") = None,
     flops_per_element: _opt("--flops-per-element", "Element-wise: FLOPs per element (default 1; GELU ~8).") = None,
@@ -54,7 +54,7 @@ def roofline(
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype.", rich_help_panel=MODEL_PANEL)] = "bf16",
     mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", MODEL_PANEL) = None,
     tiers: Annotated[bool, typer.Option("--tiers", help="Show the memory hierarchy (shown by default when no operation is given).")] = False,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write the chart to FILE.png or FILE.svg (needs matplotlib: pip install 'llmcalc[plot]').", show_default=False)] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write the chart to FILE.png or FILE.svg (needs matplotlib, the plot extra of llmcalc).", show_default=False)] = None,
     layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
     head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
     top_k: TopKOpt = None,
@@ -289,9 +289,15 @@ def _batch_chart(report, charts) -> str:
     import numpy as np
     r = report.results
     x = np.asarray(report.inputs["batch"].value, dtype=float)
-    series = {"T_mem": np.asarray(r["t_mem_seconds"].value) * 1e3, "T_math": np.asarray(r["t_math_seconds"].value) * 1e3}
+    mem = np.asarray(r["t_mem_seconds"].value, dtype=float) * 1e3
+    series = {"T_mem": mem, "T_math": np.asarray(r["t_math_seconds"].value, dtype=float) * 1e3}
+    points = {}
+    for key, name in (("crossover_batch", "crossover"), ("max_batch", "cache full")):
+        b = _first(r[key].value)
+        if b and x.min() <= b <= x.max():
+            points[f"{name}: B={b:,.0f}"] = (b, float(np.interp(np.log(b), np.log(x), mem)))
     return charts.lines(x, series, "decode step time (ms) vs batch: memory vs compute", "batch B", "ms",
-                        logx=True, logy=True)
+                        logx=True, logy=True, points=points)
 
 
 def _sweep_notes(r, notes) -> None:

@@ -40,7 +40,7 @@ def serve(
     batch: Annotated[str, typer.Option("-b", "--batch", help="Sequences decoded together. Lists/ranges sweep (latency-throughput curve).")] = "1",
     prompt: Annotated[str, typer.Option("--prompt", help="Prompt tokens per sequence (prefill).")] = "1024",
     gen: Annotated[str, typer.Option("--gen", help="Tokens generated per sequence (the longest, with --gen-min).")] = "256",
-    gen_min: _opt("--gen-min", "Shortest output: lengths spread uniformly in [gen-min, gen]; compares static and continuous batching.", BATCHING) = None,
+    gen_min: _opt("--gen-min", "Shortest output: lengths spread uniformly between --gen-min and --gen; compares static and continuous batching.", BATCHING) = None,
     target_latency: _opt("--target-latency", "Largest batch whose mean time per output token stays under this (e.g. 30ms).", BATCHING) = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp16, fp32, or weight-only fp8, int8, int4.", rich_help_panel=QUANT)] = "bf16",
     group_size: _opt("--group-size", "Quantised weights: elements per scale group (e.g. 32, 128); 0 = per-channel (default).", QUANT) = None,
