@@ -448,7 +448,11 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
     out = hi.reshape(shape) if shape else float(hi[0])
     r.put("break_even_batch", out, "count", "batch from which this k no longer beats plain decoding",
           note="searched up to the largest batch that fits (max_batch); empty if it still pays there")
-    if np.isnan(np.asarray(out, dtype=float)).any():
+    fit_arr = np.asarray(fit, dtype=float)
+    if np.any(fit_arr < np.asarray(inputs["batch"], dtype=float)):
+        notes.append(f"the batch does not fit: both models' weights and caches need more than "
+                     f"{tp} × {gpu.name} (max_batch {int(np.min(fit_arr)):,}); add --tp or a smaller --context")
+    if np.any(np.isnan(np.asarray(out, dtype=float)) & (np.broadcast_to(fit_arr, np.shape(out)) >= 1)):
         notes.append("break_even_batch empty: this k still pays at the largest batch that fits in memory "
                      "(max_batch)")
     return r
