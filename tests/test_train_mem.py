@@ -253,11 +253,18 @@ def test_zero_stage_never_needs_more(name, cfg, b, s):
        which=st.sampled_from(["dp", "tp", "pp"]))
 def test_more_gpus_never_need_more_per_gpu(name, cfg, b, s, which):
     spec = load_model(name)
-    if which == "pp":       # stages of whole layers: compare divisors of L (ceil(L/pp) rounds up otherwise)
+    if which == "pp":
+        # Stages of whole layers: compare divisors of L (ceil(L/pp) rounds up otherwise). Model states and the
+        # layers' activations never grow; the first stage's embedding activations do, by design: it holds them
+        # for its p micro-batches in flight (Korthikanti et al. 2022 sec. 4.3, "s·b·h·p/t"), so the total is
+        # not asserted for pp.
         pps = [p for p in (1, 2, 3, 4, 6, 8) if spec.layers % p == 0]
-        totals = [mem.training_memory(spec, b, s, **{**cfg, "pp": p})["total_bytes"].value for p in pps]
-    else:
-        totals = [mem.training_memory(spec, b, s, **{**cfg, which: n})["total_bytes"].value for n in (1, 2, 4, 8)]
+        rs = [mem.training_memory(spec, b, s, **{**cfg, "pp": p}) for p in pps]
+        for key in ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations/layers"):
+            vals = [r[key].value for r in rs]
+            assert all(vals[i] <= vals[i - 1] * (1 + 1e-12) for i in range(1, len(vals))), key
+        return
+    totals = [mem.training_memory(spec, b, s, **{**cfg, which: n})["total_bytes"].value for n in (1, 2, 4, 8)]
     assert all(totals[i] <= totals[i - 1] * (1 + 1e-12) for i in range(1, len(totals)))
 
 
