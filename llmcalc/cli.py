@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.main
 
 from llmcalc import __version__
 import importlib
@@ -127,7 +128,7 @@ def _run(argv: list[str]) -> int:
         from click.exceptions import ClickException
 
     try:
-        rv = app(args=argv, prog_name="llmcalc", standalone_mode=False)
+        rv = _click_command().main(args=argv, prog_name="llmcalc", standalone_mode=False)
     except InputError as exc:
         _error(str(exc))
         return ExitStatus.BAD_INPUT
@@ -145,6 +146,17 @@ def _run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return rv if isinstance(rv, int) else ExitStatus.OK
+
+
+_COMMAND = None
+
+
+def _click_command():
+    """The Click command Typer builds from ``app``, built once per process (tests call main() often)."""
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = typer.main.get_command(app)
+    return _COMMAND
 
 
 def _error(message: str) -> None:

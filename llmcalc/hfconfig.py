@@ -6,6 +6,7 @@ omits a field, the family's default applies (e.g. LlamaConfig ties no embeddings
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from llmcalc.errors import InputError
@@ -47,7 +48,8 @@ def _get(cfg: Mapping[str, Any], where: str, *keys: str, default: Any = None, re
 
 def _int(cfg, where, *keys, default=None, required=True) -> int:
     value = _get(cfg, where, *keys, default=default, required=required and default is None)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < 0 or value > 10**15):
         raise InputError(f"{where}: config.json field {keys[0]!r} must be a non-negative whole number, got {value!r}")
     return int(value)
 

@@ -1,0 +1,124 @@
+"""Hostile input: random argument lists built from the real flag names of every subcommand, random
+numbers (0, negative, huge, NaN, inf, fractions, suffixes, lists, ranges), random preset names and random
+files, run in-process. Every case must end in exit 0 with a valid result (JSON: one object of finite
+numbers), exit 2 with one line on stderr, or exit 3 (--check): never a traceback or another code.
+
+LLMCALC_FUZZ_EXAMPLES raises the count for a long run by hand (default 5,000 in the suite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_finite
+from llmcalc.cli import app, main
+
+EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "5000"))
+SLOW_FLAGS = {"--search", "--simulate", "--plot", "--install-completion", "--show-completion", "--help", "-h",
+              "--version"}
+
+
+def _commands() -> dict[str, list[tuple[str, bool]]]:
+    """command path -> [(flag, takes_value)], read from the Typer app itself."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    out: dict[str, list[tuple[str, bool]]] = {}
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, path + [name])
+            return
+        flags = []
+        for p in cmd.params:
+            for opt in getattr(p, "opts", []):
+                if opt.startswith("-") and opt not in SLOW_FLAGS:
+                    flags.append((opt, not getattr(p, "is_flag", False)))
+        out[" ".join(path)] = flags
+
+    walk(group, [])
+    return out
+
+
+COMMANDS = _commands()
+
+NUMBERS = ["0", "-1", "1", "2", "8", "0.5", "1e309", "nan", "inf", "-inf", "1e30", "7B", "32Ki", "32k", "1.5",
+           "1,2", "1..8x2", "8..1", "1..4+1", "", " ", "abc", "1e-9", "3", "0.9", "12", "4096", "1_000", "2T",
+           "80GB", "3.35TB/s", "989TFLOPS", "0x10", "--", "1,", "..", "1..2x1", "99999999999"]
+NAMES = ["gpt2", "llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gemma-2-9b", "h100-sxm", "a100-40gb",
+         "tpu-v5e", "no-such", "GPT2", "llama-3.1-8b,mistral-7b", "", "../../etc/passwd", "bf16", "fp8", "int4",
+         "adamw", "mixed", "selective", "full", "none", "megatron", "eager", "matmul", "table", "json", "xml"]
+
+
+@pytest.fixture(scope="module")
+def hostile_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    files = {
+        "empty.yaml": b"",
+        "binary.yaml": bytes(range(256)),
+        "list.yaml": b"- 1\n- 2\n",
+        "nested.yaml": b"[" * 200 + b"]" * 200,
+        "alias.yaml": b"a: &a [1,2,3]\nb: [*a, *a]\nlayers: *a\n",
+        "wrongtypes.yaml": b"layers: twelve\nhidden: [768]\nheads: {a: 1}\nvocab: null\n",
+        "config.json": json.dumps({"model_type": "llama", "hidden_size": "4096", "num_attention_heads": None}).encode(),
+        "badconfig.json": b'{"model_type": "gpt2", "n_layer": -3, "n_embd": 1e400}',
+        "array.json": b"[1, 2, 3]",
+        "notjson.json": b"{'single': quotes}",
+        "gpu.yaml": b"name: x\nmemory_bytes: -5\nhbm_bytes_per_s: 0\nflops_per_s: {bf16: nan}\n",
+    }
+    paths = []
+    for name, data in files.items():
+        p = d / name
+        p.write_bytes(data)
+        paths.append(str(p))
+    return paths
+
+
+@st.composite
+def argv(draw, files):
+    command = draw(st.sampled_from(sorted(COMMANDS)))
+    flags = COMMANDS[command]
+    args = command.split()
+    if flags:
+        for flag, takes_value in draw(st.lists(st.sampled_from(flags), max_size=6)):
+            args.append(flag)
+            if takes_value:
+                args.append(draw(st.one_of(st.sampled_from(NUMBERS), st.sampled_from(NAMES),
+                                           st.sampled_from(files),
+                                           st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                                           st.integers(-10**6, 10**12).map(str))))
+    if draw(st.booleans()):
+        args.append("--json")
+    return args
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return int(code), out.getvalue(), err.getvalue()
+
+
+def test_fuzz_cli(hostile_files):
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(argv(hostile_files))
+    def case(args):
+        code, out, err = run(args)
+        assert "Traceback" not in err + out, (args, err)
+        assert code in (0, 2, 3), (args, code, err)
+        if code == 2:
+            assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("llmcalc: error: "), (args, err)
+        if code in (0, 3) and "--json" in args and out.strip():
+            assert_finite(json.loads(out))
+
+    case()
