@@ -61,6 +61,15 @@ def _aliases(path: Path) -> list[str]:
     return [a.strip().strip("'\"").lower() for a in m.group(1).split(",") if a.strip()]
 
 
+def find(kind: str, ref: str) -> Path | None:
+    """The preset file for a name or alias: file stems first (a directory listing), aliases only if needed."""
+    key = ref.lower()
+    files = preset_files(kind)
+    if key in files:
+        return files[key]
+    return names(kind).get(key)
+
+
 def names(kind: str) -> dict[str, Path]:
     """Every name and alias -> file."""
     files = preset_files(kind)
@@ -72,8 +81,26 @@ def names(kind: str) -> dict[str, Path]:
     return table
 
 
+_PARSED: dict[tuple, object] = {}
+
+
 def read_yaml(path: Path):
-    """Parse a small YAML file with a safe loader; errors name the file."""
+    """Parse a small YAML file with a safe loader; errors name the file. Parsed once per process."""
+    try:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key in _PARSED:
+        import copy
+        return copy.deepcopy(_PARSED[key])
+    data = _parse_yaml(path)
+    if key is not None:
+        _PARSED[key] = data
+    return data
+
+
+def _parse_yaml(path: Path):
     text = read_small_text(path)
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -140,9 +167,8 @@ def _looks_like_path(text: str) -> bool:
 def load_model(ref: str) -> ModelSpec:
     """A model preset name or alias (case-insensitive), a preset YAML path, or a HF config.json path."""
     ref = ref.strip()
-    table = names("models")
-    if ref.lower() in table:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
-        path = table[ref.lower()]
+    path = find("models", ref)
+    if path is not None:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
         data = read_yaml(path)
         if isinstance(data, dict):
             data.setdefault("name", path.stem.lower())
@@ -163,7 +189,7 @@ def load_model(ref: str) -> ModelSpec:
 
 def load_gpu(ref: str) -> GpuSpec:
     ref = ref.strip()
-    path = names("gpus").get(ref.lower())
+    path = find("gpus", ref)
     if path is None:
         if not _looks_like_path(ref):
             raise _unknown("gpus", ref)
