@@ -313,6 +313,8 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
     if context is None:
         notes.append("--context 1024 assumed (tokens already cached per sequence)")
     t = _scalar(inp, "tp", tp, "tensor-parallel GPUs (target)", minimum=1)
+    from llmcalc.core.kv import check_tp
+    check_tp(spec, t)
     if mbu is not None:
         if "," in mbu or ".." in mbu:
             raise InputError("--mbu takes one value")
