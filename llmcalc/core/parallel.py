@@ -582,7 +582,7 @@ def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: in
         res.put(k, np.concatenate([np.broadcast_to(np.asarray(p[1][k].value), (len(p[0]["tp"]),))
                                    for p in parts]), row.unit, row.label, row.note)
     fitting = len(lay["tp"])
-    order = np.lexsort((-res["headroom_bytes"].value, -res["tokens_per_s"].value))
+    order = np.lexsort((-res["headroom_bytes"].value, res["step_seconds"].value))   # same B·s: fastest first
     if top:
         order = order[:top]
     lay = {k: a[order] for k, a in lay.items()}
