@@ -122,7 +122,8 @@ def test_gpt3_3d_layout_fits_80gb_with_recomputation(cli):
     # The model states: 16 B for each parameter stage 1 holds, 175B/(8·12) = 1.82B plus its slice of the
     # embedding (30 GB in all).
     assert r["weights_bytes"] + r["gradients_bytes"] + r["optimizer_bytes"] == 16 * r["params_per_gpu"]
-    assert r["params_per_gpu"] == pytest.approx(r["dp_params_per_gpu"], rel=0.05)
+    emb = (50257 + 2048) * 12288                      # token and position tables, on stage 1, split over TP 8
+    assert r["params_per_gpu"] == pytest.approx((174.6e9 - emb) / 96 + emb / 8, rel=1e-3)
     # Without recomputation and with materialised attention scores (2020 kernels) it does not fit.
     r2 = results(cli("parallel", "-m", "gpt3-175b", "-g", "a100-80gb", "--dp", "64", "--tp", "8", "--pp", "12",
                      "--global-batch", "1536", "--seq", "2048", "--no-flash", "--json"))

@@ -16,7 +16,7 @@ EPILOG = """Examples:
 
   llmcalc parallel -m gpt3-175b -g a100-80gb --gpus 6144 --tp 8 --pp 12 --global-batch 1536 --recompute full
 
-  llmcalc parallel -m llama-3.1-70b -g h100-sxm --gpus 64 --tp 8 --pp 1,2,4,8 --zero 1 --global-batch 512 --seq 8192
+  llmcalc parallel -m llama-3.1-70b -g h100-sxm --gpus 64 --tp 8 --pp 1,2,4,8 --zero 1 --recompute full --global-batch 512 --seq 8192
 
   llmcalc parallel -m llama-3.1-405b -g h100-sxm --gpus 16384 --global-batch 2048 --seq 8192 --search --json | jq -r '.rows[] | [.tp, .pp, .dp, .zero, .recompute, .step_seconds, .mfu] | @tsv'
 """

@@ -19,7 +19,7 @@ Communication per GPU per step, α-β ring model (Patarasuk & Yuan 2009; seed 00
   (2Ψ); ZeRO-1 reduce-scatters them and all-gathers the updated weights (2Ψ); ZeRO-2 reduce-scatters each
   micro-batch's gradients into its shard (DeepSpeed) then all-gathers the weights; ZeRO-3 all-gathers every
   layer's weights in forward and again in backward and reduce-scatters its gradients, per micro-batch (3Ψ).
-  Ψ is the parameters a GPU holds before ZeRO, P/(t·p).
+  Ψ is the parameters the busiest (first) stage's GPU holds before ZeRO: its layers and the embedding, over t.
 - TP (Shoeybi et al. 2019, arXiv:1909.08053 sec. 3): two all-reduces of the b·s·h activations per layer in
   forward, two in backward, two more when full recomputation re-runs the forward. With sequence parallelism
   each all-reduce becomes an all-gather plus a reduce-scatter: the same bytes (Korthikanti et al. 2022 sec. 4.2.2).
@@ -82,7 +82,6 @@ TP_SECONDS = Formula("c * L_s * m * (2 * (t - 1) * alpha + 2 * (t - 1) / t * b *
 PP_BYTES = Formula("where(p > 1, 2 * v * m * b * s * h * a / t, 0)")
 PP_SECONDS = Formula("where(p > 1, 2 * v * m * (alpha + b * s * h * a / t / bw), 0)")
 # Data parallelism by ZeRO stage: bytes each GPU sends per step, and seconds.
-PSI = Formula("P / (t * p)")
 DP_BYTES = {
     0: Formula("2 * (d - 1) / d * psi * g"),
     1: Formula("(d - 1) / d * psi * (g + w)"),
@@ -324,7 +323,6 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     from llmcalc.core.flops import training_step_flops
     from llmcalc.core.formula import where
     from llmcalc.core.memory import add_gpu_fit, training_memory, DEFAULT_FRAGMENTATION, DEFAULT_RESERVE_BYTES
-    from llmcalc.core.params import total_params
 
     d, t, p, b, v = dp, tp, pp, micro_batch, virtual
     B, s = run.global_batch, run.seq
@@ -380,14 +378,20 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     bubble = r.calc("bubble_seconds", BUBBLE_SECONDS, "s", "pipeline bubble: (p−1)/(v·m) of the stage's work",
                     p=p, v=v, m=m, t_compute=t_compute, t_tp=t_tp)
 
-    # Data parallelism.
-    P = total_params(spec)
-    psi = r.calc("dp_params_per_gpu", PSI, "params", "parameters a GPU holds before ZeRO, Ψ = P/(t·p)", P=P, t=t, p=p)
+    # Data parallelism over the parameters the busiest stage holds before ZeRO (Ψ: its layers and embedding).
+    psi = mem["params_per_gpu"].value
     dp_in = _within(d, t, G)
     dp_bw = where(dp_in == 1, cluster.nvlink_bw, cluster.net_bw)
     dp_alpha = where(dp_in == 1, cluster.nvlink_latency, cluster.net_latency)
-    t_grad = DP_GRAD_SECONDS[zero](d=d, alpha=dp_alpha, psi=psi, g=g, bw=dp_bw, m=m, L_s=L_s)
-    t_param = DP_PARAM_SECONDS[zero](d=d, alpha=dp_alpha, psi=psi, w=w, bw=dp_bw, m=m, L_s=L_s)
+    t_grad = r.calc("dp_grad_comm_seconds", DP_GRAD_SECONDS[zero], "s",
+                    "DP gradients: " + ("all-reduce" if zero == 0 else "reduce-scatter")
+                    + (" per micro-batch" if zero >= 2 else " once per step"),
+                    d=d, alpha=dp_alpha, psi=psi, g=g, bw=dp_bw, m=m, L_s=L_s)
+    t_param = r.calc("dp_param_comm_seconds", DP_PARAM_SECONDS[zero], "s",
+                     {0: "DP weights: none (replicated)", 1: "DP weights: all-gather after the update",
+                      2: "DP weights: all-gather after the update",
+                      3: "DP weights: per-layer all-gathers, forward and backward, per micro-batch"}[zero],
+                     d=d, alpha=dp_alpha, psi=psi, w=w, bw=dp_bw, m=m, L_s=L_s)
     r.calc("dp_comm_seconds", DP_EXPOSED, "s", f"DP (ZeRO-{zero}): all of it", t_grad=t_grad, t_param=t_param)
     if run.overlap_dp:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED_OVERLAP[zero], "s",
@@ -433,7 +437,8 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
         out[k] = lay[k]
     out["stage_imbalance"] = r["stage_imbalance"]
     out["params_per_gpu"] = mem["params_per_gpu"]
-    out["dp_params_per_gpu"] = r["dp_params_per_gpu"]
+    out["dp_grad_comm_seconds"] = r["dp_grad_comm_seconds"]
+    out["dp_param_comm_seconds"] = r["dp_param_comm_seconds"]
     out.put("hardware_flops", F_hw, "flop", "hardware FLOPs per step (all GPUs)")
     out.put("model_flops", F_model, "flop", "model FLOPs per step (all GPUs)")
     out.put("peak_flops", peak, "flop/s", f"dense {dtype} peak per GPU")
