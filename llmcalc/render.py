@@ -163,21 +163,29 @@ def emit(report: Report, fmt: str, explain: bool = False, fields: list[str] | No
         _select_fields(report, fields)
     out = sys.stdout
     if fmt == "json":
-        out.write(json.dumps(document(report), allow_nan=False) + "\n")
+        out.write(json.dumps(_with_explain(document(report), report, explain), allow_nan=False) + "\n")
     elif fmt == "yaml":
         import yaml
-        out.write(yaml.safe_dump(document(report), sort_keys=False, allow_unicode=True))
+        out.write(yaml.safe_dump(_with_explain(document(report), report, explain), sort_keys=False,
+                                 allow_unicode=True))
     elif fmt in ("tsv", "csv"):
         _write_delimited(report, fmt)
     elif fmt == "md":
         out.write(markdown(report))
     else:
         _write_table(report, chart)
-    if explain:
+    if explain and fmt not in ("json", "yaml"):   # JSON/YAML carry it inside: one document on stdout
         out.write(explanation(report))
     if fmt not in ("json", "yaml", "table", "md") and report.notes:
         for note in report.notes:
             sys.stderr.write(f"note: {note}\n")
+
+
+def _with_explain(doc: dict[str, Any], report: Report, explain: bool) -> dict[str, Any]:
+    """With --explain, JSON and YAML hold the explanation's lines under "explain" (INTERFACE: one object)."""
+    if explain:
+        doc["explain"] = [line.strip() for line in explanation(report).splitlines()[2:] if line.strip()]
+    return doc
 
 
 def _select_fields(report: Report, fields: list[str]) -> None:
