@@ -341,8 +341,12 @@ def test_explain_rows_evaluate_to_their_values(cli):
     for key, row in r.items():
         if row.formula is not None:
             assert row.formula(**row.symbols) == row.value, key
+    line = "kv_bytes_per_token = 2·L·K·d_h·p = 2 × 32 × 32 × 128 × 2 = 512 KiB"
     text = cli("kv", "-m", "llama-2-7b", "--seq", "1024", "--explain", "-o", "tsv").stdout
-    assert "kv_bytes_per_token = 2·L·K·d_h·p = 2 × 32 × 32 × 128 × 2 = 512 KiB" in text
+    assert line in text
+    # with --json the explanation travels inside the one JSON object (INTERFACE: nothing else on stdout)
+    doc = cli("kv", "-m", "llama-2-7b", "--seq", "1024", "--explain", "--json").json()
+    assert line in doc["explain"]
 
 
 @pytest.mark.parametrize("args, message", [
