@@ -70,12 +70,14 @@ def _run(cli, line: str, tmp_path):
 
 
 @pytest.mark.parametrize("line", readme_examples())
-def test_readme_example_runs(cli, line, tmp_path):
+def test_readme_example_runs(cli, line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files (--plot x.png) write them here
     _run(cli, line, tmp_path)
 
 
 @pytest.mark.parametrize("line", epilog_examples())
-def test_help_epilog_example_runs(cli, line, tmp_path):
+def test_help_epilog_example_runs(cli, line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     _run(cli, line, tmp_path)
 
 
