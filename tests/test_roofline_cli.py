@@ -68,17 +68,18 @@ def test_phase_prefill_main(cli):
 def test_chart_under_table_by_default(cli):
     run = cli("roofline", "-g", "a100", "--op", "matmul", "--m", "1", "--k", "4096", "--n", "4096", "-o", "table")
     assert run.code == 0
-    assert "compute ceiling" in run.stdout and "memory ceiling" in run.stdout and "matmul" in run.stdout
+    assert "roof" in run.stdout and "ceilings" in run.stdout and "ridge 153 FLOP/B" in run.stdout
+    assert "matmul" in run.stdout
     assert "arithmetic intensity (FLOP/byte)" in run.stdout
     quiet = cli("roofline", "-g", "a100", "--op", "matmul", "--m", "1", "--k", "4096", "--n", "4096", "-o", "table",
                 "--no-chart")
-    assert "compute ceiling" not in quiet.stdout
+    assert "ridge 153 FLOP/B" not in quiet.stdout
 
 
 def test_no_chart_in_machine_formats(cli):
     for fmt in ("tsv", "csv", "json", "md"):
         run = cli("roofline", "-g", "a100", "--intensity", "10", "-o", fmt)
-        assert run.code == 0 and "compute ceiling" not in run.stdout, fmt
+        assert run.code == 0 and "ridge 153 FLOP/B" not in run.stdout, fmt
 
 
 @pytest.mark.parametrize("ext", ["png", "svg"])
