@@ -252,12 +252,13 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
     if B is None:
         B = par.default_global_batch(s)
         min_dp = _min_dp(spec, N, cluster.gpus_per_node, space)
-        if min_dp and B % min_dp:
+        raised = bool(min_dp and B % min_dp)
+        if raised:
             B = -(-B // min_dp) * min_dp
         inp.items["global_batch"].value = B
-        notes.append(f"--global-batch {B:,} sequences ({B * s / 1e6:.1f}M tokens): about "
-                     f"{par.DEFAULT_BATCH_TOKENS / 1e6:.1f}M tokens, a multiple of the smallest data-parallel "
-                     "degree (set --global-batch)")
+        notes.append(f"--global-batch {B:,} sequences ({B * s / 1e6:.1f}M tokens) by default"
+                     + (f", raised to a multiple of the smallest data-parallel degree, {min_dp:,}" if raised else "")
+                     + " (set --global-batch)")
     inp.fixed("schedule", a["schedule"], unit="str")
     eta = inp.number("compute_mfu", a["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="percent",
                      label="achievable fraction of peak while computing", maximum=1.0)

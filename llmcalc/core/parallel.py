@@ -648,7 +648,8 @@ def why(r: Results) -> list[str]:
         worst = deltas[0]
         slower = step / best - 1
         if slower < 0.0005:
-            out.append("as fast as #1, less memory free")
+            more = (float(r["headroom_bytes"].value[i]) - float(r["headroom_bytes"].value[0])) / 2**30
+            out.append(f"ties #1 ({slower:+.2%}); {abs(more):.1f} GiB {'more' if more > 0 else 'less'} free")
         else:
             out.append(f"{slower:+.1%}: more {worst[1]} (+{_ms(worst[0])})")
     return out
