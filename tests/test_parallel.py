@@ -333,6 +333,9 @@ def test_explain(cli):
     assert "2·(t - 1)/t" in run.stdout or "(t - 1)" in run.stdout
     run = cli("parallel", "-m", "gpt2", "-g", "a100-80gb", "--gpus", "8", "--search", "--explain", "-o", "tsv")
     assert run.code == 0 and "best layout" in run.stdout
+    for args in (("--json",), ("--search", "--json")):          # JSON stays one document, explanation inside
+        doc = cli("parallel", "-m", "gpt2", "-g", "a100-80gb", "--gpus", "8", "--explain", *args).json()
+        assert any("step_seconds" in line for line in doc["explain"])
 
 
 def test_check_exit_3(cli):

@@ -300,17 +300,22 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
         swept = ["rank", "layout"]
         columns = ["step_seconds", "mfu", "total_bytes", "why"]
     items = {n: it for n, it in inp.items.items() if n in swept or not isinstance(it.value, list)}
+    extra: dict[str, Any] = {"search": summary}
+    text = _explain_best(spec, gpu_spec, cluster, run, lay) if a["explain"] else ""
+    one_document = choose_format(a["fmt"], a["as_json"]) in ("json", "yaml")
+    if text and one_document:       # JSON/YAML carry it inside, as render does: one document on stdout
+        extra["explain"] = [line.strip() for line in text.splitlines()[2:] if line.strip()]
     report = Report("parallel", items, res.results, model=spec, gpu=gpu_spec, swept=swept, notes=notes,
-                    columns=columns, extra={"search": summary})
+                    columns=columns, extra=extra)
     _output(report, a["fmt"], a["as_json"], False, a["fields"], a["no_chart"])
-    if a["explain"]:
-        _explain_best(spec, gpu_spec, cluster, run, lay)
+    if text and not one_document:
+        import sys
+        sys.stdout.write(text)
     return ExitStatus.OK
 
 
-def _explain_best(spec, gpu_spec, cluster, run, lay) -> None:
+def _explain_best(spec, gpu_spec, cluster, run, lay) -> str:
     """--explain with --search: the formulas of the best layout, evaluated on its own."""
-    import sys
     from llmcalc.core import parallel as par
     from llmcalc.render import Input, Report, explanation
 
@@ -319,7 +324,7 @@ def _explain_best(spec, gpu_spec, cluster, run, lay) -> None:
                      micro_batch=int(best["micro_batch"]), virtual=int(best["virtual"]), zero=int(best["zero"]),
                      recompute=best["recompute"], sp=bool(best["sp"]))
     text = explanation(Report("parallel", {k: Input(v) for k, v in best.items()}, r))
-    sys.stdout.write(text.replace("How each result was computed", "How the best layout's results were computed", 1))
+    return text.replace("How each result was computed", "How the best layout's results were computed", 1)
 
 
 def _min_dp(spec, N: int, gpus_per_node: int, space) -> int:
