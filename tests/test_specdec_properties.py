@@ -111,5 +111,7 @@ def test_sweep_equals_pointwise(cli, alpha_list, k_list):
     assert len(rows) == len(alpha_list) * len(k_list)
     for row in rows[:: max(1, len(rows) // 4)]:
         one = cli("specdec", "--alpha", repr(row["alpha"]), "--k", str(row["k"]), "-c", "0.03", "--json").json()
-        for key in ("expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup"):
-            assert row[key] == one["results"][key]
+        assert row["optimal_k"] == one["results"]["optimal_k"]
+        for key in ("expected_tokens_per_step", "speedup", "optimal_speedup"):
+            # NumPy's vectorised pow and the scalar one may differ in the last bit
+            assert abs(row[key] - one["results"][key]) <= 1e-14 * abs(row[key]), key
