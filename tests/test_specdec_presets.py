@@ -177,3 +177,19 @@ def test_vocabulary_mismatch_is_noted(cli):
               "0.7", "-o", "tsv")
     assert run.code == 0
     assert "vocabulary (32,064) differs from the target's (32,000)" in run.stderr
+
+
+def test_moe_target_verify_wakes_experts(cli):
+    # Mixtral (top-2 of 8 experts): one token reads 2 experts per layer, a 5-token verify step ~6 of them
+    # (serve's expected experts touched), so at batch 1 verifying is not free and speculation loses; at
+    # batch 8 every expert is read anyway and it pays again. break_even_batch is where it stops for good.
+    doc = cli("specdec", "-m", "mixtral-8x7b", "--draft", "mistral-7b", "-g", "h100-sxm", "--tp", "2",
+              "--alpha", "0.7", "--k", "4", "--batch", "1,8", "--json").json()
+    b1, b8 = doc["rows"]
+    assert b1["verify_cost_ratio"] > 2 and b1["speedup"] < 1
+    assert b8["verify_cost_ratio"] < 1.2 and b8["speedup"] > 1
+    be = b1["break_even_batch"]
+    assert 8 < be <= b1["max_batch"]
+    at = results(cli("specdec", "-m", "mixtral-8x7b", "--draft", "mistral-7b", "-g", "h100-sxm", "--tp", "2",
+                     "--alpha", "0.7", "--k", "4", "--batch", be - 1, "--json"))
+    assert at["speedup"] > 1

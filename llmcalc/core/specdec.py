@@ -430,24 +430,29 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
     shape = np.broadcast_shapes(np.shape(E), np.shape(k), np.shape(inputs["context"]),
                                np.shape(c_heads) if c_heads is not None else ())
     P = int(np.prod(shape)) if shape else 1
+    # The largest batch (up to what fits) at which this k still pays, plus one: from there on it never does.
+    # Powers of two first, then bisection between the last that pays and the next (MoE targets can lose at
+    # batch 1, where the verify step's extra tokens wake more experts, and pay at 8).
+    fit_rows = np.broadcast_to(np.asarray(fit, dtype=float), shape).reshape(-1)
     grid = 2.0 ** np.arange(21)
     s = np.broadcast_to(speedup_at(np.broadcast_to(grid, (P, grid.size))), (P, grid.size))
-    loses = s <= 1
-    first = np.where(loses.any(axis=1), np.argmax(loses, axis=1), -1)
-    hi = np.where(first >= 0, grid[np.maximum(first, 0)], np.nan)
-    lo = np.where(first > 0, grid[np.maximum(first - 1, 0)], 0.0)
-    active = (first > 0)
-    while np.any(active & (hi - lo > 1)):
-        mid = np.floor((lo + hi) / 2)
-        mid = np.where(active & (hi - lo > 1), mid, np.where(np.isnan(hi), 1.0, hi))
+    pays_grid = (s > 1) & (grid <= fit_rows[:, None])
+    any_pays = pays_grid.any(axis=1)
+    last = grid.size - 1 - np.argmax(pays_grid[:, ::-1], axis=1)
+    lo = np.where(any_pays, grid[last], 0.0)
+    hi = np.where(any_pays, np.where(last + 1 < grid.size, grid[np.minimum(last + 1, grid.size - 1)], np.inf), 1.0)
+    hi = np.minimum(hi, fit_rows + 1)                 # past what fits: the answer is "still pays"
+    step = any_pays & (hi - lo > 1)
+    while np.any(step):
+        mid = np.where(step, np.floor((lo + hi) / 2), 1.0)
         pays = np.broadcast_to(speedup_at(mid[:, None]), (P, 1))[:, 0] > 1
-        step = active & (hi - lo > 1)
         lo = np.where(step & pays, mid, lo)
         hi = np.where(step & ~pays, mid, hi)
-    hi = np.where(hi <= np.broadcast_to(np.asarray(fit, dtype=float), shape).reshape(-1), hi, np.nan)
+        step = any_pays & (hi - lo > 1)
+    hi = np.where(hi <= fit_rows, hi, np.nan)
     out = hi.reshape(shape) if shape else float(hi[0])
     r.put("break_even_batch", out, "count", "batch from which this k no longer beats plain decoding",
-          note="searched up to the largest batch that fits (max_batch); empty if it still pays there")
+          note="1 + the largest batch that still pays, searched up to max_batch; empty if it pays there")
     fit_arr = np.asarray(fit, dtype=float)
     if np.any(fit_arr < np.asarray(inputs["batch"], dtype=float)):
         notes.append(f"the batch does not fit: both models' weights and caches need more than "
