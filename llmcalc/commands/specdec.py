@@ -430,9 +430,9 @@ def _heatmap(report, kname: str) -> str:
     alphas, ks = np.unique(a), np.unique(k)
     grid = np.full((alphas.size, ks.size), np.nan)
     grid[np.searchsorted(alphas, a), np.searchsorted(ks, k)] = s
-    title = "speedup over α × " + kname + (" (" + ", ".join(fixed) + ")" if fixed else "") + \
-        "; red < 1 loses, * = best k of the row"
-    table = Table(title=title, box=box.SIMPLE, title_justify="left", pad_edge=False)
+    title = "speedup over α × " + kname + (" (" + ", ".join(fixed) + ")" if fixed else "")
+    table = Table(title=title, caption="red: < 1×, slower than plain · *: best in row",
+                  box=box.SIMPLE, title_justify="left", caption_justify="left", pad_edge=False)
     table.add_column("α \\ " + kname, justify="right", style="bold")
     for kv in ks:
         table.add_column(f"{kv:g}", justify="right")
