@@ -75,36 +75,9 @@ def specdec(
     notes: list[str] = []
     inp = Inputs()
 
-    # -- what was asked: closed form, quantised copy, draft model, or heads; and which flags go together
-    if draft is not None and model is None:
-        raise InputError("--draft needs the target too: -m TARGET --draft DRAFT -g GPU")
-    if draft is not None and gpu is None:
-        raise InputError("--draft needs -g GPU: c comes from both models' decode-step times on it "
-                         "(or give --cost-ratio without -m/--draft)")
-    if heads_mode and draft is not None:
-        raise InputError("--medusa-heads/--head-alphas draft with heads on the target: drop --draft")
-    if draft_dtype is not None and model is None:
-        raise InputError("--draft-dtype needs -m TARGET (the draft is that model, or --draft, in this dtype)")
-    if model is not None and not (draft or draft_dtype or heads_mode):
-        raise InputError("-m TARGET needs a draft: --draft DRAFT -g GPU, --draft-dtype int4 (a quantised copy), "
-                         "or --medusa-heads N")
-    if model is not None and cost_ratio is not None:
-        raise InputError("give either --cost-ratio or -m/--draft (which derive c), not both")
-    if gpu is not None and model is None:
-        raise InputError("-g GPU needs -m TARGET and a draft (--draft, --draft-dtype or --medusa-heads)")
-    if gpu is None:
-        for flag, val in (("--batch", batch), ("--context", context), ("--mbu", mbu), ("--mfu", mfu)):
-            if val is not None:
-                raise InputError(f"{flag} needs -g GPU (and -m TARGET with a draft): it sets decode-step times")
-        if tp != "1":
-            raise InputError("--tp needs -g GPU (and -m TARGET with a draft)")
-    if gpu is not None and verify_cost is not None:
-        raise InputError("--verify-cost comes from the target's decode-step times when -g is given; drop one")
-    if heads_mode and k is not None:
-        raise InputError("with self-drafting heads the depth is --medusa-heads N, not --k")
-    if draft_group_size != "0" and draft_dtype is None:
-        raise InputError("--draft-group-size applies to a quantised draft: add --draft-dtype int4 (or int8, fp8)")
-
+    _check_flags(model=model, draft=draft, gpu=gpu, draft_dtype=draft_dtype, draft_group_size=draft_group_size,
+                 heads_mode=heads_mode, cost_ratio=cost_ratio, verify_cost=verify_cost, k=k, batch=batch,
+                 context=context, mbu=mbu, mfu=mfu, tp=tp)
     from llmcalc.core import specdec as sd
     import numpy as np
 
@@ -115,8 +88,8 @@ def specdec(
             raise InputError("--head-alphas gives each head's acceptance: drop --alpha and --decay")
         acc_list = _acceptance_list(head_alphas)
         inp.fixed("head_alphas", acc_list, unit="str", label="acceptance of each head")
-        heads = inp.number("medusa_heads", medusa_heads, default=len(acc_list), unit="count", label="heads used",
-                           integer=True, minimum=1, strict=False, maximum=len(acc_list))
+        inp.number("medusa_heads", medusa_heads, default=len(acc_list), unit="count", label="heads used",
+                   integer=True, minimum=1, strict=False, maximum=len(acc_list))
     else:
         if alpha is None:
             raise InputError("give --alpha, the per-token acceptance rate (0-1, e.g. 0.8; Leviathan et al. "
@@ -187,14 +160,12 @@ def specdec(
     # -- the core
     kname = "medusa_heads" if heads_mode else "k"
     kv_ = v[kname]
-    sd.check_alpha_k(None, kv_)
+    sd.check_k(kv_)
+    acc = None
     if heads_mode:
-        n_max = int(np.max(kv_))
-        if acc_list is not None:
-            acc = np.asarray(acc_list, dtype=float)
-        else:
-            acc = sd.head_acceptance(v["alpha"], v["decay"], n_max)
-    r = _compute(sd, v, kname, heads_mode, acc if heads_mode else None, kk_max, spec, gpu_spec, draft_spec,
+        acc = (np.asarray(acc_list, dtype=float) if acc_list is not None
+               else sd.head_acceptance(v["alpha"], v["decay"], int(np.max(kv_))))
+    r = _compute(sd, v, kname, heads_mode, acc, kk_max, spec, gpu_spec, draft_spec,
                  preset_kw, notes)
 
     extra = {}
@@ -228,6 +199,41 @@ def specdec(
 
 # ----------------------------------------------------------------------------------------------
 # helpers
+
+
+def _check_flags(*, model, draft, gpu, draft_dtype, draft_group_size, heads_mode, cost_ratio, verify_cost, k,
+                 batch, context, mbu, mfu, tp) -> None:
+    """Which flags go together: closed form, a draft model, a quantised copy, or heads on the target."""
+    from llmcalc.errors import InputError
+
+    if draft is not None and model is None:
+        raise InputError("--draft needs the target too: -m TARGET --draft DRAFT -g GPU")
+    if draft is not None and gpu is None:
+        raise InputError("--draft needs -g GPU: c comes from both models' decode-step times on it "
+                         "(or give --cost-ratio without -m/--draft)")
+    if heads_mode and draft is not None:
+        raise InputError("--medusa-heads/--head-alphas draft with heads on the target: drop --draft")
+    if draft_dtype is not None and model is None:
+        raise InputError("--draft-dtype needs -m TARGET (the draft is that model, or --draft, in this dtype)")
+    if model is not None and not (draft or draft_dtype or heads_mode):
+        raise InputError("-m TARGET needs a draft: --draft DRAFT -g GPU, --draft-dtype int4 (a quantised copy), "
+                         "or --medusa-heads N")
+    if model is not None and cost_ratio is not None:
+        raise InputError("give either --cost-ratio or -m/--draft (which derive c), not both")
+    if gpu is not None and model is None:
+        raise InputError("-g GPU needs -m TARGET and a draft (--draft, --draft-dtype or --medusa-heads)")
+    if gpu is None:
+        for flag, val in (("--batch", batch), ("--context", context), ("--mbu", mbu), ("--mfu", mfu)):
+            if val is not None:
+                raise InputError(f"{flag} needs -g GPU (and -m TARGET with a draft): it sets decode-step times")
+        if tp != "1":
+            raise InputError("--tp needs -g GPU (and -m TARGET with a draft)")
+    if gpu is not None and verify_cost is not None:
+        raise InputError("--verify-cost comes from the target's decode-step times when -g is given; drop one")
+    if heads_mode and k is not None:
+        raise InputError("with self-drafting heads the depth is --medusa-heads N, not --k")
+    if draft_group_size != "0" and draft_dtype is None:
+        raise InputError("--draft-group-size applies to a quantised draft: add --draft-dtype int4 (or int8, fp8)")
 
 
 def _points(inp) -> int:
@@ -431,7 +437,7 @@ def _heatmap(report, kname: str) -> str:
     grid = np.full((alphas.size, ks.size), np.nan)
     grid[np.searchsorted(alphas, a), np.searchsorted(ks, k)] = s
     title = "speedup over α × " + kname + (" (" + ", ".join(fixed) + ")" if fixed else "")
-    table = Table(title=title, caption="red: < 1×, slower than plain · *: best in row",
+    table = Table(title=title, caption="red: < 1× · *: best in row",
                   box=box.SIMPLE, title_justify="left", caption_justify="left", pad_edge=False)
     table.add_column("α \\ " + kname, justify="right", style="bold")
     for kv in ks:

@@ -286,7 +286,7 @@ def add_simulation(r: Results, acceptance, rounds: int, seed: int, k=None, c=Non
     return hists[0] if single else {"points": hists}
 
 
-def check_alpha_k(alpha, k) -> None:
+def check_k(k) -> None:
     np = _np()
     if np.any(np.asarray(k) > MAX_K):
         raise InputError(f"--k above {MAX_K} is not a speculation depth anyone runs; use at most {MAX_K}")
