@@ -13,13 +13,9 @@ EPILOG = """Examples:
 
   llmcalc specdec --alpha 0.75 --k 7 --cost-ratio 0.02 --simulate 100k
 
-  llmcalc specdec --alpha 0.5..0.9+0.1 --k 1..8+1 --cost-ratio 0.05
+  llmcalc specdec -m llama-3.1-70b --draft llama-3.1-8b -g h100-sxm --tp 4 --alpha 0.8 --batch 1..512x2
 
-  llmcalc specdec -m llama-3.1-70b --draft llama-3.1-8b -g h100-sxm --alpha 0.8 --k 4 --batch 1..512x2
-
-  llmcalc specdec -m llama-2-7b --medusa-heads 5 --decay 0.8 --alpha 0.7 -g a100-80gb
-
-  llmcalc specdec --alpha 0.8 --k 1..16+1 --cost-ratio 0.05 --json | jq '.rows[] | [.k, .speedup]'
+  llmcalc specdec --alpha 0.5..0.9+0.1 --k 1..8+1 --cost-ratio 0.05 --json | jq -c '.rows[] | [.alpha, .k, .speedup]'
 """
 
 SPEC = "Speculation"
