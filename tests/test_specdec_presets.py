@@ -105,7 +105,10 @@ def test_step_times_are_serves_not_rederived(cli):
     t70, t8, gpu = load_model("llama-3.1-70b"), load_model("llama-3.1-8b"), load_gpu("h100-sxm")
     assert r["target_step_seconds"] == decode_step_seconds(t70, gpu, 8, 2048, tp=4)
     assert r["verify_step_seconds"] == decode_step_seconds(t70, gpu, 8, 2048, tokens_per_step=6, tp=4)
-    assert r["draft_step_seconds"] == decode_step_seconds(t8, gpu, 8, 2048, tp=1)
+    assert r["draft_step_seconds"] == decode_step_seconds(t8, gpu, 8, 2048, tp=4)   # the target's TP (vLLM)
+    one = results(cli("specdec", "-m", "llama-3.1-70b", "--draft", "llama-3.1-8b", "-g", "h100-sxm", "--tp", "4",
+                      "--draft-tp", "1", "--alpha", "0.8", "--k", "5", "--batch", "8", "--context", "2048", "--json"))
+    assert one["draft_step_seconds"] == decode_step_seconds(t8, gpu, 8, 2048, tp=1)
     assert r["cost_ratio"] == r["draft_step_seconds"] / r["target_step_seconds"]
     assert r["speedup"] == pytest.approx(r["speculative_tokens_per_second"] / r["plain_tokens_per_second"])
     assert r["round_seconds"] == pytest.approx(5 * r["draft_step_seconds"] + r["verify_step_seconds"])
@@ -183,13 +186,15 @@ def test_moe_target_verify_wakes_experts(cli):
     # Mixtral (top-2 of 8 experts): one token reads 2 experts per layer, a 5-token verify step ~6 of them
     # (serve's expected experts touched), so at batch 1 verifying is not free and speculation loses; at
     # batch 8 every expert is read anyway and it pays again. break_even_batch is where it stops for good.
-    doc = cli("specdec", "-m", "mixtral-8x7b", "--draft", "mistral-7b", "-g", "h100-sxm", "--tp", "2",
-              "--alpha", "0.7", "--k", "4", "--batch", "1,8", "--json").json()
+    base = ("specdec", "-m", "mixtral-8x7b", "--draft", "mistral-7b", "-g", "h100-sxm", "--tp", "2", "--draft-tp", "1",
+            "--alpha", "0.7", "--k", "4")
+    doc = cli(*base, "--batch", "1,8", "--json").json()
     b1, b8 = doc["rows"]
     assert b1["verify_cost_ratio"] > 2 and b1["speedup"] < 1
     assert b8["verify_cost_ratio"] < 1.2 and b8["speedup"] > 1
     be = b1["break_even_batch"]
     assert 8 < be <= b1["max_batch"]
-    at = results(cli("specdec", "-m", "mixtral-8x7b", "--draft", "mistral-7b", "-g", "h100-sxm", "--tp", "2",
-                     "--alpha", "0.7", "--k", "4", "--batch", be - 1, "--json"))
-    assert at["speedup"] > 1
+    assert results(cli(*base, "--batch", be - 1, "--json"))["speedup"] > 1
+    assert results(cli(*base, "--batch", be, "--json"))["speedup"] <= 1
+    # with the draft on both GPUs (the default) it keeps paying up to the largest batch that fits
+    assert results(cli(*base[:-6], "--alpha", "0.7", "--k", "4", "--json"))["break_even_batch"] is None

@@ -50,8 +50,9 @@ def specdec(
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
                                               rich_help_panel=PRESETS)] = "bf16",
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache dtype of both models.", rich_help_panel=PRESETS)] = "bf16",
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs of the target (the draft runs on one).",
-                                    rich_help_panel=PRESETS)] = "1",
+    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs of the target.", rich_help_panel=PRESETS)] = "1",
+    draft_tp: _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft model; default the target's --tp (as vLLM).",
+                   panel=PRESETS) = None,
     mbu: _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype, as serve).", panel=PRESETS) = None,
     mfu: _opt("--mfu", help_="Achieved share of peak FLOP/s when compute-bound (default as serve).", panel=PRESETS) = None,
     simulate: _opt("--simulate", help_="Play N speculation rounds (Monte Carlo) beside the closed form, e.g. 100k.", panel=MC) = None,
@@ -73,7 +74,7 @@ def specdec(
 
     _check_flags(model=model, draft=draft, gpu=gpu, draft_dtype=draft_dtype, draft_group_size=draft_group_size,
                  heads_mode=heads_mode, cost_ratio=cost_ratio, verify_cost=verify_cost, k=k, batch=batch,
-                 context=context, mbu=mbu, mfu=mfu, tp=tp)
+                 context=context, mbu=mbu, mfu=mfu, tp=tp, draft_tp=draft_tp)
     from llmcalc.core import specdec as sd
     import numpy as np
 
@@ -140,7 +141,8 @@ def specdec(
     preset_kw = {}
     if spec is not None:
         preset_kw = _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_group_size,
-                                   weight_dtype, kv_dtype, tp, mbu, mfu, batch, context, heads_mode, notes)
+                                   weight_dtype, kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode,
+                                   notes)
 
     rounds = None
     if simulate is None and seed != "0":
@@ -198,7 +200,7 @@ def specdec(
 
 
 def _check_flags(*, model, draft, gpu, draft_dtype, draft_group_size, heads_mode, cost_ratio, verify_cost, k,
-                 batch, context, mbu, mfu, tp) -> None:
+                 batch, context, mbu, mfu, tp, draft_tp) -> None:
     """Which flags go together: closed form, a draft model, a quantised copy, or heads on the target."""
     from llmcalc.errors import InputError
 
@@ -222,8 +224,11 @@ def _check_flags(*, model, draft, gpu, draft_dtype, draft_group_size, heads_mode
         for flag, val in (("--batch", batch), ("--context", context), ("--mbu", mbu), ("--mfu", mfu)):
             if val is not None:
                 raise InputError(f"{flag} needs -g GPU (and -m TARGET with a draft): it sets decode-step times")
-        if tp != "1":
-            raise InputError("--tp needs -g GPU (and -m TARGET with a draft)")
+        for flag, val in (("--tp", tp if tp != "1" else None), ("--draft-tp", draft_tp)):
+            if val is not None:
+                raise InputError(f"{flag} needs -g GPU (and -m TARGET with a draft)")
+    if draft_tp is not None and draft is None:
+        raise InputError("--draft-tp applies to a --draft model (a quantised copy runs with the target's --tp)")
     if gpu is not None and verify_cost is not None:
         raise InputError("--verify-cost comes from the target's decode-step times when -g is given; drop one")
     if heads_mode and k is not None:
@@ -281,7 +286,7 @@ def _resolve(model, gpu, draft):
 
 
 def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_group_size, weight_dtype, kv_dtype,
-                   tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
+                   tp, draft_tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
     from llmcalc.cli_support import choice
     from llmcalc.errors import InputError
     from llmcalc.spec import DTYPES
@@ -297,7 +302,9 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
     inp.fixed("weight_dtype", wd, unit="str")
     if not heads_mode:
         inp.fixed("draft_dtype", dd, unit="str")
-    g = _scalar(inp, "draft_group_size", draft_group_size, "elements per draft weight scale")
+    g = 0
+    if dd in ("fp8", "int8", "int4"):
+        g = _scalar(inp, "draft_group_size", draft_group_size, "elements per draft weight scale")
     kw = dict(weight_dtype=wd, draft_dtype=dd, draft_group_size=g)
     if draft_spec is not None and draft_spec.vocab != spec.vocab:
         notes.append(f"the draft's vocabulary ({draft_spec.vocab:,}) differs from the target's ({spec.vocab:,}): "
@@ -325,9 +332,15 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
         if "," in mfu or ".." in mfu:
             raise InputError("--mfu takes one value")
         inp.number("mfu", mfu, unit="percent", label="MFU", maximum=1.0)
-    if t > 1 and draft_spec is not None:
-        notes.append(f"the target runs on {t} GPUs (tensor parallel), the draft on one")
-    kw.update(kv_dtype=kvd, tp=t)
+    dt = t
+    if draft_spec is not None:
+        dt = _scalar(inp, "draft_tp", draft_tp if draft_tp is not None else str(t), "tensor-parallel GPUs (draft)",
+                     minimum=1)
+        try:
+            check_tp(draft_spec, dt)
+        except InputError as exc:
+            raise InputError(str(exc).replace("--tp", "--draft-tp", 1)) from None
+    kw.update(kv_dtype=kvd, tp=t, draft_tp=dt)
     return kw
 
 

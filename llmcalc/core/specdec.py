@@ -347,17 +347,17 @@ def _step(spec, gpu, batch, context, tokens, *, weight_dtype, kv_dtype, group_si
 
 
 def _draft_step(spec, gpu, draft_spec, batch, context, *, weight_dtype, draft_dtype, draft_group_size, kv_dtype,
-                tp, mbu, mfu):
-    """One draft decode step: the draft model on one GPU, or the quantised copy with the target's TP."""
+                tp, mbu, mfu, draft_tp=1):
+    """One draft decode step: the draft model on ``draft_tp`` GPUs, or the quantised copy with the target's TP."""
     if draft_spec is not None:
         return _step(draft_spec, gpu, batch, context, 1, weight_dtype=draft_dtype, kv_dtype=kv_dtype,
-                     group_size=draft_group_size, tp=1, mbu=mbu, mfu=mfu)
+                     group_size=draft_group_size, tp=draft_tp, mbu=mbu, mfu=mfu)
     return _step(spec, gpu, batch, context, 1, weight_dtype=draft_dtype, kv_dtype=kv_dtype,
                  group_size=draft_group_size, tp=tp, mbu=mbu, mfu=mfu)
 
 
 def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: bool = False, weight_dtype="bf16",
-               draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, mbu=None, mfu=None):
+               draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, draft_tp=1, mbu=None, mfu=None):
     """c and v from serve's decode-step times on ``gpu``; returns (c, v, verify) with verify(ks) the verify
     cost at every k (for the best-k search). The verify step is one forward of k + 1 tokens per sequence:
     nearly free while decode is memory-bound, k + 1 times the work once it is compute-bound."""
@@ -373,7 +373,8 @@ def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: b
         t_draft = r.put("draft_step_seconds", _draft_step(spec, gpu, draft_spec, batch, context,
                                                           weight_dtype=weight_dtype, draft_dtype=draft_dtype,
                                                           draft_group_size=draft_group_size, kv_dtype=kv_dtype,
-                                                          tp=tp, mbu=mbu, mfu=mfu), "s", "draft decode step (serve)")
+                                                          tp=tp, draft_tp=draft_tp, mbu=mbu, mfu=mfu), "s",
+                        "draft decode step (serve)")
         c = r.calc("cost_ratio", COST_RATIO, "ratio", "draft ÷ target step time (c)", t_draft=t_draft,
                    t_target=t_target)
     v = r.calc("verify_cost_ratio", VERIFY_RATIO, "ratio", "verify ÷ 1-token step time (v)", t_verify=t_verify,
@@ -391,7 +392,7 @@ def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: b
 
 
 def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: bool, acceptance, notes: list,
-                *, weight_dtype="bf16", draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1):
+                *, weight_dtype="bf16", draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, draft_tp=1):
     """Seconds per round, tokens/s with and without speculation, and the batch from which this k stops
     paying (the verify step turns compute-bound and the draft's steps stop being small)."""
     np = _np()
@@ -422,7 +423,8 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
         if heads_mode:
             return EE * T1 / (np.atleast_1d(c_heads)[:, None] * T1 + Tv)
         Td = _draft_step(spec, gpu, draft_spec, batch, ctx, weight_dtype=weight_dtype, draft_dtype=draft_dtype,
-                         draft_group_size=draft_group_size, kv_dtype=kv_dtype, tp=tp, mbu=mbu, mfu=mfu)
+                         draft_group_size=draft_group_size, kv_dtype=kv_dtype, tp=tp, draft_tp=draft_tp, mbu=mbu,
+                         mfu=mfu)
         return EE * T1 / (kk * Td + Tv)
 
     fit = max_batch(r, spec, gpu, draft_spec, inputs["context"], k, heads_mode, weight_dtype=weight_dtype,
