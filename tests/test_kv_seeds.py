@@ -214,7 +214,7 @@ def test_quantised_cache_sizes(cli):
     assert kv(cli, "-m", "llama-3.1-8b", "--seq", "8192", "--kv-dtype", "fp16")["kv_bytes"] == bf16
     for dtype, ratio in (("fp8", 2), ("int8", 2), ("int4", 4)):
         assert kv(cli, "-m", "llama-3.1-8b", "--seq", "8192", "--kv-dtype", dtype)["kv_bytes"] * ratio == bf16
-    g32 = kv(cli, "-m", "llama-3.1-8b", "--seq", "8192", "--kv-dtype", "int4", "--group-size", "32")
+    g32 = kv(cli, "-m", "llama-3.1-8b", "--seq", "8192", "--kv-dtype", "int4", "--kv-group-size", "32")
     assert g32["kv_bytes_per_element"] == 0.5 + 2 / 32 == 0.5625
     assert g32["kv_bytes"] == bf16 * 0.5625 / 2
     assert kv_element_bytes("int8", 64) == bytes_per_element("int8", 64) == 1 + 2 / 64
@@ -351,7 +351,7 @@ def test_explain_rows_evaluate_to_their_values(cli):
 
 @pytest.mark.parametrize("args, message", [
     (("-m", "llama-3.1-8b", "--kv-dtype", "fp64"), "--kv-dtype"),
-    (("-m", "llama-3.1-8b", "--group-size", "32"), "--group-size"),
+    (("-m", "llama-3.1-8b", "--kv-group-size", "32"), "--kv-group-size"),
     (("-m", "llama-3.1-8b", "--tp", "3"), "--tp 3"),
     (("-m", "llama-3.1-8b", "--tp", "1,2"), "--tp takes one value"),
     (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--mem-util", "1.5"), "--mem-util"),

@@ -28,7 +28,7 @@ def test_interface_keys(cli):
 
 def test_quantisation_and_kv_dtype_shrink_bytes(cli):
     base = results(cli("serve", "-m", "llama-2-7b", "-g", "a100", "--json"))
-    int4 = results(cli("serve", "-m", "llama-2-7b", "-g", "a100", "--weight-dtype", "int4", "--group-size", "128",
+    int4 = results(cli("serve", "-m", "llama-2-7b", "-g", "a100", "--weight-dtype", "int4", "--weight-group-size", "128",
                        "--json"))
     # int4 matmul weights 0.5 B + 2/128 B of scales; embeddings and norms stay 16-bit
     from llmcalc.core.params import matmul_weight_params, total_params

@@ -22,9 +22,9 @@ from conftest import results
 GPT_FAST = [
     ("llama-2-7b", (), 104.9, 1397.31),
     ("llama-2-7b", ("--weight-dtype", "int8"), 155.58, 1069.20),
-    ("llama-2-7b", ("--weight-dtype", "int4", "--group-size", "32", "--scale-bytes", "4"), 196.80, 862.69),
+    ("llama-2-7b", ("--weight-dtype", "int4", "--weight-group-size", "32", "--scale-bytes", "4"), 196.80, 862.69),
     ("llama-2-70b", ("--weight-dtype", "int8"), 19.13, 1322.58),
-    ("llama-2-70b", ("--weight-dtype", "int4", "--group-size", "32", "--scale-bytes", "4"), 25.25, 1097.66),
+    ("llama-2-70b", ("--weight-dtype", "int4", "--weight-group-size", "32", "--scale-bytes", "4"), 25.25, 1097.66),
     ("llama-3.1-8b", (), 93.89, 1410.76),
     ("llama-3.1-8b", ("--weight-dtype", "int8"), 137.64, 1030.89),
     ("llama-3.1-70b", ("--weight-dtype", "int8"), 18.04, 1253.78),
@@ -82,7 +82,7 @@ GPT_FAST_TP = [
     ("llama-2-7b", 2, (), 168.84), ("llama-2-7b", 4, (), 254.02), ("llama-2-7b", 8, (), 328.43),
     ("llama-2-70b", 2, (), 21.32), ("llama-2-70b", 4, (), 38.01), ("llama-2-70b", 8, (), 62.50),
     ("llama-2-70b", 8, ("--weight-dtype", "int8"), 80.44),
-    ("llama-2-70b", 8, ("--weight-dtype", "int4", "--group-size", "32", "--scale-bytes", "4"), 90.77),
+    ("llama-2-70b", 8, ("--weight-dtype", "int4", "--weight-group-size", "32", "--scale-bytes", "4"), 90.77),
 ]
 
 

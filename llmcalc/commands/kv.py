@@ -30,7 +30,7 @@ def kv(
     seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens cached per sequence (S); default the model's context length.",
                                                show_default=False)] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="Cache dtype: fp32, fp16, bf16, fp8, int8 or int4.")] = "bf16",
-    group_size: Annotated[str, typer.Option("--group-size", help="Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not counted).")] = "0",
+    group_size: Annotated[str, typer.Option("--kv-group-size", help="Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not counted).")] = "0",
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Weights dtype (fp32, bf16, fp16, fp8, int8, int4).")] = "bf16",
     weight_group_size: Annotated[str, typer.Option("--weight-group-size", help="Quantised weights: elements per fp16 scale (e.g. 32 or 128).")] = "0",
     gpu: GpuOpt = None,
@@ -74,7 +74,7 @@ def kv(
     check_tp(spec, t)
     notes = []
     if g and kv_dtype not in ("fp8", "int8", "int4"):
-        raise InputError(f"--group-size applies to quantised caches (fp8, int8, int4), not {kv_dtype}; drop it "
+        raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {kv_dtype}; drop it "
                          "or add --kv-dtype int8")
     if wg and weight_dtype not in ("fp8", "int8", "int4"):
         raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {weight_dtype}")

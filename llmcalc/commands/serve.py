@@ -16,7 +16,7 @@ EPILOG = """Examples:
 
   llmcalc serve -m llama-2-7b -g a100-80gb --batch 1 --prompt 5 --gen 200
 
-  llmcalc serve -m llama-2-70b -g a100-80gb --weight-dtype int4 --group-size 32 --scale-bytes 4
+  llmcalc serve -m llama-2-70b -g a100-80gb --weight-dtype int4 --weight-group-size 32 --scale-bytes 4
 
   llmcalc serve -m llama-3.1-70b -g h100-sxm --tp 4 --batch 1..256x2 --plot latency.png
 
@@ -43,7 +43,7 @@ def serve(
     gen_min: _opt("--gen-min", "Shortest output: lengths spread uniformly between --gen-min and --gen; compares static and continuous batching.", BATCHING) = None,
     target_latency: _opt("--target-latency", "Largest batch whose mean time per output token stays under this (e.g. 30ms).", BATCHING) = None,
     weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp16, fp32, or weight-only fp8, int8, int4.", rich_help_panel=QUANT)] = "bf16",
-    group_size: _opt("--group-size", "Quantised weights: elements per scale group (e.g. 32, 128); 0 = per-channel (default).", QUANT) = None,
+    group_size: _opt("--weight-group-size", "Quantised weights: elements per scale group (e.g. 32, 128); 0 = per-channel (default).", QUANT) = None,
     scale_bytes: _opt("--scale-bytes", "Bytes of scale data per group (2: a 16-bit scale; 4: scale + zero point, as gpt-fast int4).", QUANT) = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype (bf16, fp16, fp32, fp8, int8, int4).", rich_help_panel=QUANT)] = "bf16",
     kv_group_size: _opt("--kv-group-size", "Quantised cache: elements per scale group (0: none counted).", QUANT) = None,

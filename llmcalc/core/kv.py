@@ -202,7 +202,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
                         f"= {SCALE_BYTES / group_size / dtype_bytes(kv_dtype):.1%} of the {kv_dtype} payload",
                    bits=dtype_bytes(kv_dtype) * 8, s=SCALE_BYTES, G=group_size)
     else:
-        note = ("no per-group scales counted (one per-tensor scale); give --group-size for per-group ones"
+        note = ("no per-group scales counted (one per-tensor scale); give --kv-group-size for per-group ones"
                 if kv_dtype in QUANTISED else "")
         p = r.put("kv_bytes_per_element", kv_element_bytes(kv_dtype), "byte",
                   f"bytes per cached element ({kv_dtype})", note=note)
