@@ -269,7 +269,7 @@ def test_sweep_rows_and_token_budget(cli):
     rows = doc["rows"]
     assert [(r["pp"], r["dp"]) for r in rows] == [(1, 8), (2, 4), (4, 2), (8, 1)]
     for r in rows:
-        assert r["training_days"] == pytest.approx(15e12 / r["tokens_per_s"] / 86400)
+        assert r["training_days"] == pytest.approx(15e12 / r["tokens_per_second"] / 86400)
         assert r["gpu_hours"] == pytest.approx(r["training_days"] * 24 * 64)
     totals = [r["total_bytes"] for r in rows]
     assert totals == sorted(totals, reverse=True)      # deeper pipelines, less per GPU
@@ -283,7 +283,7 @@ def test_mfu_and_step_breakdown_add_up(cli):
     assert r["step_seconds"] == pytest.approx(parts)
     assert r["mfu"] == pytest.approx(r["model_flops"] / (r["step_seconds"] * 64 * r["peak_flops"]))
     assert r["mfu"] < r["hfu"] <= 0.5 + 1e-12     # never above the compute fraction it was given
-    assert r["tokens_per_s"] == pytest.approx(256 * 4096 / r["step_seconds"])
+    assert r["tokens_per_second"] == pytest.approx(256 * 4096 / r["step_seconds"])
 
 
 def test_overlap_hides_dp_communication(cli):

@@ -166,7 +166,7 @@ def test_search_returns_only_layouts_that_fit_and_its_best_beats_any_hand_pick(s
     r = res.results
     if res.fitting:
         assert np.all(r["fits"].value)
-        assert np.all(r["total_bytes"].value <= r["usable_bytes"].value)
+        assert np.all(r["total_bytes"].value <= r["usable_memory_bytes"].value)
         assert np.all(np.diff(r["step_seconds"].value) >= 0)                     # best first
         lay = res.layouts
         assert np.all(lay["tp"] * lay["pp"] * lay["dp"] == N)

@@ -325,7 +325,7 @@ def test_interface_keys_and_fit(cli):
         assert k in r
     assert doc["inputs"]["seq"] == 8000
     assert isinstance(r["fits"], bool) and r["fits"]
-    assert r["usable_bytes"] == pytest.approx(80 * 2**30 * 0.95 - 2**30)
+    assert r["usable_memory_bytes"] == pytest.approx(80 * 2**30 * 0.95 - 2**30)
 
 
 def test_sweep_rows_and_solver(cli):
@@ -334,7 +334,7 @@ def test_sweep_rows_and_solver(cli):
     assert [r["seq"] for r in rows] == [256, 512, 1024]
     assert rows[0]["max_batch"] > rows[1]["max_batch"] > rows[2]["max_batch"] >= 1
     for r in rows:
-        assert r["total_bytes"] < r["usable_bytes"]
+        assert r["total_bytes"] < r["usable_memory_bytes"]
 
 
 def test_table_with_chart_for_a_sweep(cli):

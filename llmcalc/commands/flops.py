@@ -62,7 +62,8 @@ def flops(
     inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens per sequence", integer=True)
     inp.number("gpus", gpus, unit="count", label="GPUs", integer=True)
     total_tokens = inp.number("tokens", tokens, unit="count", label="training tokens")
-    measured = inp.number("tokens_per_s", tokens_per_s, unit="token/s", label="measured tokens/s")
+    measured = inp.number("tokens_per_second", tokens_per_s, unit="token/s", label="measured tokens/s",
+                          flag="--tokens-per-s")
     notes = []
     if gpu_spec is not None:
         inp.number("mfu", mfu, default=0.4, unit="ratio", label="MFU", maximum=1.0)
@@ -80,7 +81,7 @@ def flops(
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
     peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
-                     mfu=v.get("mfu"), tokens_per_s=v["tokens_per_s"])
+                     mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"])
     output(report, fmt, as_json, explain, fields, no_chart)

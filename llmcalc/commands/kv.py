@@ -67,7 +67,7 @@ def kv(
     inp.number("batch", batch, unit="count", label="sequences", integer=True)
     inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens cached per sequence", integer=True)
     inp.fixed("kv_dtype", kv_dtype, unit="str")
-    g = _scalar(inp, "group_size", group_size, "elements per cache scale")
+    g = _scalar(inp, "kv_group_size", group_size, "elements per cache scale")
     inp.fixed("weight_dtype", weight_dtype, unit="str")
     wg = _scalar(inp, "weight_group_size", weight_group_size, "elements per weight scale")
     t = _scalar(inp, "tp", tp, "tensor-parallel GPUs", minimum=1)

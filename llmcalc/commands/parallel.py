@@ -207,7 +207,7 @@ def parallel(
         r.put("bound", par.bound(r), "str", "what bounds it")
     from llmcalc.render import Report
     report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_s", "mfu"])
+                    columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_second", "mfu"])
     _output(report, fmt, as_json, explain, fields, no_chart)
     fits = r["fits"].value
     if check and not (bool(fits.all()) if hasattr(fits, "all") else bool(fits)):
@@ -359,7 +359,7 @@ def _common_inputs(inp, gpu_spec, c: dict) -> None:
     inp.fixed("activations", c["activations"], unit="str")
     inp.fixed("flash", c["flash"], unit="bool")
     inp.fixed("causal", c["causal"], unit="bool")
-    inp.fixed("peak_dtype", par.peak_dtype(gpu_spec, c["precision"], c["peak_dtype"]), unit="str")
+    inp.fixed("dtype", par.peak_dtype(gpu_spec, c["precision"], c["peak_dtype"]), unit="str")
     inp.fixed("reserve", c["reserve"], unit="byte")
     inp.fixed("fragmentation", c["fragmentation"], unit="percent")
     inp.fixed("gpus_per_node", cl.gpus_per_node, unit="count")
@@ -385,7 +385,7 @@ def _closing_notes(notes: list[str], c: dict, compute_mfu_given, inp) -> None:
                  f"{cl.gpus_per_node}, network {fmt_value(cl.net_bw, 'byte/s')} across nodes; "
                  f"{cl.nvlink_latency * 1e6:g}/{cl.net_latency * 1e6:g} µs per ring step")
     if compute_mfu_given is None:
-        notes.append(f"compute at {par.DEFAULT_COMPUTE_MFU:.0%} of the dense {inp.items['peak_dtype'].value} peak "
+        notes.append(f"compute at {par.DEFAULT_COMPUTE_MFU:.0%} of the dense {inp.items['dtype'].value} peak "
                      "before bubble and communication (set --compute-mfu)")
     if c["grad"] is None and c["precision"] in ("mixed", "fp8"):
         notes.append("gradients in bf16, on the wire too (Megatron-LM reduces them in fp32: --grad-dtype fp32)")

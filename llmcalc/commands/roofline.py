@@ -172,11 +172,11 @@ def roofline(
                    integer=True)
         inp.fixed("phase", phase, unit="str")
         inp.fixed("weight_dtype", wdt, unit="str")
-        gs = inp.number("group_size", group_size, default=0, unit="count", label="weight group size",
+        gs = inp.number("weight_group_size", group_size, default=0, unit="count", label="weight group size",
                         integer=True, strict=False)
         inp.fixed("kv_dtype", kv_dtype.lower(), unit="str")
         inp.number("mem_util", mem_util, default=0.9, unit="ratio", label="usable memory share", maximum=1.0)
-        if "group_size" in inp.swept or "mem_util" in inp.swept:
+        if "weight_group_size" in inp.swept or "mem_util" in inp.swept:
             raise InputError("--weight-group-size and --mem-util take one value")
         v = inp.grid()
         r = rl.ceilings(gpu_spec, dtype)

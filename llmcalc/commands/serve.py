@@ -89,7 +89,7 @@ def serve(
     if gen_min is not None:
         inp.number("gen_min", gen_min, unit="count", label="shortest output", integer=True)
     inp.fixed("weight_dtype", weight_dtype, unit="str")
-    gs = inp.number("group_size", group_size, default=0, unit="count", label="weight group size", integer=True,
+    gs = inp.number("weight_group_size", group_size, default=0, unit="count", label="weight group size", integer=True,
                     strict=False)
     sb = inp.number("scale_bytes", scale_bytes, default=2.0, unit="byte", label="scale bytes per group")
     inp.fixed("kv_dtype", kv_dtype, unit="str")
@@ -113,7 +113,7 @@ def serve(
     if target_latency is not None:
         target = inp.number("target_latency", target_latency, unit="s", label="target time per token",
                             parse=_parse_seconds)
-    for name in ("group_size", "scale_bytes", "kv_group_size", "tp", "allreduce_latency", "target_latency"):
+    for name in ("weight_group_size", "scale_bytes", "kv_group_size", "tp", "allreduce_latency", "target_latency"):
         if name in inp.swept:
             raise InputError(f"--{name.replace('_', '-')} takes one value (sweep --batch, --prompt, --gen, "
                              "--mbu or --mfu instead)")

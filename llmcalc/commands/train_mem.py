@@ -144,7 +144,7 @@ def train_mem(
     if gpu_spec is not None:
         mem.add_gpu_fit(r, gpu_spec.memory_bytes, v["reserve"], v["fragmentation"])
         columns += ["fits"]
-        usable = r["usable_bytes"].value
+        usable = r["usable_memory_bytes"].value
         if solve_batch:
             seq_b = _broadcast(v["seq"], inp)
             r.put("max_batch", mem.max_batch(spec, seq_b, usable, **_solver_kw(kw, inp)), "count",
@@ -169,7 +169,7 @@ def train_mem(
     if check and not _all(r["fits"].value):
         import sys
         sys.stderr.write(f"llmcalc: does not fit: needs {_fmt_bytes(_max(r['total_bytes'].value))} per GPU, "
-                         f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_bytes'].value))} usable\n")
+                         f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_memory_bytes'].value))} usable\n")
         return ExitStatus.CHECK_FAILED
     return ExitStatus.OK
 
@@ -221,7 +221,7 @@ def _chart(report) -> str:
     labels = [" ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                        for name in report.swept) for i in range(n)]
     title = "training memory per GPU (GiB) by " + " × ".join(report.swept)
-    if report.gpu is not None and "usable_bytes" in rows:
-        usable = float(np.asarray(rows["usable_bytes"].value).ravel()[0]) / 2**30
+    if report.gpu is not None and "usable_memory_bytes" in rows:
+        usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
         title += f"; {report.gpu.name} usable {usable:.3g} GiB"
     return charts.stacked_bars(labels, series, title, "GiB")

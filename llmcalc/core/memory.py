@@ -374,9 +374,9 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
 
 def add_gpu_fit(r: Results, memory_bytes: float, reserve_bytes: float = DEFAULT_RESERVE_BYTES,
                 fragmentation: float = DEFAULT_FRAGMENTATION) -> Results:
-    """gpu_memory_bytes, usable_bytes (after the reserve), fits, headroom_bytes."""
+    """gpu_memory_bytes, usable_memory_bytes (after the reserve), fits, headroom_bytes."""
     r.put("gpu_memory_bytes", memory_bytes, "byte", "GPU memory")
-    usable = r.calc("usable_bytes", USABLE, "byte", "usable after the reserve (CUDA context + fragmentation)",
+    usable = r.calc("usable_memory_bytes", USABLE, "byte", "usable after the reserve (CUDA context + fragmentation)",
                     M=memory_bytes, R=reserve_bytes, f=fragmentation)
     total = r["total_bytes"].value
     r.calc("fits", FITS, "bool", "fits", total=total, usable=usable)

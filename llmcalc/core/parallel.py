@@ -403,7 +403,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
 
     step = r.calc("step_seconds", STEP_SECONDS, "s", "step time", t_compute=t_compute, t_tp=t_tp, t_bubble=bubble,
                   t_pp=t_pp, t_dp=t_dp)
-    tps = r.calc("tokens_per_s", TOKENS_PER_S, "token/s", "training tokens per second (all GPUs)", B=B, s=s, step=step)
+    tps = r.calc("tokens_per_second", TOKENS_PER_S, "token/s", "training tokens per second (all GPUs)", B=B, s=s, step=step)
     r.calc("mfu", MFU, "percent", "MFU: model FLOPs per second / (N · peak)", F_model=F_model, step=step, N=N,
            peak=peak)
     r.calc("hfu", HFU, "percent", "HFU: hardware FLOPs (recomputation too) per second / (N · peak)", F_hw=F_hw,
@@ -425,13 +425,13 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
              h=h, a=a)
     out.calc("pp_comm_bytes", PP_BYTES, "byte", "PP bytes sent per GPU per step", p=p, v=v, m=m, b=b, s=s, h=h, a=a,
              t=t)
-    for k in ("step_seconds", "mfu", "tokens_per_s", "hfu", "training_days", "gpu_hours", "compute_seconds",
+    for k in ("step_seconds", "mfu", "tokens_per_second", "hfu", "training_days", "gpu_hours", "compute_seconds",
               "tp_comm_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
         if k in r:
             out[k] = r[k]
     out.calc("bubble_ratio", BUBBLE_RATIO, "ratio", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
              p=p, v=v, m=m)
-    for k in ("gpu_memory_bytes", "usable_bytes", "headroom_bytes"):
+    for k in ("gpu_memory_bytes", "usable_memory_bytes", "headroom_bytes"):
         out[k] = mem[k]
     for k in ("micro_batches", "layers_per_stage", "in_flight_microbatches"):
         out[k] = lay[k]
@@ -462,7 +462,7 @@ def bound(r: Results, i: int | None = None) -> str:
     step = val("step_seconds")
     shares = {name: val(k) / step for name, k in BOUND_TERMS}
     over = max(((n, s) for n, s in shares.items() if n != "compute"), key=lambda x: x[1])
-    headroom = val("headroom_bytes") / val("usable_bytes") if val("usable_bytes") > 0 else 0.0
+    headroom = val("headroom_bytes") / val("usable_memory_bytes") if val("usable_memory_bytes") > 0 else 0.0
     if over[1] < 0.05:
         text = f"compute-bound ({shares['compute']:.0%} of the step)"
     else:
