@@ -285,7 +285,9 @@ def _write_table(report: Report, chart: bool) -> None:
                   title_justify="left", caption_justify="left")
     for i, h in enumerate(header):
         dim = (not report.swept and h == "key")
-        table.add_column(h, justify="right" if (report.swept or h == "value") else "left",
+        # sweep headers are result keys: spaces let a narrow terminal wrap them between words
+        table.add_column(h.replace("_", " ") if report.swept else h,
+                         justify="right" if (report.swept or h == "value") else "left",
                          style="dim" if dim else None, overflow="fold")
     for row in body:
         table.add_row(*row)
