@@ -28,35 +28,54 @@ def _opt(*flags: str, help_: str, panel: str = SPEC):
     return Annotated[Optional[str], typer.Option(*flags, help=help_, rich_help_panel=panel, show_default=False)]
 
 
+def _fixed(*flags: str, help_: str, panel: str):
+    return Annotated[str, typer.Option(*flags, help=help_, rich_help_panel=panel)]
+
+
+AlphaOpt = _opt("-a", "--alpha", help_="Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists/ranges sweep.")
+KOpt = _opt("-k", "--k", help_="Draft tokens proposed per round (γ); default 4. Lists/ranges sweep.")
+CostOpt = _opt("-c", "--cost-ratio", help_="Draft step time ÷ target step time (c). Or take it from presets with "
+               "-m/--draft/-g.")
+VerifyOpt = _opt("--verify-cost", help_="Target's (k+1)-token verify step ÷ its 1-token step (v); default 1, the "
+                 "paper's assumption.")
+OpsOpt = _opt("--ops-ratio", help_="Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or the "
+              "parameter ratio with -m.")
+KMaxOpt = _fixed("--k-max", help_="Largest k tried for optimal_k.", panel=SPEC)
+HeadsOpt = _opt("--medusa-heads", help_="Self-drafting heads on the target (k = heads); --alpha is head 1's "
+                "acceptance.", panel=HEADS)
+DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given heads 1..i−1 did).", panel=HEADS)
+HeadAlphasOpt = _opt("--head-alphas", help_="Acceptance of each head in order, e.g. 0.7,0.55,0.4 (instead of "
+                     "--alpha/--decay).", panel=HEADS)
+DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
+DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft the draft is a quantised copy of "
+                     "the target (int8, int4, fp8).", panel=PRESETS)
+DraftGroupOpt = _fixed("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32 or 128).",
+                       panel=PRESETS)
+BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
+ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
+WeightDtypeOpt = _fixed("--weight-dtype", help_="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
+                        panel=PRESETS)
+KvDtypeOpt = _fixed("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS)
+TpOpt = _fixed("--tp", help_="Tensor-parallel GPUs of the target.", panel=PRESETS)
+DraftTpOpt = _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft model; default the target's --tp (as vLLM).",
+                  panel=PRESETS)
+MbuOpt = _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype, as serve).",
+              panel=PRESETS)
+MfuOpt = _opt("--mfu", help_="Achieved share of peak FLOP/s when compute-bound (default as serve).", panel=PRESETS)
+SimulateOpt = _opt("--simulate", help_="Play N speculation rounds (Monte Carlo) beside the closed form, e.g. 100k.",
+                   panel=MC)
+SeedOpt = _fixed("--seed", help_="Random seed of --simulate.", panel=MC)
+
+
 def specdec(
-    alpha: _opt("-a", "--alpha", help_="Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists/ranges sweep.") = None,
-    k: _opt("-k", "--k", help_="Draft tokens proposed per round (γ); default 4. Lists/ranges sweep.") = None,
-    cost_ratio: _opt("-c", "--cost-ratio", help_="Draft step time ÷ target step time (c). Or take it from presets with -m/--draft/-g.") = None,
-    verify_cost: _opt("--verify-cost", help_="Target's (k+1)-token verify step ÷ its 1-token step (v); default 1, the paper's assumption.") = None,
-    ops_ratio: _opt("--ops-ratio", help_="Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or the parameter ratio with -m.") = None,
-    k_max: Annotated[str, typer.Option("--k-max", help="Largest k tried for optimal_k.", rich_help_panel=SPEC)] = "32",
-    medusa_heads: _opt("--medusa-heads", help_="Self-drafting heads on the target (k = heads); --alpha is head 1's acceptance.", panel=HEADS) = None,
-    decay: _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given heads 1..i−1 did).", panel=HEADS) = None,
-    head_alphas: _opt("--head-alphas", help_="Acceptance of each head in order, e.g. 0.7,0.55,0.4 (instead of --alpha/--decay).", panel=HEADS) = None,
-    model: ModelOpt = None,
-    draft: Annotated[Optional[str], typer.Option("--draft", help="Draft model preset (or YAML / config.json path); needs -m and -g.",
-                                                 rich_help_panel=PRESETS, show_default=False)] = None,
-    draft_dtype: _opt("--draft-dtype", help_="Draft weights dtype; without --draft the draft is a quantised copy of the target (int8, int4, fp8).", panel=PRESETS) = None,
-    draft_group_size: Annotated[str, typer.Option("--draft-group-size", help="Quantised draft: elements per fp16 scale (e.g. 32 or 128).",
-                                                  rich_help_panel=PRESETS)] = "0",
-    gpu: GpuOpt = None,
-    batch: _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS) = None,
-    context: _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS) = None,
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
-                                              rich_help_panel=PRESETS)] = "bf16",
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache dtype of both models.", rich_help_panel=PRESETS)] = "bf16",
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs of the target.", rich_help_panel=PRESETS)] = "1",
-    draft_tp: _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft model; default the target's --tp (as vLLM).",
-                   panel=PRESETS) = None,
-    mbu: _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype, as serve).", panel=PRESETS) = None,
-    mfu: _opt("--mfu", help_="Achieved share of peak FLOP/s when compute-bound (default as serve).", panel=PRESETS) = None,
-    simulate: _opt("--simulate", help_="Play N speculation rounds (Monte Carlo) beside the closed form, e.g. 100k.", panel=MC) = None,
-    seed: Annotated[str, typer.Option("--seed", help="Random seed of --simulate.", rich_help_panel=MC)] = "0",
+    alpha: AlphaOpt = None, k: KOpt = None, cost_ratio: CostOpt = None, verify_cost: VerifyOpt = None,
+    ops_ratio: OpsOpt = None, k_max: KMaxOpt = "32",
+    medusa_heads: HeadsOpt = None, decay: DecayOpt = None, head_alphas: HeadAlphasOpt = None,
+    model: ModelOpt = None, draft: DraftOpt = None, draft_dtype: DraftDtypeOpt = None,
+    draft_group_size: DraftGroupOpt = "0", gpu: GpuOpt = None, batch: BatchOpt = None, context: ContextOpt = None,
+    weight_dtype: WeightDtypeOpt = "bf16", kv_dtype: KvDtypeOpt = "bf16", tp: TpOpt = "1",
+    draft_tp: DraftTpOpt = None, mbu: MbuOpt = None, mfu: MfuOpt = None,
+    simulate: SimulateOpt = None, seed: SeedOpt = "0",
     as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
     no_chart: NoChartOpt = False,
 ) -> None:
