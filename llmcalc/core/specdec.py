@@ -17,6 +17,11 @@ Self-drafting heads (Medusa, Cai et al. 2024, arXiv:2401.10774; multi-token pred
 guesses token t+i, accepted (given heads 1..i−1 were) with probability α_i, so E = 1 + Σ_i Π_{j≤i} α_j.
 All heads run in the target's own forward pass: one draft cost c per round, not k of them.
 
+From presets, c and v are not guessed: they are ratios of serve's decode-step times (core/serve.py) of the
+draft and of the target's (k+1)-token verify step to its 1-token step, at the given batch, context and
+tensor parallelism; without a GPU, c is the weight-bytes ratio (the memory-bound limit). As the batch grows the
+verify step turns compute-bound, v rises towards k + 1, and speculation stops paying (break_even_batch).
+
 Every function takes α, k, c and v as numbers or NumPy arrays of one broadcastable shape.
 """
 
@@ -436,7 +441,7 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
     # Powers of two first, then bisection between the last that pays and the next (MoE targets can lose at
     # batch 1, where the verify step's extra tokens wake more experts, and pay at 8).
     fit_rows = np.broadcast_to(np.asarray(fit, dtype=float), shape).reshape(-1)
-    grid = 2.0 ** np.arange(21)
+    grid = 2.0 ** np.arange(BREAK_EVEN_BATCH_LIMIT.bit_length())   # 1 .. 2^20
     s = np.broadcast_to(speedup_at(np.broadcast_to(grid, (P, grid.size))), (P, grid.size))
     pays_grid = (s > 1) & (grid <= fit_rows[:, None])
     any_pays = pays_grid.any(axis=1)
