@@ -124,6 +124,13 @@ def test_defaults_are_stated(cli):
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "10", "--seed", "-1"), "--seed must be at least 0"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--k-max", "0"), "--k-max must be at least 1"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--verify-cost", "0"), "--verify-cost must be greater than 0"),
+    (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--weight-group-size", "32"), "add -m TARGET"),
+    (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft", "llama-3.1-8b", "-g", "h100-sxm", "--weight-group-size",
+      "32"), "--weight-group-size applies to quantised weights"),
+    (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft", "llama-3.1-8b", "-g", "h100-sxm", "--draft-tp", "3"),
+     "--draft-tp 3 must divide"),
+    (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft-dtype", "int4", "-g", "h100-sxm", "--draft-tp", "2"),
+     "--draft-tp applies to a --draft model"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, args, message):
     run = cli("specdec", *args)

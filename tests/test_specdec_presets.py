@@ -198,3 +198,12 @@ def test_moe_target_verify_wakes_experts(cli):
     assert results(cli(*base, "--batch", be, "--json"))["speedup"] <= 1
     # with the draft on both GPUs (the default) it keeps paying up to the largest batch that fits
     assert results(cli(*base[:-6], "--alpha", "0.7", "--k", "4", "--json"))["break_even_batch"] is None
+
+
+def test_quantised_target_and_draft_group_sizes_reach_serve(cli):
+    r = results(cli("specdec", "-m", "llama-3.1-70b", "--weight-dtype", "int4", "--weight-group-size", "32",
+                    "--draft", "llama-3.1-8b", "--draft-dtype", "int4", "--draft-group-size", "128", "-g", "h100-sxm",
+                    "--alpha", "0.8", "--json"))
+    t70, t8, gpu = load_model("llama-3.1-70b"), load_model("llama-3.1-8b"), load_gpu("h100-sxm")
+    assert r["target_step_seconds"] == decode_step_seconds(t70, gpu, 1, 1024, weight_dtype="int4", group_size=32)
+    assert r["draft_step_seconds"] == decode_step_seconds(t8, gpu, 1, 1024, weight_dtype="int4", group_size=128)

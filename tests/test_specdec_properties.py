@@ -50,8 +50,9 @@ def test_speedup_falls_with_c(a, k, c1, c2, v):
 def test_optimal_speedup_is_the_max(a, c, v):
     k_opt, s_opt = sd.optimal_k(a, c, v, k_max=32)
     assert 1 <= k_opt <= 32
-    assert all(speedup(a, k, c, v) <= s_opt * (1 + 1e-12) for k in range(1, 33))
-    assert abs(speedup(a, k_opt, c, v) - s_opt) <= 1e-14 * s_opt   # scalar vs NumPy pow: an ulp apart
+    assert all(speedup(a, k, c, v) <= s_opt * (1 + 1e-9) for k in range(1, 33))
+    # scalar vs NumPy pow differ by an ulp, which 1 − α^(k+1) amplifies by ~1/(1 − α) near α = 1
+    assert abs(speedup(a, k_opt, c, v) - s_opt) <= 1e-9 * s_opt
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,7 +76,7 @@ def test_heads_tokens_between_1_and_n_plus_1_and_grow_with_heads(acc, c):
     assert all(1 <= e <= n + 1 for n, e in enumerate(E, start=1))
     assert all(b >= a for a, b in zip(E, E[1:]))     # one more head never lowers tokens per step
     k_best, s_best = sd.optimal_heads(np.asarray(acc), c)
-    assert abs(s_best - max(e / (c + 1) for e in E)) <= 1e-14 * s_best   # summation order: ulps
+    assert abs(s_best - max(e / (c + 1) for e in E)) <= 1e-12 * s_best   # summation order: ulps
 
 
 # the cli fixture reads capsys afresh on every call, so reusing it across examples is safe
@@ -94,7 +95,7 @@ def test_cli_json_finite_and_consistent(cli, a, k, c, simulate):
     assert_finite(doc)
     r = doc["results"]
     assert 1 - TOL <= r["expected_tokens_per_step"] <= (k + 1) * (1 + TOL)
-    assert r["optimal_speedup"] >= r["speedup"] * (1 - 1e-12) or k > 32
+    assert r["optimal_speedup"] >= r["speedup"] * (1 - 1e-9) or k > 32
     assert r["speculation_pays"] == (r["optimal_speedup"] > 1)
     if simulate:
         assert 1 <= r["simulated_tokens_per_step"] <= k + 1
@@ -113,5 +114,5 @@ def test_sweep_equals_pointwise(cli, alpha_list, k_list):
         one = cli("specdec", "--alpha", repr(row["alpha"]), "--k", str(row["k"]), "-c", "0.03", "--json").json()
         assert row["optimal_k"] == one["results"]["optimal_k"]
         for key in ("expected_tokens_per_step", "speedup", "optimal_speedup"):
-            # NumPy's vectorised pow and the scalar one may differ in the last bit
-            assert abs(row[key] - one["results"][key]) <= 1e-14 * abs(row[key]), key
+            # NumPy's vectorised pow and the scalar one differ in the last bit (amplified near α = 1)
+            assert abs(row[key] - one["results"][key]) <= 1e-9 * abs(row[key]), key

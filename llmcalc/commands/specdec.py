@@ -55,6 +55,8 @@ BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. L
 ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
 WeightDtypeOpt = _fixed("--weight-dtype", help_="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
                         panel=PRESETS)
+WeightGroupOpt = _fixed("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.",
+                        panel=PRESETS)
 KvDtypeOpt = _fixed("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS)
 TpOpt = _fixed("--tp", help_="Tensor-parallel GPUs of the target.", panel=PRESETS)
 DraftTpOpt = _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft model; default the target's --tp (as vLLM).",
@@ -73,7 +75,7 @@ def specdec(
     medusa_heads: HeadsOpt = None, decay: DecayOpt = None, head_alphas: HeadAlphasOpt = None,
     model: ModelOpt = None, draft: DraftOpt = None, draft_dtype: DraftDtypeOpt = None,
     draft_group_size: DraftGroupOpt = "0", gpu: GpuOpt = None, batch: BatchOpt = None, context: ContextOpt = None,
-    weight_dtype: WeightDtypeOpt = "bf16", kv_dtype: KvDtypeOpt = "bf16", tp: TpOpt = "1",
+    weight_dtype: WeightDtypeOpt = "bf16", weight_group_size: WeightGroupOpt = "0", kv_dtype: KvDtypeOpt = "bf16", tp: TpOpt = "1",
     draft_tp: DraftTpOpt = None, mbu: MbuOpt = None, mfu: MfuOpt = None,
     simulate: SimulateOpt = None, seed: SeedOpt = "0",
     as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
@@ -93,7 +95,7 @@ def specdec(
 
     _check_flags(model=model, draft=draft, gpu=gpu, draft_dtype=draft_dtype, draft_group_size=draft_group_size,
                  heads_mode=heads_mode, cost_ratio=cost_ratio, verify_cost=verify_cost, k=k, batch=batch,
-                 context=context, mbu=mbu, mfu=mfu, tp=tp, draft_tp=draft_tp)
+                 context=context, mbu=mbu, mfu=mfu, tp=tp, draft_tp=draft_tp, weight_group_size=weight_group_size)
     from llmcalc.core import specdec as sd
     import numpy as np
 
@@ -160,8 +162,8 @@ def specdec(
     preset_kw = {}
     if spec is not None:
         preset_kw = _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_group_size,
-                                   weight_dtype, kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode,
-                                   notes)
+                                   weight_dtype, weight_group_size, kv_dtype, tp, draft_tp, mbu, mfu, batch,
+                                   context, heads_mode, notes)
 
     rounds = None
     if simulate is None and seed != "0":
@@ -219,7 +221,7 @@ def specdec(
 
 
 def _check_flags(*, model, draft, gpu, draft_dtype, draft_group_size, heads_mode, cost_ratio, verify_cost, k,
-                 batch, context, mbu, mfu, tp, draft_tp) -> None:
+                 batch, context, mbu, mfu, tp, draft_tp, weight_group_size) -> None:
     """Which flags go together: closed form, a draft model, a quantised copy, or heads on the target."""
     from llmcalc.errors import InputError
 
@@ -252,6 +254,9 @@ def _check_flags(*, model, draft, gpu, draft_dtype, draft_group_size, heads_mode
         raise InputError("--verify-cost comes from the target's decode-step times when -g is given; drop one")
     if heads_mode and k is not None:
         raise InputError("with self-drafting heads the depth is --medusa-heads N, not --k")
+    if weight_group_size != "0" and model is None:
+        raise InputError("--weight-group-size applies to the target's quantised weights: add -m TARGET and "
+                         "--weight-dtype int4 (or int8, fp8)")
     if draft_group_size != "0" and draft_dtype is None:
         raise InputError("--draft-group-size applies to a quantised draft: add --draft-dtype int4 (or int8, fp8)")
 
@@ -304,8 +309,8 @@ def _resolve(model, gpu, draft):
     return spec, gpu_spec, draft_spec
 
 
-def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_group_size, weight_dtype, kv_dtype,
-                   tp, draft_tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
+def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_group_size, weight_dtype,
+                   weight_group_size, kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
     from llmcalc.cli_support import choice
     from llmcalc.errors import InputError
     from llmcalc.spec import DTYPES
@@ -319,12 +324,17 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
     inp.fixed("draft", draft_spec.name if draft_spec is not None else
               ("heads on the target" if heads_mode else f"{spec.name} in {dd}"), unit="str")
     inp.fixed("weight_dtype", wd, unit="str")
+    wg = 0
+    if wd in ("fp8", "int8", "int4"):
+        wg = _scalar(inp, "weight_group_size", weight_group_size, "elements per target weight scale")
+    elif weight_group_size != "0":
+        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {wd}")
     if not heads_mode:
         inp.fixed("draft_dtype", dd, unit="str")
     g = 0
     if dd in ("fp8", "int8", "int4"):
         g = _scalar(inp, "draft_group_size", draft_group_size, "elements per draft weight scale")
-    kw = dict(weight_dtype=wd, draft_dtype=dd, draft_group_size=g)
+    kw = dict(weight_dtype=wd, draft_dtype=dd, draft_group_size=g, weight_group_size=wg)
     if draft_spec is not None and draft_spec.vocab != spec.vocab:
         notes.append(f"the draft's vocabulary ({draft_spec.vocab:,}) differs from the target's ({spec.vocab:,}): "
                      "speculative decoding needs one tokenizer (a padded embedding is harmless)")
@@ -374,7 +384,8 @@ def _compute(sd, v, kname, heads_mode, acc, k_max, spec, gpu_spec, draft_spec, k
         c, verify, vv = v["cost_ratio"], None, v["verify_cost"]
     elif gpu_spec is None:
         c = sd.weight_bytes_ratio(r, spec, draft_spec, kw["weight_dtype"], kw["draft_dtype"],
-                                  kw["draft_group_size"], heads=k if heads_mode else None)
+                                  kw["draft_group_size"], heads=k if heads_mode else None,
+                                  weight_group_size=kw["weight_group_size"])
         verify, vv = None, v["verify_cost"]
     else:
         c, vv, verify = sd.step_costs(r, spec, gpu_spec, draft_spec, v["batch"], v["context"], k,

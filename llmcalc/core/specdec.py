@@ -309,13 +309,13 @@ BREAK_EVEN_BATCH_LIMIT = 1 << 20
 
 
 def weight_bytes_ratio(r: Results, spec, draft_spec, weight_dtype: str, draft_dtype: str, group_size: int = 0,
-                       heads=None):
+                       heads=None, weight_group_size: int = 0):
     """c as the ratio of weight bytes read per step (memory-bound decode): a draft model, a quantised copy
     of the target, or ``heads`` Medusa heads on it."""
     from llmcalc.core.dtypes import bytes_per_element
     from llmcalc.core.params import weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype)
+    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
     if heads is not None:
         P_head = r.calc("head_params", HEAD_PARAMS, "params", "parameters of one head (residual block + vocab projection)",
                         H=spec.hidden, V=spec.vocab)
@@ -362,18 +362,20 @@ def _draft_step(spec, gpu, draft_spec, batch, context, *, weight_dtype, draft_dt
 
 
 def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: bool = False, weight_dtype="bf16",
-               draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, draft_tp=1, mbu=None, mfu=None):
+               draft_dtype="bf16", draft_group_size=0, weight_group_size=0, kv_dtype="bf16", tp=1, draft_tp=1,
+               mbu=None, mfu=None):
     """c and v from serve's decode-step times on ``gpu``; returns (c, v, verify) with verify(ks) the verify
     cost at every k (for the best-k search). The verify step is one forward of k + 1 tokens per sequence:
     nearly free while decode is memory-bound, k + 1 times the work once it is compute-bound."""
     np = _np()
-    kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, tp=tp, mbu=mbu, mfu=mfu)
+    kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=weight_group_size, tp=tp, mbu=mbu, mfu=mfu)
     t_target = r.put("target_step_seconds", _step(spec, gpu, batch, context, 1, **kw), "s",
                      "target decode step, 1 token per sequence (serve)")
     t_verify = r.put("verify_step_seconds", _step(spec, gpu, batch, context, np.asarray(k) + 1, **kw), "s",
                      "target verify step, k + 1 tokens per sequence (serve)")
     if heads:
-        c = weight_bytes_ratio(r, spec, None, weight_dtype, weight_dtype, heads=k)
+        c = weight_bytes_ratio(r, spec, None, weight_dtype, weight_dtype, heads=k,
+                               weight_group_size=weight_group_size)
     else:
         t_draft = r.put("draft_step_seconds", _draft_step(spec, gpu, draft_spec, batch, context,
                                                           weight_dtype=weight_dtype, draft_dtype=draft_dtype,
@@ -397,7 +399,8 @@ def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: b
 
 
 def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: bool, acceptance, notes: list,
-                *, weight_dtype="bf16", draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, draft_tp=1):
+                *, weight_dtype="bf16", draft_dtype="bf16", draft_group_size=0, weight_group_size=0, kv_dtype="bf16",
+                tp=1, draft_tp=1):
     """Seconds per round, tokens/s with and without speculation, and the batch from which this k stops
     paying (the verify step turns compute-bound and the draft's steps stop being small)."""
     np = _np()
@@ -416,7 +419,7 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
     r.calc("speculative_tokens_per_second", SPEC_TOKENS_PER_S, "token/s", "with speculation, per sequence",
            E=E, t_round=t_round)
     mbu, mfu = inputs.get("mbu"), inputs.get("mfu")
-    kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, tp=tp, mbu=mbu, mfu=mfu)
+    kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=weight_group_size, tp=tp, mbu=mbu, mfu=mfu)
     c_heads = np.asarray(r["cost_ratio"].value, dtype=float) if heads_mode else None
 
     def speedup_at(batch):  # batch (P, m) against per-row E, k, context (P, 1)
@@ -433,7 +436,8 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
         return EE * T1 / (kk * Td + Tv)
 
     fit = max_batch(r, spec, gpu, draft_spec, inputs["context"], k, heads_mode, weight_dtype=weight_dtype,
-                    draft_dtype=draft_dtype, draft_group_size=draft_group_size, kv_dtype=kv_dtype, tp=tp)
+                    draft_dtype=draft_dtype, draft_group_size=draft_group_size, weight_group_size=weight_group_size,
+                    kv_dtype=kv_dtype, tp=tp)
     shape = np.broadcast_shapes(np.shape(E), np.shape(k), np.shape(inputs["context"]),
                                np.shape(c_heads) if c_heads is not None else ())
     P = int(np.prod(shape)) if shape else 1
@@ -477,13 +481,13 @@ SPEC_MAX_BATCH = _formula("max(0, floor(budget / (kv_target + kv_draft)))")
 
 
 def max_batch(r: Results, spec, gpu, draft_spec, context, k, heads_mode: bool, *, weight_dtype="bf16",
-              draft_dtype="bf16", draft_group_size=0, kv_dtype="bf16", tp=1, mem_util=None):
+              draft_dtype="bf16", draft_group_size=0, weight_group_size=0, kv_dtype="bf16", tp=1, mem_util=None):
     """Sequences that fit with both models' weights and caches at context + k + 1 tokens."""
     np = _np()
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, kv_cache_bytes
     from llmcalc.core.params import weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype)
+    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
     if heads_mode:
         W_d = float(np.max(r["cost_ratio"].value)) * W_t
         kv_d = 0.0
