@@ -91,8 +91,14 @@ class Inputs:
             self.items[name] = self._Input(default, unit, label)
             return default
         values = parse_values(text, parse, f"{flag}") if is_sweep(text) else [parse(text, flag)]
-        for v in values:
-            _check_range(flag, v, minimum, strict, integer, maximum)
+        if hasattr(values, "dtype"):  # a long range, already a NumPy array: check it in one pass
+            _check_range(flag, float(values.min()), minimum, strict, False, maximum)
+            _check_range(flag, float(values.max()), minimum, strict, False, maximum)
+            if integer and (values != values.round()).any():
+                raise InputError(f"{flag} must be whole numbers; the range has fractional points")
+        else:
+            for v in values:
+                _check_range(flag, v, minimum, strict, integer, maximum)
         if len(values) > 1:
             self.swept.append(name)
             self.items[name] = self._Input(values, unit, label)

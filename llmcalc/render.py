@@ -69,23 +69,29 @@ class Report:
 def _column(value: Any, n: int) -> list:
     if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
         if value.shape[0] == n:
-            return _clean(value.tolist())
+            return _clean_array(value)
         value = value.reshape(-1)[0]
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return [plain(value)] * n
 
 
-def _clean(values: list) -> list:
-    """Integral floats to ints and non-finite to None, as plain() does, for a whole column."""
-    out = []
-    for v in values:
-        if isinstance(v, float):
-            if v != v or v in (float("inf"), float("-inf")):
-                v = None
-            elif v.is_integer() and abs(v) < 2**53:
-                v = int(v)
-        out.append(v)
+def _clean_array(a) -> list:
+    """A NumPy column as plain values, vectorised: integral floats become ints, non-finite become None
+    (as plain() does one value at a time; a million-point sweep must not loop in Python)."""
+    import numpy as np
+
+    if a.dtype.kind != "f":
+        return a.tolist()
+    finite = np.isfinite(a)
+    whole = finite & (np.abs(np.where(finite, a, 0)) < 2**53) & (a == np.floor(np.where(finite, a, 0)))
+    if whole.all():
+        return a.astype(np.int64).tolist()
+    out = a.tolist()
+    for i in np.flatnonzero(whole):
+        out[i] = int(out[i])
+    for i in np.flatnonzero(~finite):
+        out[i] = None
     return out
 
 
@@ -117,17 +123,34 @@ def plain(value: Any) -> Any:
     return value
 
 
-def document(report: Report) -> dict[str, Any]:
+def _write_json_rows(doc: dict[str, Any], report: Report, out) -> None:
+    """The same document as json.dumps would write, for a long sweep: each column is encoded by the C
+    encoder in one call and the rows are spliced together (a million rows in seconds, not minutes)."""
+    cols = report.columns_plain()
+    texts = []
+    for values in cols.values():
+        if not any(isinstance(v, str) for v in values[:1]):  # columns are homogeneous (one NumPy array each)
+            texts.append(json.dumps(values, allow_nan=False)[1:-1].split(", "))
+        else:
+            texts.append([json.dumps(v, allow_nan=False) for v in values])
+    prefixes = [json.dumps(k) + ": " for k in cols]
+    head = json.dumps(doc, allow_nan=False)
+    rows = ", ".join("{" + ", ".join(map(str.__add__, prefixes, vals)) + "}" for vals in zip(*texts))
+    out.write(head[:-1] + ', "rows": [' + rows + "]}\n")
+
+
+def document(report: Report, rows: bool = True) -> dict[str, Any]:
     """The JSON document (schema_version 1; STYLE.md #12)."""
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": report.command, "version": __version__}
     if report.model is not None:
         doc["model"] = plain(report.model.to_dict())
     if report.gpu is not None:
         doc["gpu"] = plain(report.gpu.to_dict())
-    doc["inputs"] = {k: plain(v.value if k not in report.swept else list(_listify(v.value)))
+    doc["inputs"] = {k: plain(v.value) if k not in report.swept else _column(v.value, report.points)
                      for k, v in report.inputs.items()}
     if report.swept:
-        doc["rows"] = report.row_dicts()
+        if rows:
+            doc["rows"] = report.row_dicts()
     else:
         doc["results"] = {k: plain(r.value) for k, r in report.results.items()}
     for k, v in report.extra.items():
@@ -163,7 +186,11 @@ def emit(report: Report, fmt: str, explain: bool = False, fields: list[str] | No
         _select_fields(report, fields)
     out = sys.stdout
     if fmt == "json":
-        out.write(json.dumps(_with_explain(document(report), report, explain), allow_nan=False) + "\n")
+        doc = _with_explain(document(report, rows=report.points <= 10_000), report, explain)
+        if "rows" in doc or not report.swept:
+            out.write(json.dumps(doc, allow_nan=False) + "\n")
+        else:
+            _write_json_rows(doc, report, out)
     elif fmt == "yaml":
         import yaml
         out.write(yaml.safe_dump(_with_explain(document(report), report, explain), sort_keys=False,
@@ -216,17 +243,31 @@ def _delimited_rows(report: Report) -> list[list[Any]]:
 
 
 def _write_delimited(report: Report, fmt: str) -> None:
+    if fmt == "tsv" and report.swept:  # column by column: a million-row sweep stays fast
+        keys = list(report.swept) + list(report.results)
+        cols = report.columns_plain()
+        text = [_tsv_column(cols[k]) for k in keys]
+        sys.stdout.write("\t".join(keys) + "\n")
+        sys.stdout.write("\n".join(map("\t".join, zip(*text))) + "\n")
+        return
     rows = _delimited_rows(report)
     if fmt == "csv":
         import csv
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerows([["" if v is None else v for v in row] for row in rows])
     else:
-        for row in rows:
-            sys.stdout.write("\t".join("" if v is None else _tsv_cell(v) for v in row) + "\n")
+        sys.stdout.write("\n".join("\t".join(map(_tsv_cell, row)) for row in rows) + "\n")
+
+
+def _tsv_column(col: list) -> list[str]:
+    if all(type(v) is int for v in col):
+        return list(map(str, col))
+    return list(map(_tsv_cell, col))
 
 
 def _tsv_cell(v: Any) -> str:
+    if v is None:
+        return ""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):

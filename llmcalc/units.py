@@ -119,14 +119,25 @@ def parse_values(text: str, parse=parse_count, what: str = "a number") -> list:
             raise InputError(f"{what}: a geometric range needs a start > 0 and a factor > 1, got {raw!r}")
         n = int(math.floor(math.log(stop / start) / math.log(step) + 1e-9)) + 1
         _check_points(n, raw, what)
-        values = [_as_number(start * step**i) for i in range(n)]
+        values = _points(start, step, n, geometric=True)
     else:
         if step <= 0:
             raise InputError(f"{what}: a stepped range needs a step > 0, got {raw!r}")
         n = int(math.floor((stop - start) / step + 1e-9)) + 1
         _check_points(n, raw, what)
-        values = [_as_number(start + step * i) for i in range(n)]
+        values = _points(start, step, n, geometric=False)
     return values
+
+
+def _points(start, step, n: int, geometric: bool):
+    """The points of a range: a plain list, or for long ranges a NumPy array (built in one call)."""
+    if n <= 4096:
+        if geometric:
+            return [_as_number(start * step**i) for i in range(n)]
+        return [_as_number(start + step * i) for i in range(n)]
+    import numpy as np
+    i = np.arange(n, dtype=np.float64)
+    return start * np.power(float(step), i) if geometric else start + step * i
 
 
 def _check_points(n: int, raw: str, what: str) -> None:
