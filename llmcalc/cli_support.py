@@ -239,3 +239,16 @@ def emit_report(report, fmt: str | None, as_json: bool, explain: bool, fields: s
     chosen = choose_format(fmt, as_json)
     keys = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     emit(report, chosen, explain=explain, fields=keys, chart=not no_chart)
+
+
+def context_note(spec, seq, what: str = "--seq") -> str | None:
+    """A note when a sequence length passes the model's context length: the arithmetic still holds, but a
+    learned position table has no rows there and rotary models were not trained that long."""
+    values = seq.tolist() if hasattr(seq, "tolist") else (seq if isinstance(seq, (list, tuple)) else [seq])
+    longest = max(values) if values else 0
+    if longest and longest > spec.max_seq:
+        if spec.position == "learned":
+            return (f"{what} {int(longest):,} exceeds {spec.name}'s {spec.max_seq:,}-row position table: the model "
+                    "cannot run that long; the arithmetic is shown anyway")
+        return f"{what} {int(longest):,} exceeds {spec.name}'s context length of {spec.max_seq:,} tokens"
+    return None

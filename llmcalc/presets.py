@@ -153,7 +153,8 @@ def read_small_text(path: Path) -> str:
 
 def _unknown(kind: str, name: str) -> InputError:
     table = names(kind)
-    close = difflib.get_close_matches(name.lower(), list(table), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name.lower(), list(table), n=8, cutoff=0.5)
+    close = list(dict.fromkeys(table[c].stem for c in close))[:3]  # canonical names, each model once
     flag = "-m/--model" if kind == "models" else "-g/--gpu"
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return InputError(f"unknown {kind[:-1]} preset {name!r}{hint} (`llmcalc presets list {kind}` lists them; "

@@ -299,7 +299,7 @@ def _table_data(report: Report) -> tuple[list[str], list[list[str]]]:
         keys = report.columns or list(report.results)
         header = list(report.swept) + keys
         units = {**{k: report.inputs[k].unit for k in report.swept}, **{k: report.results[k].unit for k in keys}}
-        body = [[fmt_value(d[k], units[k]) for k in header] for d in report.row_dicts()]
+        body = [[fmt_value(d[k], units[k], compact=True) for k in header] for d in report.row_dicts()]
         return header, body
     header = ["quantity", "value", "key"]
     body = [[r.label, fmt_value(r.value, r.unit), k] for k, r in report.results.items()]
@@ -320,19 +320,30 @@ def _write_table(report: Report, chart: bool) -> None:
     from rich.table import Table
     from rich import box
 
+    from rich.text import Text
+
     console = Console(highlight=False)
     header, body = _table_data(report)
-    table = Table(title=f"llmcalc {report.command}", caption=_headline(report), box=box.SIMPLE_HEAD,
-                  title_justify="left", caption_justify="left")
-    for i, h in enumerate(header):
-        dim = (not report.swept and h == "key")
-        # sweep headers are result keys: spaces let a narrow terminal wrap them between words
-        table.add_column(h.replace("_", " ") if report.swept else h,
-                         justify="right" if (report.swept or h == "value") else "left",
-                         style="dim" if dim else None, overflow="fold")
+    units = {**{k: v.unit for k, v in report.inputs.items()}, **{k: r.unit for k, r in report.results.items()}}
+    table = Table(title=f"llmcalc {report.command}", box=box.SIMPLE_HEAD, title_justify="left")
+    natural = sum(max([len(h)] + [len(row[i]) for row in body]) + 3 for i, h in enumerate(header))
+    crowded = natural > console.width  # then numbers may wrap between value and unit, not vanish
+    for h in header:
+        if report.swept:
+            text = units.get(h) == "str"
+            # headers are keys: spaces let a narrow terminal wrap them between words; numbers never wrap
+            widest = max((len(row[len(table.columns)]) for row in body), default=8)
+            table.add_column(h.replace("_", " "), justify="left" if text else "right",
+                             no_wrap=not text and not crowded, overflow="fold",
+                             min_width=min(widest, 16 if crowded else 24) if text else None)
+        else:
+            table.add_column(h, justify="right" if h == "value" else "left",
+                             style="dim" if h == "key" else None, overflow="fold",
+                             no_wrap=h in ("value", "key"))
     for row in body:
         table.add_row(*row)
     console.print(table)
+    console.print(Text(_headline(report), style="dim"))
     for note in report.notes:
         console.print(f"[dim]note:[/dim] {note}", markup=True)
     if chart and report.chart is not None:

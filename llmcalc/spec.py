@@ -307,6 +307,8 @@ def _require(where: str, values: dict[str, Any], cls) -> dict[str, Any]:
     fields = _fields_of(cls)
     missing = [n for n, f in fields.items()
                if f.default is dataclasses.MISSING and n not in values]
+    if "heads" in missing:  # kv_heads and head_dim follow from heads (and hidden): ask for heads only
+        missing = [m for m in missing if m not in ("kv_heads", "head_dim")]
     if missing:
         flags = ", ".join("--" + m.replace("_", "-") for m in missing)
         raise InputError(f"{where}: missing {', '.join(missing)}; give a preset with -m or the flags {flags}")

@@ -159,8 +159,15 @@ def _scaled(value: float, table, unit: str, digits: int = 3) -> str:
     a = abs(value)
     for factor, prefix in table:
         if a >= factor:
-            return f"{value / factor:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}".rstrip()
+            return f"{_sig(value / factor, digits)} {prefix}{unit}"
+    return f"{_sig(value, digits)} {unit}".rstrip()
+
+
+def _sig(x: float, digits: int) -> str:
+    """``digits`` significant figures, never in exponent form below 10⁶ (1000 MiB, not 1e+03 MiB)."""
+    if abs(x) >= 10**digits and abs(x) < 1e6:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
 
 
 def fmt_flops(value: float) -> str:
@@ -192,8 +199,8 @@ def fmt_count(value: float) -> str:
     return f"{value:.4g}"
 
 
-def fmt_value(value, unit: str) -> str:
-    """Human text for a value of the given unit kind."""
+def fmt_value(value, unit: str, compact: bool = False) -> str:
+    """Human text for a value of the given unit kind (``compact``: for the cells of a sweep table)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -224,6 +231,8 @@ def fmt_value(value, unit: str) -> str:
         return f"{v:.4g}"
     if unit == "percent":
         return f"{v * 100:.3g}%"
+    if unit == "params" and compact:
+        return _scaled(v, _SI, "").strip() if v >= 1e3 else fmt_count(v)
     if unit == "params":
         return f"{fmt_count(v)} ({_scaled(v, _SI, '').strip()})" if v >= 1e3 else fmt_count(v)
     if unit == "h":

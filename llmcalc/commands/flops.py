@@ -65,10 +65,13 @@ def flops(
     measured = inp.number("tokens_per_second", tokens_per_s, unit="token/s", label="measured tokens/s",
                           flag="--tokens-per-s")
     notes = []
+    from llmcalc.cli_support import context_note
+    if (note := context_note(spec, inp.items["seq"].value)) is not None:
+        notes.append(note)
     if gpu_spec is not None:
         inp.number("mfu", mfu, default=0.4, unit="ratio", label="MFU", maximum=1.0)
         if mfu is None and total_tokens is not None:
-            notes.append("MFU 0.4 assumed (typical 30-50%, seed 002); set --mfu")
+            notes.append("MFU 0.4 assumed (typical 30-50%, the COS 597A slides); set --mfu")
         inp.fixed("dtype", dtype, unit="str")
         inp.fixed("causal", causal, unit="bool")
     else:

@@ -73,13 +73,16 @@ def kv(
     t = _scalar(inp, "tp", tp, "tensor-parallel GPUs", minimum=1)
     check_tp(spec, t)
     notes = []
+    from llmcalc.cli_support import context_note
+    if (note := context_note(spec, inp.items["seq"].value)) is not None:
+        notes.append(note)
     if g and kv_dtype not in ("fp8", "int8", "int4"):
         raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {kv_dtype}; drop it "
                          "or add --kv-dtype int8")
     if wg and weight_dtype not in ("fp8", "int8", "int4"):
         raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {weight_dtype}")
     if gpu_spec is not None:
-        inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="percent",
+        inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio",
                    label="GPU memory the engine may use", maximum=1.0)
         if mem_util is None:
             notes.append(f"--mem-util {DEFAULT_MEM_UTIL} assumed (vLLM's gpu_memory_utilization default): the rest "

@@ -56,11 +56,11 @@ def _rows(kind: str):
         r.put("kind", ["gpu"] * len(specs), "str", "kind")
         r.put("memory_bytes", [s.memory_bytes for s in specs], "byte", "memory")
         r.put("hbm_bytes_per_s", [s.hbm_bytes_per_s for s in specs], "byte/s", "memory bandwidth")
-        r.put("bf16_flops_per_s", [s.flops_per_s.get("bf16", 0.0) for s in specs], "flop/s", "bf16 dense peak")
+        r.put("bf16_flops_per_s", [s.flops_per_s.get("bf16") or None for s in specs], "flop/s", "bf16 dense peak")
     r.put("aliases", [", ".join(s.aliases) for s in specs], "str", "aliases")
     r.put("source", [s.source for s in specs], "str", "source")
     inputs = {"name": Input([s.name for s in specs], "str", "name")}
-    cols = [k for k in r if k not in ("source", "kind")]
+    cols = [k for k in r if k not in ("source", "kind", "aliases")]  # JSON/TSV keep them; a table stays narrow
     return Report(f"presets list {kind}", inputs, r, swept=["name"], columns=cols)
 
 

@@ -108,6 +108,7 @@ def roofline(
     sweep_chart = None
     v: dict = {}
 
+    no_operation = False
     if intensity is not None:
         inp.number("intensity", intensity, unit="flop/byte", label="arithmetic intensity")
         v = inp.grid()
@@ -193,13 +194,15 @@ def roofline(
     else:
         v = inp.grid()
         r = rl.ceilings(gpu_spec, dtype)
-        tiers = True
+        no_operation = True
+    tiers_flag = tiers  # asked for explicitly: then say which tiers the preset lacks
+    tiers = tiers or no_operation
     if tiers:
         if inp.swept:
             raise InputError("--tiers shows one GPU's memory hierarchy; drop the sweep")
         rl.add_hierarchy(r, gpu_spec)
         known = [t for t in rl.hierarchy(gpu_spec) if not t["bytes_per_s"] and t["tier"] in ("sram", "l2")]
-        if known:
+        if known and tiers_flag:
             notes.append(f"{gpu_spec.name} preset has no bandwidth for: {', '.join(t['tier'] for t in known)}")
 
     extra = {}

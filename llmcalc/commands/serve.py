@@ -104,7 +104,7 @@ def serve(
         notes.append(f"MBU {mbu_default:g} assumed for {weight_dtype} weights (gpt-fast on a 330 W A100: 0.68-0.69 "
                      "for 16-bit, 0.51-0.65 int8, 0.40-0.53 int4); set --mbu")
     if mfu is None:
-        notes.append(f"MFU {sv.DEFAULT_MFU:g} assumed for prefill (seed 002: typical 30-50%); set --mfu")
+        notes.append(f"MFU {sv.DEFAULT_MFU:g} assumed for prefill (the COS 597A slides: typical 30-50%); set --mfu")
     alpha = inp.number("allreduce_latency", allreduce_latency, default=sv.DEFAULT_ALLREDUCE_LATENCY, unit="s",
                        label="all-reduce latency", parse=_parse_seconds, strict=False)
     inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio", label="usable memory share",

@@ -53,7 +53,7 @@ def train_mem(
                                                rich_help_panel=GPU_PANEL)] = "0.05",
     solve_batch: Annotated[bool, typer.Option("--max-batch", help="Also find the largest micro-batch that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Also find the longest sequence that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
-    breakeven: Annotated[bool, typer.Option("--breakeven", help="Also give the batch above which mixed precision needs less memory than fp32 (seed 003 eq. 2.9).")] = False,
+    breakeven: Annotated[bool, typer.Option("--breakeven", help="Also give the batch above which mixed precision needs less memory than fp32 (the Decoder-Only Transformers notes eq. 2.9).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when it does not fit the GPU.", rich_help_panel=GPU_PANEL)] = False,
     layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
     head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
@@ -162,7 +162,7 @@ def train_mem(
         mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items()})
         columns.append("breakeven_batch")
         notes.append("break-even: mixed precision holds more model state than fp32 only when its gradients "
-                     "are fp32 (--grad-dtype fp32, seed 003's 18 B/param); with 2-byte gradients it is 0")
+                     "are fp32 (--grad-dtype fp32, the Decoder-Only Transformers notes' 18 B/param); with 2-byte gradients it is 0")
     report = Report("train-mem", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=_chart if inp.swept else None)
     output(report, fmt, as_json, explain, fields, no_chart)

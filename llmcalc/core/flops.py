@@ -125,7 +125,7 @@ def training_step_flops(spec: ModelSpec, batch, seq, causal: bool = False, recom
                training=train, forward=fwd, lm_head=r["lm_head_flops"].value)
     else:
         r.put("hardware_flops", train, "flop", "hardware FLOPs (no recomputation: = training)")
-    note = ("P counts every parameter, embeddings included (seed 000); the exact count adds attention's "
+    note = ("P counts every parameter, embeddings included (the CS 229s notes); the exact count adds attention's "
             "S² term and counts the LM head, but not the embedding lookup")
     r.calc("napkin_forward_flops", NAPKIN_FWD, "flop", "napkin forward 2·P·T", note=note, P=P_active, B=batch, S=seq)
     r.calc("napkin_training_flops", NAPKIN_TRAIN, "flop", "napkin training 6·P·T", P=P_active, B=batch, S=seq)

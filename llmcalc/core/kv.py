@@ -215,7 +215,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     per_seq = r.calc("kv_bytes_per_sequence", formula, "byte", "KV cache per sequence at length S" + win, **sym)
     kv = r.calc("kv_bytes", BATCH, "byte", "KV cache, whole batch (B sequences)", B=B, per_seq=per_seq)
     weights = _weights(r, spec, weight_dtype, weight_group_size)
-    r.calc("total_bytes", SUM, "byte", "weights + KV cache (seed 003 eq. 7.1)", weights=weights, kv=kv)
+    r.calc("total_bytes", SUM, "byte", "weights + KV cache (the Decoder-Only Transformers notes eq. 7.1)", weights=weights, kv=kv)
     r.calc("kv_share", SHARE, "percent", "KV cache share of weights + cache", weights=weights, kv=kv)
 
     # -- per GPU under tensor parallelism (seed 003 eq. 6.1: /T)

@@ -452,6 +452,6 @@ def breakeven(spec: ModelSpec, seq, r: Results | None = None, **kw) -> Results:
     fm, am = fixed_and_slope("mixed", grad)
     ff, af = fixed_and_slope("fp32", None)
     r.calc("breakeven_batch", BREAKEVEN, "count",
-           "batch above which mixed precision saves memory (seed 003 eq. 2.9)",
+           "batch above which mixed precision saves memory (the Decoder-Only Transformers notes eq. 2.9)",
            fixed_mixed=fm, fixed_fp32=ff, act_fp32=af, act_mixed=am)
     return r
