@@ -307,8 +307,8 @@ def _batch_chart(report, charts) -> str:
 def _sweep_notes(r, notes) -> None:
     xb = _first(r["crossover_batch"].value)
     mb = _first(r["max_batch"].value)
-    msg = "decode turns compute-bound at batch " + (
-        f"{xb:,.0f}" if xb is not None else "never at this length (cache reads grow as fast as FLOPs)")
+    msg = (f"decode turns compute-bound at batch {xb:,.0f}" if xb is not None else
+           "decode never turns compute-bound at this length: cache reads grow with batch as fast as FLOPs do")
     if mb is not None:
         msg += f"; the KV cache stops fitting beyond batch {mb:,.0f}"
     notes.append(msg)
