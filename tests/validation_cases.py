@@ -550,18 +550,7 @@ for _stage, (_fig, _half) in ZERO_FIGURE_1.items():
 # 7. Megatron-LM 2021 Table 1: parameters (billion), heads, hidden, layers, TP, PP, GPUs, global batch,
 #    achieved teraFLOP/s per GPU
 
-MEGATRON_TABLE_1 = [
-    (1.7, 24, 2304, 24, 1, 1, 32, 512, 137),
-    (3.6, 32, 3072, 30, 2, 1, 64, 512, 138),
-    (7.5, 32, 4096, 36, 4, 1, 128, 512, 142),
-    (18.4, 48, 6144, 40, 8, 1, 256, 1024, 135),
-    (39.1, 64, 8192, 48, 8, 2, 512, 1536, 138),
-    (76.1, 80, 10240, 60, 8, 4, 1024, 1792, 140),
-    (145.6, 96, 12288, 80, 8, 8, 1536, 2304, 148),
-    (310.1, 128, 16384, 96, 8, 16, 1920, 2160, 155),
-    (529.6, 128, 20480, 105, 8, 35, 2520, 2520, 163),
-    (1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 163),
-]
+from test_parallel import TABLE_1 as MEGATRON_TABLE_1  # noqa: E402  (one copy of the published table)
 
 
 def megatron_tflops(row) -> float:
@@ -895,14 +884,7 @@ for _a, _g, _ops, _speed in LEVIATHAN_TABLE_1:
         LEVIATHAN + ", Table 1 (Theorem 3.11)", "×")
 
 # Table 4 (App. A.3): task, drafter, temperature, γ, α, c, expected improvement
-LEVIATHAN_TABLE_4 = [
-    ("EnDe", "T5-small", 0, 7, 0.75, 0.02, 3.2), ("EnDe", "T5-base", 0, 7, 0.80, 0.04, 3.3),
-    ("EnDe", "T5-large", 0, 7, 0.82, 0.11, 2.5), ("EnDe", "T5-small", 1, 7, 0.62, 0.02, 2.3),
-    ("EnDe", "T5-base", 1, 5, 0.68, 0.04, 2.4), ("EnDe", "T5-large", 1, 3, 0.71, 0.11, 2.0),
-    ("CNNDM", "T5-small", 0, 5, 0.65, 0.02, 2.4), ("CNNDM", "T5-base", 0, 5, 0.73, 0.04, 2.6),
-    ("CNNDM", "T5-large", 0, 3, 0.74, 0.11, 2.0), ("CNNDM", "T5-small", 1, 5, 0.53, 0.02, 1.9),
-    ("CNNDM", "T5-base", 1, 3, 0.55, 0.04, 1.8), ("CNNDM", "T5-large", 1, 3, 0.56, 0.11, 1.6),
-]
+from test_specdec_papers import TABLE_4 as LEVIATHAN_TABLE_4  # noqa: E402
 for _task, _mq, _temp, _g, _a, _c, _exp in LEVIATHAN_TABLE_4:
     add(f"table4/{_task}-{_mq}-t{_temp}", "specdec",
         f"expected improvement, {_task} {_mq} draft, temp {_temp}: γ = {_g}, α = {_a}, c = {_c}",
