@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     # Built-in presets only: a user's own presets in ~/.config/llmcalc must not change the report.
     os.environ["LLMCALC_CONFIG_DIR"] = tempfile.mkdtemp(prefix="llmcalc-validation-")
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))  # the registry imports published tables from the test modules
     t0 = time.perf_counter()
     try:
         import torch  # noqa: F401
