@@ -228,7 +228,7 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
     if unit == "flop/byte":
         return f"{v:.4g} FLOP/B"
     if unit == "ratio":
-        return f"{v:.4g}"
+        return f"{v:,.0f}" if 1e4 <= abs(v) < 1e15 else f"{v:.4g}"
     if unit == "percent":
         return f"{v * 100:.3g}%"
     if unit == "params" and compact:
