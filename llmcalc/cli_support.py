@@ -252,3 +252,46 @@ def context_note(spec, seq, what: str = "--seq") -> str | None:
                     "cannot run that long; the arithmetic is shown anyway")
         return f"{what} {int(longest):,} exceeds {spec.name}'s context length of {spec.max_seq:,} tokens"
     return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The options every printing command shares, declared once and added to each command's signature
+
+_ARCH_OPTIONS = (("layers", LayersOpt), ("hidden", HiddenOpt), ("heads", HeadsOpt), ("kv_heads", KvHeadsOpt),
+                 ("head_dim", HeadDimOpt), ("ffn", FfnOpt), ("vocab", VocabOpt), ("experts", ExpertsOpt),
+                 ("top_k", TopKOpt))
+_OUTPUT_OPTIONS = (("as_json", JsonOpt, False), ("fmt", FormatOpt, None), ("explain", ExplainOpt, False),
+                   ("fields", FieldsOpt, None), ("no_chart", NoChartOpt, False))
+
+
+def shared_options(arch: bool = True):
+    """Decorator (like sqlite-utils's ``output_options``): adds the inline architecture flags (passed to the
+    command as ``arch``, a dict for ``resolve_model``) and the output flags (passed as ``out``, a dict for
+    ``output``) to a command's signature, so each is declared once for every command."""
+    import functools
+    import inspect
+    import typing
+
+    def decorate(func):
+        hints = typing.get_type_hints(func, include_extras=True)
+        sig = inspect.signature(func)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
+               if p.name not in ("arch", "out")]
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        added = [inspect.Parameter(n, kind, default=None, annotation=a) for n, a in _ARCH_OPTIONS] if arch else []
+        added += [inspect.Parameter(n, kind, default=d, annotation=a) for n, a, d in _OUTPUT_OPTIONS]
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            shared = {}
+            if arch:
+                shared["arch"] = {n: kwargs.pop(n) for n, _ in _ARCH_OPTIONS}
+            shared["out"] = {n: kwargs.pop(n) for n, _, _ in _OUTPUT_OPTIONS}
+            return func(**kwargs, **shared)
+
+        params = own + added
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

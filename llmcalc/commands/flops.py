@@ -6,10 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -23,6 +20,7 @@ EPILOG = """Examples:
 """
 
 
+@shared_options()
 def flops(
     model: ModelOpt = None,
     batch: Annotated[str, typer.Option("-b", "--batch", help="Sequences per step (B). Lists/ranges sweep.")] = "1",
@@ -39,11 +37,7 @@ def flops(
     tokens_per_s: Annotated[Optional[str], typer.Option("--tokens-per-s", help="Measured training tokens/s of all GPUs: report the MFU it implies.",
                                                         show_default=False)] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
     napkin 2·P·T and 6·P·T figures; with --tokens the whole run, and with a GPU its GPU-hours and days."""
@@ -52,8 +46,7 @@ def flops(
     from llmcalc.render import Report
     from llmcalc.spec import DTYPES
 
-    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     recompute = choice("--recompute", recompute, RECOMPUTE_MODES)
     dtype = choice("--dtype", dtype, DTYPES)
@@ -87,4 +80,4 @@ def flops(
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"])
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)

@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -24,6 +21,7 @@ EPILOG = """Examples:
 PAGING = "Paging (vLLM PagedAttention)"
 
 
+@shared_options()
 def kv(
     model: ModelOpt = None,
     batch: Annotated[str, typer.Option("-b", "--batch", help="Sequences in the batch (B). Lists/ranges sweep.")] = "1",
@@ -44,11 +42,7 @@ def kv(
                                                       rich_help_panel=PAGING, show_default=False)] = None,
     mean_output: Annotated[Optional[str], typer.Option("--mean-output", help="Mean output length (default half of --max-output): what a paged engine holds.",
                                                        rich_help_panel=PAGING, show_default=False)] = None,
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> int:
     """KV-cache bytes per token, per sequence and per batch beside the model weights; decode FLOPs with
     and without the cache; on a GPU how many sequences fit (max_batch), plain and paged."""
@@ -58,8 +52,7 @@ def kv(
     from llmcalc.render import Report
     from llmcalc.spec import DTYPES
 
-    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
     weight_dtype = choice("--weight-dtype", weight_dtype, tuple(d for d in DTYPES if d != "tf32"))
@@ -118,7 +111,7 @@ def kv(
         columns += ["max_requests_contiguous", "max_requests_paged"]
     report = Report("kv", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=_chart if inp.swept else None)
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
     if check and "fits" in r and not _all(r["fits"].value):
         import sys
         sys.stderr.write(f"llmcalc: does not fit: the batch needs more than {gpu_spec.name}'s memory "

@@ -7,10 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -55,6 +52,7 @@ ReserveOpt = _opt("--reserve", "Memory set aside per GPU for the CUDA context (d
 FragmentationOpt = _opt("--fragmentation", "Fraction of GPU memory lost to fragmentation (default 0.05).", MEMORY)
 
 
+@shared_options()
 def parallel(
     model: ModelOpt = None,
     gpu: GpuOpt = None,
@@ -96,11 +94,7 @@ def parallel(
     reserve: ReserveOpt = None,
     fragmentation: FragmentationOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the layout does not fit (with --search: when none does).")] = False,
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> int:
     """Data × tensor × pipeline parallelism with ZeRO: per-GPU memory (train-mem's model), DP/TP/PP bytes and
     seconds per step, the pipeline bubble, step time, tokens/s and MFU; with --search, every layout of
@@ -112,8 +106,7 @@ def parallel(
     from llmcalc.spec import DTYPES
     from llmcalc.units import parse_bytes, parse_rate
 
-    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
     precision = choice("--precision", precision, mem.PRECISIONS)
     grad = choice("--grad-dtype", grad_dtype, mem.GRAD_DTYPES) if grad_dtype is not None else None
@@ -150,8 +143,7 @@ def parallel(
         return _search(spec, gpu_spec, inp, notes, common, seq_default, dict(
             gpus=gpus, dp=dp, tp=tp, pp=pp, zero=zero, micro_batch=micro_batch, global_batch=global_batch, seq=seq,
             recompute=recompute, sp=sp, virtual_stages=virtual_stages, schedule=schedule, top=top,
-            uneven_pp=uneven_pp, compute_mfu=compute_mfu, tokens=tokens, check=check, fmt=fmt, as_json=as_json,
-            explain=explain, fields=fields, no_chart=no_chart))
+            uneven_pp=uneven_pp, compute_mfu=compute_mfu, tokens=tokens, check=check, **out))
 
     # ---- one layout (or a sweep of layouts) ----------------------------------------------------
     zero_stage = _zero(zero)
@@ -208,7 +200,7 @@ def parallel(
     from llmcalc.render import Report
     report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_second", "mfu"])
-    _output(report, fmt, as_json, explain, fields, no_chart)
+    _output(report, **out)
     fits = r["fits"].value
     if check and not (bool(fits.all()) if hasattr(fits, "all") else bool(fits)):
         import sys
@@ -281,7 +273,7 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
         r.put("fitting", 0, "count", "layouts that fit")
         report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, notes=notes,
                         extra={"search": summary, "rows": []})
-        _output(report, a["fmt"], a["as_json"], False, None, True)
+        _output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=None, no_chart=True)
         return ExitStatus.CHECK_FAILED if a["check"] else ExitStatus.OK
     k = len(res.layouts["tp"])
     lay = res.layouts
@@ -307,7 +299,7 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
         extra["explain"] = [line.strip() for line in text.splitlines()[2:] if line.strip()]
     report = Report("parallel", items, res.results, model=spec, gpu=gpu_spec, swept=swept, notes=notes,
                     columns=columns, extra=extra)
-    _output(report, a["fmt"], a["as_json"], False, a["fields"], a["no_chart"])
+    _output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=a["fields"], no_chart=a["no_chart"])
     if text and not one_document:
         import sys
         sys.stdout.write(text)
@@ -342,9 +334,9 @@ def _min_dp(spec, N: int, gpus_per_node: int, space) -> int:
 # Helpers
 
 
-def _output(report, fmt, as_json, explain, fields, no_chart) -> None:
+def _output(report, **out) -> None:
     from llmcalc.cli_support import output
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
 
 
 def _common_inputs(inp, gpu_spec, c: dict) -> None:

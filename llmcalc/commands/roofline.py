@@ -6,10 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -34,6 +31,7 @@ def _opt(flag: str, help_: str, panel: str = OP_PANEL):
     return Annotated[Optional[str], typer.Option(flag, help=help_, rich_help_panel=panel, show_default=False)]
 
 
+@shared_options()
 def roofline(
     gpu: GpuOpt = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the peak FLOP/s and of the operands (bf16, fp16, fp8, int8, tf32, fp32).")] = "bf16",
@@ -56,11 +54,7 @@ def roofline(
     mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", MODEL_PANEL) = None,
     tiers: Annotated[bool, typer.Option("--tiers", help="Show the memory hierarchy (shown by default when no operation is given).")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write the chart to FILE.png or FILE.svg (needs matplotlib, the plot extra of llmcalc).", show_default=False)] = None,
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> None:
     """Peak FLOP/s, memory bandwidth and ridge point of a GPU; place an operation (an intensity, a matmul,
     element-wise, softmax, layer norm, naive vs flash attention) or a model's prefill and decode phases
@@ -79,8 +73,6 @@ def roofline(
     dtype = choice("--dtype", dtype, DTYPES)
     if plot:
         check_image_path(plot)
-    arch = dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim, ffn=ffn,
-                vocab=vocab, experts=experts, top_k=top_k)
     op = choice("--op", op, OPS) if op else None
     given = [name for name, v in (("--intensity", intensity), ("--op", op)) if v is not None]
     arch_given = any(v is not None for key, v in arch.items() if key not in ("heads", "head_dim"))
@@ -147,8 +139,8 @@ def roofline(
             model_spec = spec
             h_default, d_default = spec.heads, spec.head_dim
         else:
-            h_default = _int(heads, "--heads", parse_count) if heads else 1
-            d_default = _int(head_dim, "--head-dim", parse_count) if head_dim else 128
+            h_default = _int(arch["heads"], "--heads", parse_count) if arch["heads"] else 1
+            d_default = _int(arch["head_dim"], "--head-dim", parse_count) if arch["head_dim"] else 128
         inp.number("batch", batch, unit="count", label="sequences", integer=True)
         inp.number("seq", seq, default=1024, unit="count", label="sequence length S", integer=True)
         inp.fixed("heads", h_default, unit="count", label="heads")
@@ -246,7 +238,7 @@ def roofline(
         cols = ["t_math_seconds", "t_mem_seconds", "bound", "intensity", "kv_bytes", "fits"]
     report = Report("roofline", inp.items, r, model=model_spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=[c for c in cols if c in r], chart=chart)
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
 
 
 def _int(text, flag, parse):

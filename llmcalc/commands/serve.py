@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -34,6 +31,7 @@ def _opt(flag: str, help_: str, panel: str | None = None):
     return Annotated[Optional[str], typer.Option(flag, help=help_, rich_help_panel=panel, show_default=False)]
 
 
+@shared_options()
 def serve(
     model: ModelOpt = None,
     gpu: GpuOpt = None,
@@ -54,11 +52,7 @@ def serve(
     mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", EFF) = None,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> None:
     """Time to first token, time per output token, end-to-end latency and throughput of a model on a GPU
     (or --tp GPUs), led by the memory-bandwidth ceiling: weights and the KV cache read once per decode
@@ -72,8 +66,7 @@ def serve(
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
 
-    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
     weight_dtype = choice("--weight-dtype", weight_dtype, sv.WEIGHT_DTYPES)
     kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
@@ -174,7 +167,7 @@ def serve(
                 notes.append(f"chart written to {plot}")
     report = Report("serve", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=chart)
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
     if check and not fits.all():
         raise typer.Exit(int(ExitStatus.CHECK_FAILED))
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import ExplainOpt, FieldsOpt, FormatOpt, GpuOpt, JsonOpt, ModelOpt, NoChartOpt
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -69,6 +69,7 @@ SimulateOpt = _opt("--simulate", help_="Play N speculation rounds (Monte Carlo) 
 SeedOpt = _fixed("--seed", help_="Random seed of --simulate.", panel=MC)
 
 
+@shared_options(arch=False)
 def specdec(
     alpha: AlphaOpt = None, k: KOpt = None, cost_ratio: CostOpt = None, verify_cost: VerifyOpt = None,
     ops_ratio: OpsOpt = None, k_max: KMaxOpt = "32",
@@ -78,8 +79,7 @@ def specdec(
     weight_dtype: WeightDtypeOpt = "bf16", weight_group_size: WeightGroupOpt = "0", kv_dtype: KvDtypeOpt = "bf16", tp: TpOpt = "1",
     draft_tp: DraftTpOpt = None, mbu: MbuOpt = None, mfu: MfuOpt = None,
     simulate: SimulateOpt = None, seed: SeedOpt = "0",
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    out: dict = None,
 ) -> None:
     """Speculative decoding: expected tokens per target step (1 − α^(k+1))/(1 − α), the speedup
     E/(k·c + v), the best k and its speedup, and the acceptance rate below which speculating loses; with
@@ -213,7 +213,7 @@ def specdec(
         extra["draft_model"] = draft_spec.to_dict()
     report = Report("specdec", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=[c for c in columns if c in r], extra=extra, chart=_chart)
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
 
 
 # ----------------------------------------------------------------------------------------------

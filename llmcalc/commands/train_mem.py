@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import (
-    ExpertsOpt, ExplainOpt, FfnOpt, FieldsOpt, FormatOpt, GpuOpt, HeadDimOpt, HeadsOpt, HiddenOpt, JsonOpt,
-    KvHeadsOpt, LayersOpt, ModelOpt, NoChartOpt, TopKOpt, VocabOpt,
-)
+from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 
 EPILOG = """Examples:
 
@@ -25,6 +22,7 @@ PAR = "Parallelism and sharding"
 GPU_PANEL = "GPU fit and solvers"
 
 
+@shared_options()
 def train_mem(
     model: ModelOpt = None,
     batch: Annotated[str, typer.Option("-b", "--batch", help="Micro-batch: sequences per GPU per step (B). Lists/ranges sweep.")] = "1",
@@ -55,11 +53,7 @@ def train_mem(
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Also find the longest sequence that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
     breakeven: Annotated[bool, typer.Option("--breakeven", help="Also give the batch above which mixed precision needs less memory than fp32 (the Decoder-Only Transformers notes eq. 2.9).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when it does not fit the GPU.", rich_help_panel=GPU_PANEL)] = False,
-    layers: LayersOpt = None, hidden: HiddenOpt = None, heads: HeadsOpt = None, kv_heads: KvHeadsOpt = None,
-    head_dim: HeadDimOpt = None, ffn: FfnOpt = None, vocab: VocabOpt = None, experts: ExpertsOpt = None,
-    top_k: TopKOpt = None,
-    as_json: JsonOpt = False, fmt: FormatOpt = None, explain: ExplainOpt = False, fields: FieldsOpt = None,
-    no_chart: NoChartOpt = False,
+    arch: dict = None, out: dict = None,
 ) -> int:
     """Per-GPU training memory: weights, gradients, optimizer state and activations, each by part, and
     whether it fits a GPU after a stated reserve; with --max-batch / --max-seq, the largest that fits."""
@@ -69,8 +63,7 @@ def train_mem(
     from llmcalc.render import Report
     from llmcalc.units import is_sweep, parse_bytes, parse_count
 
-    spec = resolve_model(model, dict(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-                                     head_dim=head_dim, ffn=ffn, vocab=vocab, experts=experts, top_k=top_k))
+    spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     precision = choice("--precision", precision, mem.PRECISIONS)
     grad = choice("--grad-dtype", grad_dtype, mem.GRAD_DTYPES) if grad_dtype is not None else None
@@ -165,7 +158,7 @@ def train_mem(
                      "are fp32 (--grad-dtype fp32, the Decoder-Only Transformers notes' 18 B/param); with 2-byte gradients it is 0")
     report = Report("train-mem", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=_chart if inp.swept else None)
-    output(report, fmt, as_json, explain, fields, no_chart)
+    output(report, **out)
     if check and not _all(r["fits"].value):
         import sys
         sys.stderr.write(f"llmcalc: does not fit: needs {_fmt_bytes(_max(r['total_bytes'].value))} per GPU, "

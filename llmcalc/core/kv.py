@@ -24,7 +24,7 @@ from __future__ import annotations
 from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
 from llmcalc.core.flops import ATTN_SCORE, ATTN_SCORE_WINDOWED, FORWARD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results
-from llmcalc.core.params import matmul_weight_params, total_params, weight_bytes
+from llmcalc.core.params import matmul_weight_params, total_params
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmcalc.core.formula import Formula, Results
-from llmcalc.core.params import attention_params, embedding_params, lm_head_params, param_breakdown
+from llmcalc.core.params import embedding_params, lm_head_params, param_breakdown
 from llmcalc.errors import InputError
 from llmcalc.spec import ModelSpec
 

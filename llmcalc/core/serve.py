@@ -204,8 +204,8 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
                         L=L, alpha=alpha, T=tp, B=B, t=t, D=D, a=ACT_BYTES, link=link_bandwidth(gpu, tp))
     else:
         t_comm = r.put(p + "t_comm_seconds", 0.0, "s", lab + "T_comm (one GPU: none)")
-    seconds = r.calc(p + "seconds", STEP_TIME, "s", lab + "time max(T_math, T_mem) + T_comm",
-                     t_math=t_math, t_mem=t_mem, t_comm=t_comm)
+    r.calc(p + "seconds", STEP_TIME, "s", lab + "time max(T_math, T_mem) + T_comm",
+           t_math=t_math, t_mem=t_mem, t_comm=t_comm)
     r.put(p + "bound", where(t_math >= t_mem, "compute", "memory"), "str", lab + "bound")
     r.calc(p + "memory_ceiling_tokens_per_second", MEM_CEILING, "token/s",
            lab + "bandwidth ceiling per sequence (HBM bytes/s ÷ bytes per step)", t=t, bw=bw, Q=Q)
