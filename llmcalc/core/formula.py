@@ -17,53 +17,24 @@ def _is_array(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
 
-def minimum(a, b):
-    if _is_array(a) or _is_array(b):
-        import numpy as np
-        return np.minimum(a, b)
-    return a if a <= b else b
+def _scalar_or_numpy(name: str, scalar):
+    """``scalar`` on plain numbers, ``numpy.<name>`` when any argument is an array (NumPy loads only then)."""
+    def function(*args):
+        if any(_is_array(a) for a in args):
+            import numpy as np
+            return getattr(np, name)(*args)
+        return scalar(*args)
+    function.__name__ = name
+    return function
 
 
-def maximum(a, b):
-    if _is_array(a) or _is_array(b):
-        import numpy as np
-        return np.maximum(a, b)
-    return a if a >= b else b
-
-
-def where(cond, a, b):
-    if _is_array(cond) or _is_array(a) or _is_array(b):
-        import numpy as np
-        return np.where(cond, a, b)
-    return a if cond else b
-
-
-def floor(x):
-    if _is_array(x):
-        import numpy as np
-        return np.floor(x)
-    return math.floor(x)
-
-
-def ceil(x):
-    if _is_array(x):
-        import numpy as np
-        return np.ceil(x)
-    return math.ceil(x)
-
-
-def log(x):
-    if _is_array(x):
-        import numpy as np
-        return np.log(x)
-    return math.log(x)
-
-
-def sqrt(x):
-    if _is_array(x):
-        import numpy as np
-        return np.sqrt(x)
-    return math.sqrt(x)
+minimum = _scalar_or_numpy("minimum", lambda a, b: a if a <= b else b)
+maximum = _scalar_or_numpy("maximum", lambda a, b: a if a >= b else b)
+where = _scalar_or_numpy("where", lambda cond, a, b: a if cond else b)
+floor = _scalar_or_numpy("floor", math.floor)
+ceil = _scalar_or_numpy("ceil", math.ceil)
+log = _scalar_or_numpy("log", math.log)
+sqrt = _scalar_or_numpy("sqrt", math.sqrt)
 
 
 _NAMESPACE = {"__builtins__": {}, "min": minimum, "max": maximum, "where": where, "floor": floor,
