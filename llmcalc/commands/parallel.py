@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import GpuOpt, ModelOpt, output, shared_options
 
 EPILOG = """Examples:
 
@@ -200,7 +200,7 @@ def parallel(
     from llmcalc.render import Report
     report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_second", "mfu"])
-    _output(report, **out)
+    output(report, **out)
     fits = r["fits"].value
     if check and not (bool(fits.all()) if hasattr(fits, "all") else bool(fits)):
         import sys
@@ -273,7 +273,7 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
         r.put("fitting", 0, "count", "layouts that fit")
         report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, notes=notes,
                         extra={"search": summary, "rows": []})
-        _output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=None, no_chart=True)
+        output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=None, no_chart=True)
         return ExitStatus.CHECK_FAILED if a["check"] else ExitStatus.OK
     k = len(res.layouts["tp"])
     lay = res.layouts
@@ -299,7 +299,7 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
         extra["explain"] = [line.strip() for line in text.splitlines()[2:] if line.strip()]
     report = Report("parallel", items, res.results, model=spec, gpu=gpu_spec, swept=swept, notes=notes,
                     columns=columns, extra=extra)
-    _output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=a["fields"], no_chart=a["no_chart"])
+    output(report, fmt=a["fmt"], as_json=a["as_json"], explain=False, fields=a["fields"], no_chart=a["no_chart"])
     if text and not one_document:
         import sys
         sys.stdout.write(text)
@@ -332,11 +332,6 @@ def _min_dp(spec, N: int, gpus_per_node: int, space) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _output(report, **out) -> None:
-    from llmcalc.cli_support import output
-    output(report, **out)
 
 
 def _common_inputs(inp, gpu_spec, c: dict) -> None:
