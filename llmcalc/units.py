@@ -227,10 +227,12 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
         return _scaled(v, _SI, "tok/s") if v >= 1e4 else f"{v:.4g} tok/s"
     if unit == "flop/byte":
         return f"{v:.4g} FLOP/B"
-    if unit == "ratio":
+    if unit == "factor":
         return f"{v:,.0f}" if 1e4 <= abs(v) < 1e15 else f"{v:.4g}"
-    if unit == "percent":
+    if unit == "ratio":  # a 0-1 fraction, shown as a percentage
         return f"{v * 100:.3g}%"
+    if unit == "percent":  # already 0-100
+        return f"{v:.3g}%"
     if unit == "params" and compact:
         return _scaled(v, _SI, "").strip() if v >= 1e3 else fmt_count(v)
     if unit == "params":

@@ -128,7 +128,7 @@ def parallel(
         _scalar(scratch, "net_latency", net_latency, None, "", unit="s", minimum=0, strict=False))
     reserve_v = _scalar(scratch, "reserve", reserve, mem.DEFAULT_RESERVE_BYTES, "", unit="byte",
                         parse=parse_bytes, minimum=0, strict=False)
-    frag_v = _scalar(scratch, "fragmentation", fragmentation, mem.DEFAULT_FRAGMENTATION, "", unit="percent",
+    frag_v = _scalar(scratch, "fragmentation", fragmentation, mem.DEFAULT_FRAGMENTATION, "", unit="ratio",
                      minimum=0, strict=False, maximum=0.9)
     seq_default = min(spec.max_seq, par.DEFAULT_MAX_SEQ)
     if seq is None and spec.max_seq > par.DEFAULT_MAX_SEQ:
@@ -160,7 +160,7 @@ def parallel(
     inp.fixed("schedule", schedule, unit="str")
     inp.fixed("recompute", rec, unit="str")
     inp.fixed("sp", use_sp, unit="bool")
-    inp.number("compute_mfu", compute_mfu, default=par.DEFAULT_COMPUTE_MFU, unit="percent",
+    inp.number("compute_mfu", compute_mfu, default=par.DEFAULT_COMPUTE_MFU, unit="ratio",
                label="achievable fraction of peak while computing", maximum=1.0)
     inp.number("tokens", tokens, unit="count", label="training tokens")
     _common_inputs(inp, gpu_spec, common)
@@ -252,7 +252,7 @@ def _search(spec, gpu_spec, inp, notes: list[str], common: dict, seq_default: in
                      + (f", raised to a multiple of the smallest data-parallel degree, {min_dp:,}" if raised else "")
                      + " (set --global-batch)")
     inp.fixed("schedule", a["schedule"], unit="str")
-    eta = inp.number("compute_mfu", a["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="percent",
+    eta = inp.number("compute_mfu", a["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="ratio",
                      label="achievable fraction of peak while computing", maximum=1.0)
     budget = inp.number("tokens", a["tokens"], unit="count", label="training tokens")
     _common_inputs(inp, gpu_spec, common)
@@ -348,7 +348,7 @@ def _common_inputs(inp, gpu_spec, c: dict) -> None:
     inp.fixed("causal", c["causal"], unit="bool")
     inp.fixed("dtype", par.peak_dtype(gpu_spec, c["precision"], c["peak_dtype"]), unit="str")
     inp.fixed("reserve", c["reserve"], unit="byte")
-    inp.fixed("fragmentation", c["fragmentation"], unit="percent")
+    inp.fixed("fragmentation", c["fragmentation"], unit="ratio")
     inp.fixed("gpus_per_node", cl.gpus_per_node, unit="count")
     inp.fixed("nvlink_bw", cl.nvlink_bw, unit="byte/s")
     inp.fixed("net_bw", cl.net_bw, unit="byte/s")

@@ -153,7 +153,7 @@ def roofline(
         rl.place(r, F, Q, peak, bw, label="flash attention")
         Fn, Qn = rl.attention(Z, v["seq"], d_default, p, flash=False)
         rl.place(r, Fn, Qn, peak, bw, prefix="naive_", label="naive attention")
-        r.calc("flash_traffic_reduction", rl.TRAFFIC_RATIO, "ratio", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
+        r.calc("flash_traffic_reduction", rl.TRAFFIC_RATIO, "factor", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
         points = [("flash attn", r["intensity"].value), ("naive attn", r["naive_intensity"].value)]
     elif model or arch_given:
         model_spec = spec = resolve_model(model, arch)

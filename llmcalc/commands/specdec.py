@@ -142,21 +142,21 @@ def specdec(
             raise InputError("give --cost-ratio c (draft step ÷ target step, e.g. 0.05), or take it from presets: "
                              "-m TARGET --draft DRAFT -g GPU")
         default_c = 0.0 if heads_mode else None
-        inp.number("cost_ratio", cost_ratio, default=default_c, unit="ratio", label="draft ÷ target step time (c)",
+        inp.number("cost_ratio", cost_ratio, default=default_c, unit="factor", label="draft ÷ target step time (c)",
                    minimum=0, strict=False)
         if heads_mode and cost_ratio is None:
             notes.append("--cost-ratio 0 assumed: the heads run inside the target's forward pass (near-zero "
                          "cost); with -m the heads' weight bytes set it")
-        inp.number("verify_cost", verify_cost, default=1.0, unit="ratio",
+        inp.number("verify_cost", verify_cost, default=1.0, unit="factor",
                    label="verify step ÷ 1-token step (v)", minimum=0, strict=True)
     else:
         spec, gpu_spec, draft_spec = _resolve(model, gpu, draft)
         if verify_cost is not None:
-            inp.number("verify_cost", verify_cost, unit="ratio", label="verify step ÷ 1-token step (v)",
+            inp.number("verify_cost", verify_cost, unit="factor", label="verify step ÷ 1-token step (v)",
                        minimum=0, strict=True)
         elif gpu_spec is None:
-            inp.fixed("verify_cost", 1.0, unit="ratio", label="verify step ÷ 1-token step (v)")
-    inp.number("ops_ratio", ops_ratio, unit="ratio", label="draft ÷ target arithmetic per token (ĉ)", minimum=0,
+            inp.fixed("verify_cost", 1.0, unit="factor", label="verify step ÷ 1-token step (v)")
+    inp.number("ops_ratio", ops_ratio, unit="factor", label="draft ÷ target arithmetic per token (ĉ)", minimum=0,
                strict=False)
 
     preset_kw = {}
@@ -356,11 +356,11 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
     if mbu is not None:
         if "," in mbu or ".." in mbu:
             raise InputError("--mbu takes one value")
-        inp.number("mbu", mbu, unit="percent", label="MBU", maximum=1.0)
+        inp.number("mbu", mbu, unit="ratio", label="MBU", maximum=1.0)
     if mfu is not None:
         if "," in mfu or ".." in mfu:
             raise InputError("--mfu takes one value")
-        inp.number("mfu", mfu, unit="percent", label="MFU", maximum=1.0)
+        inp.number("mfu", mfu, unit="ratio", label="MFU", maximum=1.0)
     dt = t
     if draft_spec is not None:
         dt = _scalar(inp, "draft_tp", draft_tp if draft_tp is not None else str(t), "tensor-parallel GPUs (draft)",

@@ -103,7 +103,7 @@ def train_mem(
     if gpu_spec is not None:
         inp.number("reserve", reserve, unit="byte", label="reserved (CUDA context, workspaces)", parse=parse_bytes,
                    minimum=0, strict=False)
-        inp.number("fragmentation", fragmentation, unit="percent", label="lost to fragmentation", minimum=0,
+        inp.number("fragmentation", fragmentation, unit="ratio", label="lost to fragmentation", minimum=0,
                    strict=False, maximum=0.9)
         notes.append(f"usable memory = GPU memory − {_fmt_bytes(inp.items['reserve'].value)} − "
                      f"{inp.items['fragmentation'].value:.0%} (CUDA context and fragmentation; change with "

@@ -149,6 +149,6 @@ def add_training_run(r: Results, spec: ModelSpec, batch, seq, tokens=None, peak=
             r.calc("napkin_gpu_hours", GPU_HOURS, "h", "GPU-hours from the napkin 6·P·D", total=r[
                 "napkin_total_training_flops"].value, peak=peak, mfu=mfu)
     if tokens_per_s is not None and peak is not None:
-        r.calc("mfu", MFU_MEASURED, "percent", "MFU implied by the measured tokens/s",
+        r.calc("mfu", MFU_MEASURED, "ratio", "MFU implied by the measured tokens/s",
                training=train, B=batch, S=seq, tokens_per_s=tokens_per_s, N=gpus, peak=peak)
     return r

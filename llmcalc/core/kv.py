@@ -216,7 +216,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     kv = r.calc("kv_bytes", BATCH, "byte", "KV cache, whole batch (B sequences)", B=B, per_seq=per_seq)
     weights = _weights(r, spec, weight_dtype, weight_group_size)
     r.calc("total_bytes", SUM, "byte", "weights + KV cache (the Decoder-Only Transformers notes eq. 7.1)", weights=weights, kv=kv)
-    r.calc("kv_share", SHARE, "percent", "KV cache share of weights + cache", weights=weights, kv=kv)
+    r.calc("kv_share", SHARE, "ratio", "KV cache share of weights + cache", weights=weights, kv=kv)
 
     # -- per GPU under tensor parallelism (seed 003 eq. 6.1: /T)
     if T > 1:
@@ -241,7 +241,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     f_without = _copy(r, "decode_flops_without_cache", without["forward_flops"],
                       "decode step without the cache: forward of all S+1 tokens"
                       + (" (causal)" if causal else " (full S×S scores)"))
-    r.calc("decode_flops_ratio", RATIO, "ratio", "FLOPs without the cache ÷ with it",
+    r.calc("decode_flops_ratio", RATIO, "factor", "FLOPs without the cache ÷ with it",
            without=f_without, with_cache=f_with)
     read = r.calc("decode_bytes_with_cache", READ, "byte", "bytes read per decode step with the cache "
                   "(every weight once + the whole cache)", weights=weights, kv=kv,
@@ -284,7 +284,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
         formula, sym = _seq_formula(spec, tok, L_mean, paged_block=block_size)
         per_request = r.calc("paged_bytes_per_request", formula, "byte",
                              "paged: held per request (prompt S + mean output, whole blocks)", **sym)
-        r.calc("contiguous_waste_fraction", WASTE, "percent",
+        r.calc("contiguous_waste_fraction", WASTE, "ratio",
                "contiguous: share of the reservation never written (mean vs max output)",
                used=used, reserved=reserved)
         if budget is not None:
@@ -292,7 +292,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
                        budget=budget, per_request=reserved)
             pg = r.calc("max_requests_paged", MAX_REQUESTS, "count", "requests that fit, paged",
                         budget=budget, per_request=per_request)
-            r.calc("paging_gain", GAIN, "ratio", "paged ÷ contiguous requests (0 if none fit contiguously)",
+            r.calc("paging_gain", GAIN, "factor", "paged ÷ contiguous requests (0 if none fit contiguously)",
                    paged=pg, contiguous=c)
     return r
 

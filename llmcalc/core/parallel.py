@@ -353,7 +353,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute)
     F_hw, F_model, F_fwd = fl["hardware_flops"].value, fl["training_flops"].value, fl["forward_flops"].value
     r = Results()
-    imbalance = r.calc("stage_imbalance", IMBALANCE, "ratio", "busiest stage's layers / mean (ceil(L/p)·p/L)",
+    imbalance = r.calc("stage_imbalance", IMBALANCE, "factor", "busiest stage's layers / mean (ceil(L/p)·p/L)",
                        L=L, p=p)
     t_compute = r.calc("compute_seconds", COMPUTE_SECONDS, "s",
                        "compute: hardware FLOPs per GPU at the achievable fraction of peak",
@@ -404,9 +404,9 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     step = r.calc("step_seconds", STEP_SECONDS, "s", "step time", t_compute=t_compute, t_tp=t_tp, t_bubble=bubble,
                   t_pp=t_pp, t_dp=t_dp)
     tps = r.calc("tokens_per_second", TOKENS_PER_S, "token/s", "training tokens per second (all GPUs)", B=B, s=s, step=step)
-    r.calc("mfu", MFU, "percent", "MFU: model FLOPs per second / (N · peak)", F_model=F_model, step=step, N=N,
+    r.calc("mfu", MFU, "ratio", "MFU: model FLOPs per second / (N · peak)", F_model=F_model, step=step, N=N,
            peak=peak)
-    r.calc("hfu", HFU, "percent", "HFU: hardware FLOPs (recomputation too) per second / (N · peak)", F_hw=F_hw,
+    r.calc("hfu", HFU, "ratio", "HFU: hardware FLOPs (recomputation too) per second / (N · peak)", F_hw=F_hw,
            step=step, N=N, peak=peak)
     if run.tokens is not None:
         r.calc("training_days", TRAINING_DAYS, "days", "days to train the token budget", D=run.tokens,
@@ -417,7 +417,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     out = Results()
     for k in ("weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes", "fits"):
         out[k] = mem[k]
-    out.calc("bubble_fraction", BUBBLE_FRACTION, "percent", "pipeline bubble share of the schedule, (p−1)/(v·m+p−1)",
+    out.calc("bubble_fraction", BUBBLE_FRACTION, "ratio", "pipeline bubble share of the schedule, (p−1)/(v·m+p−1)",
              p=p, v=v, m=m)
     out.calc("dp_comm_bytes", DP_BYTES[zero], "byte", f"DP bytes sent per GPU per step (ZeRO-{zero})",
              d=d, psi=psi, g=g, w=w, m=m)
@@ -429,7 +429,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
               "tp_comm_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
         if k in r:
             out[k] = r[k]
-    out.calc("bubble_ratio", BUBBLE_RATIO, "ratio", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
+    out.calc("bubble_ratio", BUBBLE_RATIO, "factor", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
              p=p, v=v, m=m)
     for k in ("gpu_memory_bytes", "usable_memory_bytes", "headroom_bytes"):
         out[k] = mem[k]

@@ -76,7 +76,7 @@ def place(r: Results, flops, nbytes, peak: float, bw: float, prefix: str = "", l
     r.put(p + "bytes", nbytes, "byte", lab + "bytes moved to/from HBM")
     i = r.calc(p + "intensity", INTENSITY, "flop/byte", lab + "arithmetic intensity", F=flops, Q=nbytes)
     att = r.calc(p + "attainable_flops", ATTAINABLE, "flop/s", lab + "attainable FLOP/s", peak=peak, I=i, bw=bw)
-    r.calc(p + "fraction_of_peak", FRACTION_OF_PEAK, "percent", lab + "attainable fraction of peak",
+    r.calc(p + "fraction_of_peak", FRACTION_OF_PEAK, "ratio", lab + "attainable fraction of peak",
            attainable=att, peak=peak)
     t_math = r.calc(p + "t_math_seconds", T_MATH, "s", lab + "T_math (compute time at peak)", F=flops, peak=peak)
     t_mem = r.calc(p + "t_mem_seconds", T_MEM, "s", lab + "T_mem (HBM time at full bandwidth)", Q=nbytes, bw=bw)
@@ -92,7 +92,7 @@ def place_intensity(r: Results, intensity, peak: float, bw: float) -> Results:
     """An operation given only by its intensity: attainable FLOP/s and bound (no time without a size)."""
     r.put("intensity", intensity, "flop/byte", "arithmetic intensity (given)")
     att = r.calc("attainable_flops", ATTAINABLE, "flop/s", "attainable FLOP/s", peak=peak, I=intensity, bw=bw)
-    r.calc("fraction_of_peak", FRACTION_OF_PEAK, "percent", "attainable fraction of peak", attainable=att, peak=peak)
+    r.calc("fraction_of_peak", FRACTION_OF_PEAK, "ratio", "attainable fraction of peak", attainable=att, peak=peak)
     r.put("bound", where(intensity >= peak / bw, "compute", "memory"), "str", "bound")
     return r
 
@@ -158,7 +158,7 @@ def add_hierarchy(r: Results, gpu: GpuSpec) -> Results:
             r.put(f"tier_{n}_bytes_per_s", t["bytes_per_s"] or None, "byte/s", f"{t['description']}: bandwidth")
     known = [t for t in tiers if t["bytes_per_s"]]
     for near, far in zip(known, known[1:]):
-        r.calc(f"speedup_{near['tier']}_over_{far['tier']}", TIER_SPEEDUP, "ratio",
+        r.calc(f"speedup_{near['tier']}_over_{far['tier']}", TIER_SPEEDUP, "factor",
                f"speedup of data in {near['tier']} instead of {far['tier']}",
                bw_near=near["bytes_per_s"], bw_far=far["bytes_per_s"])
     return r

@@ -311,7 +311,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     # -- the decode paradox (seed 000 ch. 4): achieved FLOP/s during decode
     ach = r.calc("decode_achieved_flops", ACHIEVED, "flop/s", "achieved FLOP/s per GPU during decode",
                  F=dec["flops"].value, seconds=dec["seconds"].value, T=tp)
-    r.calc("decode_flops_utilization", UTILISATION, "percent", "decode: achieved FLOP/s ÷ peak (the paradox)",
+    r.calc("decode_flops_utilization", UTILISATION, "ratio", "decode: achieved FLOP/s ÷ peak (the paradox)",
            achieved=ach, peak=peak)
 
     # -- bytes and capacity
@@ -340,9 +340,9 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
         co = r.calc("continuous_throughput_tokens_per_second", CONTINUOUS, "token/s",
                     "continuous batching: finished slots refilled at once", B=B, mean=mean, prefill=ttft,
                     decode=avg)
-        r.calc("continuous_gain", GAIN, "ratio", "continuous ÷ static throughput", continuous=co, static=st)
-    r.put("mbu", mbu_v, "percent", "MBU used (achieved ÷ peak bandwidth)")
-    r.put("mfu", mfu_v, "percent", "MFU used (achieved ÷ peak FLOP/s)")
+        r.calc("continuous_gain", GAIN, "factor", "continuous ÷ static throughput", continuous=co, static=st)
+    r.put("mbu", mbu_v, "ratio", "MBU used (achieved ÷ peak bandwidth)")
+    r.put("mfu", mfu_v, "ratio", "MFU used (achieved ÷ peak FLOP/s)")
     del bw
     return r
 

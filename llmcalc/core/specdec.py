@@ -208,17 +208,17 @@ def speculation(alpha, k, c, v=1.0, *, c_ops=None, k_max: int = DEFAULT_K_MAX, v
     r = Results() if out is None else out
     E = r.calc("expected_tokens_per_step", TOKENS, "count", "expected tokens per target step (eq. 1)",
                note="α = 1: every draft accepted, k + 1", a=alpha, k=k)
-    r.calc("speedup", SPEEDUP, "ratio", "walltime speedup over plain decoding (Theorem 3.8)", E=E, k=k, c=c, v=v)
+    r.calc("speedup", SPEEDUP, "factor", "walltime speedup over plain decoding (Theorem 3.8)", E=E, k=k, c=c, v=v)
     kb, sb = optimal_k(alpha, c, v, k_max, verify=verify)
     r.put("optimal_k", kb, "count", f"best k in 1..{k_max} (brute force)",
           note="argmax over k of (1 − α^(k+1))/((1 − α)(k·c + v)); ties to the smaller k")
-    r.put("optimal_speedup", sb, "ratio", "speedup at the best k")
+    r.put("optimal_speedup", sb, "factor", "speedup at the best k")
     r.put("speculation_pays", np.asarray(sb) > 1 if np.ndim(sb) else bool(sb > 1), "bool",
           "best k beats plain decoding")
     r.put("break_even_alpha", break_even_alpha(k, c, v), "ratio",
           "acceptance rate at which this k breaks even (below: slower)",
           note="root of (1 − α^(k+1))/(1 − α) = k·c + v by bisection; empty when even α = 1 loses")
-    r.calc("operations_factor", OPERATIONS, "ratio", "arithmetic operations vs plain decoding (Theorem 3.11)",
+    r.calc("operations_factor", OPERATIONS, "factor", "arithmetic operations vs plain decoding (Theorem 3.11)",
            k=k, c_ops=c if c_ops is None else c_ops, E=E)
     return r
 
@@ -237,10 +237,10 @@ def self_drafting(acceptance, heads, c, v=1.0, *, alpha=None, decay=None, c_ops=
     E = r.calc("expected_tokens_per_step", HEADS_TOKENS, "count",
                "expected tokens per target step, 1 + Σ_i Π_{j≤i} α_j (heads)",
                note="S = Σ_i Π_{j≤i} α_j: the chance each head's guess is reached and accepted", S=S)
-    r.calc("speedup", HEADS_SPEEDUP, "ratio", "walltime speedup over plain decoding", E=E, c=c, v=v)
+    r.calc("speedup", HEADS_SPEEDUP, "factor", "walltime speedup over plain decoding", E=E, c=c, v=v)
     kb, sb = optimal_heads(acc, c, v, verify=verify)
     r.put("optimal_k", kb, "count", f"best number of heads in 1..{acc.shape[-1]}")
-    r.put("optimal_speedup", sb, "ratio", "speedup with the best number of heads")
+    r.put("optimal_speedup", sb, "factor", "speedup with the best number of heads")
     r.put("speculation_pays", np.asarray(sb) > 1 if np.ndim(sb) else bool(sb > 1), "bool",
           "heads beat plain decoding")
     if alpha is not None and decay is not None:
@@ -249,7 +249,7 @@ def self_drafting(acceptance, heads, c, v=1.0, *, alpha=None, decay=None, c_ops=
         r.put("break_even_alpha", break_even_alpha(1, c, v, tokens=tokens), "ratio",
               "first head's acceptance at which the heads break even",
               note="root of 1 + Σ_i α^i·d^(i(i−1)/2) = c + v by bisection")
-    r.calc("operations_factor", HEADS_OPERATIONS, "ratio", "arithmetic operations vs plain decoding",
+    r.calc("operations_factor", HEADS_OPERATIONS, "factor", "arithmetic operations vs plain decoding",
            c_ops=c if c_ops is None else c_ops, k=heads, E=E)
     return r
 
@@ -283,10 +283,10 @@ def add_simulation(r: Results, acceptance, rounds: int, seed: int, k=None, c=Non
     r.put("simulated_tokens_per_step", mean, "count", "simulated tokens per target step (Monte Carlo)", note=note)
     r.put("simulated_tokens_per_step_stderr", se, "count", "its standard error")
     if heads_mode:
-        r.calc("simulated_speedup", HEADS_SPEEDUP, "ratio", "speedup from the simulated tokens per step",
+        r.calc("simulated_speedup", HEADS_SPEEDUP, "factor", "speedup from the simulated tokens per step",
                E=mean, c=c, v=v)
     else:
-        r.calc("simulated_speedup", SPEEDUP, "ratio", "speedup from the simulated tokens per step",
+        r.calc("simulated_speedup", SPEEDUP, "factor", "speedup from the simulated tokens per step",
                E=mean, k=k, c=c, v=v)
     return hists[0] if single else {"points": hists}
 
@@ -319,10 +319,10 @@ def weight_bytes_ratio(r: Results, spec, draft_spec, weight_dtype: str, draft_dt
     if heads is not None:
         P_head = r.calc("head_params", HEAD_PARAMS, "params", "parameters of one head (residual block + vocab projection)",
                         H=spec.hidden, V=spec.vocab)
-        return r.calc("cost_ratio", HEADS_BYTES_RATIO, "ratio", "heads ÷ target weight bytes (c)",
+        return r.calc("cost_ratio", HEADS_BYTES_RATIO, "factor", "heads ÷ target weight bytes (c)",
                       n=heads, P_head=P_head, b=bytes_per_element(weight_dtype), W_target=W_t)
     W_d = weight_bytes(draft_spec if draft_spec is not None else spec, draft_dtype, group_size)
-    return r.calc("cost_ratio", BYTES_RATIO, "ratio", "draft ÷ target weight bytes (c, memory-bound)",
+    return r.calc("cost_ratio", BYTES_RATIO, "factor", "draft ÷ target weight bytes (c, memory-bound)",
                   W_draft=W_d, W_target=W_t)
 
 
@@ -338,10 +338,10 @@ def ops_ratio(r: Results, spec, draft_spec, heads=None):
     P_t = active_params(spec)
     if heads is not None:
         P_head = HEAD_PARAMS(H=spec.hidden, V=spec.vocab)
-        return r.calc("ops_ratio", HEADS_OPS_RATIO, "ratio", "heads ÷ target arithmetic per token (ĉ)",
+        return r.calc("ops_ratio", HEADS_OPS_RATIO, "factor", "heads ÷ target arithmetic per token (ĉ)",
                       n=heads, P_head=P_head, P_target=P_t)
     P_d = active_params(draft_spec) if draft_spec is not None else P_t
-    return r.calc("ops_ratio", OPS_RATIO, "ratio", "draft ÷ target arithmetic per token (ĉ, 2·P each)",
+    return r.calc("ops_ratio", OPS_RATIO, "factor", "draft ÷ target arithmetic per token (ĉ, 2·P each)",
                   P_draft=P_d, P_target=P_t)
 
 
@@ -382,9 +382,9 @@ def step_costs(r: Results, spec, gpu, draft_spec, batch, context, k, *, heads: b
                                                           draft_group_size=draft_group_size, kv_dtype=kv_dtype,
                                                           tp=tp, draft_tp=draft_tp, mbu=mbu, mfu=mfu), "s",
                         "draft decode step (serve)")
-        c = r.calc("cost_ratio", COST_RATIO, "ratio", "draft ÷ target step time (c)", t_draft=t_draft,
+        c = r.calc("cost_ratio", COST_RATIO, "factor", "draft ÷ target step time (c)", t_draft=t_draft,
                    t_target=t_target)
-    v = r.calc("verify_cost_ratio", VERIFY_RATIO, "ratio", "verify ÷ 1-token step time (v)", t_verify=t_verify,
+    v = r.calc("verify_cost_ratio", VERIFY_RATIO, "factor", "verify ÷ 1-token step time (v)", t_verify=t_verify,
                t_target=t_target)
     B, C = np.asarray(batch, dtype=float), np.asarray(context, dtype=float)
     T1 = np.asarray(t_target, dtype=float)
