@@ -20,8 +20,10 @@ from llmcalc.core.formula import Results, Row
 from llmcalc.errors import InputError
 from llmcalc.units import fmt_value
 
-FORMATS = ("table", "tsv", "json", "csv", "yaml", "md")
-SCHEMA_VERSION = 1
+FORMATS = ("table", "tsv", "json", "csv", "yaml", "md", "kv")
+FORMAT_ALIASES = {"markdown": "md", "yml": "yaml", "text": "table"}
+SCHEMA_VERSION = 2
+INTEGER_UNITS = ("byte", "count", "params")  # contract v2: byte and count columns print as integers
 
 
 @dataclass
@@ -43,6 +45,15 @@ class Report:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # extra JSON members (e.g. histogram)
     chart: Any = None                  # callable(Report) -> str, drawn under a table
+    # Every result key this command and mode can produce: key -> (unit, label). A key the run did not
+    # produce is reported as null (contract v2: stable keys), so a script sees one key set per mode.
+    schema: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kept_inputs: list[str] | None = None   # --fields naming inputs: the input columns to keep
+
+    def __post_init__(self) -> None:
+        for key, (unit, label) in self.schema.items():
+            if key not in self.results:
+                self.results.put(key, None, unit, label + " (does not apply here)")
 
     @property
     def points(self) -> int:
@@ -56,7 +67,21 @@ class Report:
         """Each swept input and result as a plain list of one value per point (columnar, fast)."""
         n = self.points
         cols = {name: _column(self.inputs[name].value, n) for name in self.swept}
-        cols.update({k: _column(r.value, n) for k, r in self.results.items()})
+        cols.update({k: _column(r.value, n, r.unit) for k, r in self.results.items()})
+        return cols
+
+    def wide_columns(self) -> dict[str, list]:
+        """The wide table every delimited format prints, one shape for one point or many (contract v2): the
+        model and GPU, every resolved input, then every result; one list of values per column."""
+        n = self.points
+        cols: dict[str, list] = {}
+        for name, inp in (("model", self.model), ("gpu", self.gpu)):
+            if name not in self.inputs:
+                cols[name] = [getattr(inp, "name", None)] * n
+        for name, inp in self.inputs.items():
+            key = f"input_{name}" if name in self.results else name
+            cols[key] = _column(inp.value, n) if name in self.swept else [plain(inp.value)] * n
+        cols.update({k: _column(r.value, n, r.unit) for k, r in self.results.items()})
         return cols
 
     def row_dicts(self) -> list[dict[str, Any]]:
@@ -66,14 +91,26 @@ class Report:
         return [dict(zip(keys, values)) for values in zip(*cols.values())]
 
 
-def _column(value: Any, n: int) -> list:
+def _column(value: Any, n: int, unit: str = "") -> list:
+    integer = unit in INTEGER_UNITS
     if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
         if value.shape[0] == n:
+            if integer and value.dtype.kind == "f":
+                import numpy as np
+                value = np.rint(value)
             return _clean_array(value)
         value = value.reshape(-1)[0]
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return [plain(value)] * n
+        return [cell(v, unit) for v in value]
+    return [cell(value, unit)] * n
+
+
+def cell(value: Any, unit: str = "") -> Any:
+    """One output value: plain, and a whole number where the unit counts whole things (bytes, counts)."""
+    value = plain(value)
+    if unit in INTEGER_UNITS and isinstance(value, float):
+        return int(round(value))
+    return value
 
 
 def _clean_array(a) -> list:
@@ -140,7 +177,7 @@ def _write_json_rows(doc: dict[str, Any], report: Report, out) -> None:
 
 
 def document(report: Report, rows: bool = True) -> dict[str, Any]:
-    """The JSON document (schema_version 1; STYLE.md #12)."""
+    """The JSON document (schema_version 2; STYLE.md #12)."""
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": report.command, "version": __version__}
     if report.model is not None:
         doc["model"] = plain(report.model.to_dict())
@@ -152,7 +189,7 @@ def document(report: Report, rows: bool = True) -> dict[str, Any]:
         if rows:
             doc["rows"] = report.row_dicts()
     else:
-        doc["results"] = {k: plain(r.value) for k, r in report.results.items()}
+        doc["results"] = {k: cell(r.value, r.unit) for k, r in report.results.items()}
     for k, v in report.extra.items():
         doc[k] = plain(v)
     if report.notes:
@@ -171,8 +208,7 @@ def choose_format(fmt: str | None, as_json: bool) -> str:
         return "json"
     if fmt:
         f = fmt.lower()
-        if f == "markdown":
-            f = "md"
+        f = FORMAT_ALIASES.get(f, f)
         if f not in FORMATS:
             raise InputError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
         return f
@@ -197,13 +233,15 @@ def emit(report: Report, fmt: str, explain: bool = False, fields: list[str] | No
                                  allow_unicode=True))
     elif fmt in ("tsv", "csv"):
         _write_delimited(report, fmt)
+    elif fmt == "kv":
+        _write_long(report)
     elif fmt == "md":
         out.write(markdown(report))
     else:
         _write_table(report, chart)
     if explain and fmt not in ("json", "yaml"):   # JSON/YAML carry it inside: one document on stdout
         out.write(explanation(report))
-    if fmt not in ("json", "yaml", "table", "md") and report.notes:
+    if fmt not in ("json", "yaml", "table", "md", "kv") and report.notes:
         for note in report.notes:
             sys.stderr.write(f"note: {note}\n")
 
@@ -216,47 +254,60 @@ def _with_explain(doc: dict[str, Any], report: Report, explain: bool) -> dict[st
 
 
 def _select_fields(report: Report, fields: list[str]) -> None:
-    unknown = [f for f in fields if f not in report.results]
+    """Keep the named results; a named input keeps its column too (a trimmed sweep still says which row is
+    which), and in the delimited formats the other inputs drop out."""
+    known = set(report.results) | set(report.inputs) | {"model", "gpu"}
+    unknown = [f for f in fields if f not in known]
     if unknown:
-        raise InputError(f"Unknown JSON field {unknown[0]!r}. Available fields: {', '.join(report.results)}")
-    keep = Results((k, report.results[k]) for k in fields)
-    report.results = keep
-    report.columns = list(fields)
+        raise InputError(f"Unknown field {unknown[0]!r}. Available fields: "
+                         f"{', '.join([*report.inputs, *report.results])}")
+    report.results = Results((k, report.results[k]) for k in fields if k in report.results)
+    report.columns = [k for k in fields if k in report.results]
+    report.kept_inputs = [k for k in fields if k not in report.results]
 
 
 # ----------------------------------------------------------------------------------------------
 # Delimited and Markdown
 
 
-def _delimited_rows(report: Report) -> list[list[Any]]:
-    if report.swept:
-        keys = list(report.swept) + list(report.results)
-        cols = report.columns_plain()
-        return [keys] + [list(r) for r in zip(*(cols[k] for k in keys))]
-    rows = [["key", "value", "unit"]]
-    for k, inp in report.inputs.items():
-        if inp.value is not None:
-            rows.append([f"input.{k}", plain(inp.value), inp.unit])
-    for k, r in report.results.items():
-        rows.append([k, plain(r.value), r.unit])
-    return rows
+def _wide(report: Report) -> dict[str, list]:
+    cols = report.wide_columns()
+    kept = report.kept_inputs
+    if kept is not None:  # --fields: the named inputs, then the named results, in the order given
+        cols = {k: v for k, v in cols.items() if k in kept or k in report.results}
+    return cols
 
 
 def _write_delimited(report: Report, fmt: str) -> None:
-    if fmt == "tsv" and report.swept:  # column by column: a million-row sweep stays fast
-        keys = list(report.swept) + list(report.results)
-        cols = report.columns_plain()
+    """Always wide (contract v2): a header of inputs then results, one line per point."""
+    cols = _wide(report)
+    keys = list(cols)
+    if fmt == "tsv":
         text = [_tsv_column(cols[k]) for k in keys]
         sys.stdout.write("\t".join(keys) + "\n")
         sys.stdout.write("\n".join(map("\t".join, zip(*text))) + "\n")
         return
-    rows = _delimited_rows(report)
-    if fmt == "csv":
-        import csv
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
-    else:
-        sys.stdout.write("\n".join("\t".join(map(_tsv_cell, row)) for row in rows) + "\n")
+    import csv
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(keys)
+    writer.writerows(zip(*(_csv_column(cols[k]) for k in keys)))
+
+
+def _write_long(report: Report) -> None:
+    """``-o kv``: one line per input and result with its unit, for people reading a single answer."""
+    rows = [["key", "value", "unit"]]
+    for k, inp in report.inputs.items():
+        rows.append([f"input.{k}", _tsv_cell(plain(inp.value)) if k not in report.swept else
+                     ",".join(map(_tsv_cell, _column(inp.value, report.points))), inp.unit])
+    for k, r in report.results.items():
+        value = (",".join(map(_tsv_cell, _column(r.value, report.points, r.unit))) if report.swept
+                 else _tsv_cell(cell(r.value, r.unit)))
+        rows.append([k, value, r.unit])
+    sys.stdout.write("\n".join("\t".join(row) for row in rows) + "\n")
+
+
+def _csv_column(col: list) -> list:
+    return ["" if v is None else ("true" if v else "false") if isinstance(v, bool) else v for v in col]
 
 
 def _tsv_column(col: list) -> list[str]:

@@ -225,6 +225,10 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
         return _scaled(v, _SI, "B/s")
     if unit == "token/s":
         return _scaled(v, _SI, "tok/s") if v >= 1e4 else f"{v:.4g} tok/s"
+    if unit == "byte/element":
+        return f"{v:.4g} B"
+    if unit == "number":
+        return f"{v:,.4g}"
     if unit == "flop/byte":
         return f"{v:.4g} FLOP/B"
     if unit == "factor":

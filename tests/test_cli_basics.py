@@ -14,7 +14,7 @@ from conftest import results
 
 def test_json_document_shape(cli):
     doc = cli("flops", "-m", "llama-3.1-8b", "--seq", "32k", "--json").json()
-    assert doc["schema_version"] == 1 and doc["command"] == "flops"
+    assert doc["schema_version"] == 2 and doc["command"] == "flops"
     assert doc["inputs"]["seq"] == 32000          # --seq 32k visibly became 32,000
     assert doc["model"]["name"] == "llama-3.1-8b"
     for key in ("params", "params_embedding", "forward_flops", "backward_flops", "training_flops",
@@ -39,16 +39,18 @@ def test_every_format_prints_the_same_numbers(cli, fmt):
         assert yaml.safe_load(run.stdout)["results"]["forward_flops"] == forward
     elif fmt in ("tsv", "csv"):
         delim = "\t" if fmt == "tsv" else ","
-        rows = {r[0]: r[1] for r in csv.reader(io.StringIO(run.stdout), delimiter=delim)}
+        (rows,) = csv.DictReader(io.StringIO(run.stdout), delimiter=delim)  # wide: one line per point
         assert int(rows["forward_flops"]) == forward
-        assert rows["input.seq"] == "1024"
+        assert rows["seq"] == "1024" and rows["model"] == "gpt2"
     else:
         assert "292 GFLOPs" in run.stdout  # human units in tables and Markdown
 
 
 def test_piped_default_is_tsv_untruncated(cli):
     run = cli("flops", "-m", "gpt2", "--seq", "1024")
-    assert run.stdout.splitlines()[0] == "key\tvalue\tunit"
+    header, line = run.stdout.splitlines()
+    assert header.split("\t")[:4] == ["model", "gpu", "batch", "seq"] and "forward_flops" in header
+    assert line.split("\t")[header.split("\t").index("forward_flops")] == "291648307200"
 
 
 def test_sweep_rows(cli):

@@ -364,7 +364,7 @@ def test_explain_rows_evaluate_to_their_values(cli):
     (("-m", "llama-3.1-8b", "--block-size", "0"), "--block-size"),
     (("-m", "llama-3.1-8b", "--weight-dtype", "int3"), "--weight-dtype"),
     (("-m", "llama-3.1-8", "--seq", "1"), "llama-3.1-8b"),
-    (("-m", "llama-3.1-8b", "--fields", "kv_byte"), "Unknown JSON field"),
+    (("-m", "llama-3.1-8b", "--fields", "kv_byte"), "Unknown field"),
     (("--seq", "1024",), "no model given"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, args, message):

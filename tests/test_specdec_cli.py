@@ -16,7 +16,7 @@ BASE = ("specdec", "--alpha", "0.8", "--k", "4", "--cost-ratio", "0.05")
 
 def test_interface_keys(cli):
     doc = cli(*BASE, "--json").json()
-    assert doc["schema_version"] == 1 and doc["command"] == "specdec"
+    assert doc["schema_version"] == 2 and doc["command"] == "specdec"
     assert doc["inputs"]["alpha"] == 0.8 and doc["inputs"]["k"] == 4 and doc["inputs"]["cost_ratio"] == 0.05
     for key in ("expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup"):
         assert isinstance(doc["results"][key], (int, float)), key
@@ -35,9 +35,9 @@ def test_every_format_prints_the_same_numbers(cli, fmt):
     elif fmt == "yaml":
         assert yaml.safe_load(run.stdout)["results"]["expected_tokens_per_step"] == pytest.approx(E)
     elif fmt in ("tsv", "csv"):
-        rows = {r[0]: r[1] for r in csv.reader(io.StringIO(run.stdout), delimiter="\t" if fmt == "tsv" else ",")}
+        (rows,) = csv.DictReader(io.StringIO(run.stdout), delimiter="\t" if fmt == "tsv" else ",")
         assert float(rows["expected_tokens_per_step"]) == pytest.approx(E)
-        assert rows["input.alpha"] == "0.8"
+        assert rows["alpha"] == "0.8"
     else:
         assert "3.362" in run.stdout
 
@@ -54,7 +54,7 @@ def test_sweep_rows_and_heat_map(cli):
     plain = cli("specdec", "--alpha", "0.6,0.8", "--k", "1..3+1", "-c", "0.05", "-o", "table", "--no-chart")
     assert "speedup over α × k" not in plain.stdout
     piped = cli("specdec", "--alpha", "0.6,0.8", "--k", "1..3+1", "-c", "0.05")
-    assert piped.stdout.splitlines()[0].startswith("alpha\tk\texpected_tokens_per_step")
+    assert piped.stdout.splitlines()[0].startswith("model\tgpu\talpha\tk\t")
     assert "speedup over" not in piped.stdout   # charts only under a table
 
 
@@ -74,7 +74,7 @@ def test_fields(cli):
     doc = cli(*BASE, "--json", "--fields", "speedup,optimal_k").json()
     assert list(doc["results"]) == ["speedup", "optimal_k"]
     bad = cli(*BASE, "--json", "--fields", "speed")
-    assert bad.code == 2 and "Unknown JSON field 'speed'" in bad.stderr
+    assert bad.code == 2 and "Unknown field 'speed'" in bad.stderr
 
 
 def test_defaults_are_stated(cli):

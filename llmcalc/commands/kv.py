@@ -89,7 +89,7 @@ def kv(
     if max_output is not None:
         o_max = inp.number("max_output", max_output, unit="count", label="longest output", integer=True,
                            minimum=0, strict=False)
-        o_mean = inp.number("mean_output", mean_output, unit="count", label="mean output", minimum=0,
+        o_mean = inp.number("mean_output", mean_output, unit="number", label="mean output", minimum=0,
                             strict=False, default=None if isinstance(o_max, list) else o_max / 2)
         if mean_output is None:
             notes.append("--mean-output assumed to be half of --max-output")

@@ -25,8 +25,8 @@ def list_(
         import json as _json
         import sys
         docs = {k: _rows(k) for k in kinds}
-        from llmcalc.render import document
-        merged = {"schema_version": 1, "command": "presets list",
+        from llmcalc.render import SCHEMA_VERSION, document
+        merged = {"schema_version": SCHEMA_VERSION, "command": "presets list",
                   "rows": document(docs["models"])["rows"] + document(docs["gpus"])["rows"]}
         if chosen == "json":
             sys.stdout.write(_json.dumps(merged) + "\n")

@@ -196,7 +196,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
 
     # -- bytes per element, token, sequence, batch
     if kv_dtype in QUANTISED and group_size:
-        p = r.calc("kv_bytes_per_element", ELEMENT_QUANT, "byte",
+        p = r.calc("kv_bytes_per_element", ELEMENT_QUANT, "byte/element",
                    f"bytes per cached element ({kv_dtype}, one fp16 scale per {group_size})",
                    note=f"scale overhead {SCALE_BYTES / group_size:.4g} B/element "
                         f"= {SCALE_BYTES / group_size / dtype_bytes(kv_dtype):.1%} of the {kv_dtype} payload",
@@ -204,7 +204,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     else:
         note = ("no per-group scales counted (one per-tensor scale); give --kv-group-size for per-group ones"
                 if kv_dtype in QUANTISED else "")
-        p = r.put("kv_bytes_per_element", kv_element_bytes(kv_dtype), "byte",
+        p = r.put("kv_bytes_per_element", kv_element_bytes(kv_dtype), "byte/element",
                   f"bytes per cached element ({kv_dtype})", note=note)
     formula, sym = _token_symbols(spec, p)
     kind = ("MLA latent + rope key" if spec.mla else "MQA" if spec.kv_heads == 1 else

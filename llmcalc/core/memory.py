@@ -451,7 +451,7 @@ def breakeven(spec: ModelSpec, seq, r: Results | None = None, **kw) -> Results:
 
     fm, am = fixed_and_slope("mixed", grad)
     ff, af = fixed_and_slope("fp32", None)
-    r.calc("breakeven_batch", BREAKEVEN, "count",
+    r.calc("breakeven_batch", BREAKEVEN, "number",
            "batch above which mixed precision saves memory (the Decoder-Only Transformers notes eq. 2.9)",
            fixed_mixed=fm, fixed_fp32=ff, act_fp32=af, act_mixed=am)
     return r

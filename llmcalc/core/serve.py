@@ -177,7 +177,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     gathered = gathered_bytes(spec, weight_dtype)
     if spec.moe:
         moe = spec.moe
-        touched = r.calc(p + "experts_touched", EXPERTS_TOUCHED, "count",
+        touched = r.calc(p + "experts_touched", EXPERTS_TOUCHED, "number",
                          lab + f"expected distinct experts hit per MoE layer (of {moe.experts}, uniform routing)",
                          E=moe.experts, k=moe.top_k, n=B * t)
         sym = dict(L_moe=spec.moe_layers, E=moe.experts, touched=touched,
@@ -303,7 +303,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     r.put("decode_bytes_last", end["bytes"].value, "byte", "decode bytes per step per GPU at the end")
     r.put("decode_flops_first", dec["flops"].value, "flop", "decode FLOPs per step at the start (all GPUs)")
     if spec.moe:
-        r.put("experts_touched", dec["experts_touched"].value, "count",
+        r.put("experts_touched", dec["experts_touched"].value, "number",
               f"expected distinct experts per MoE layer per decode step (of {spec.moe.experts})")
     if tp > 1:
         r.put("decode_comm_seconds", dec["t_comm_seconds"].value, "s", "decode all-reduce time per step")
@@ -331,8 +331,8 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
 
     # -- static vs continuous batching for output lengths uniform in [gen_min, gen]
     if gen_min is not None:
-        mean = r.calc("gen_mean", LEN_MEAN, "count", "mean output length", G_min=gen_min, G=G)
-        longest = r.calc("gen_longest_expected", LEN_MAX, "count", "expected longest output of the batch",
+        mean = r.calc("gen_mean", LEN_MEAN, "number", "mean output length", G_min=gen_min, G=G)
+        longest = r.calc("gen_longest_expected", LEN_MAX, "number", "expected longest output of the batch",
                          G_min=gen_min, G=G, B=B)
         st = r.calc("static_throughput_tokens_per_second", STATIC, "token/s",
                     "static batching: the batch waits for its longest output", B=B, mean=mean, prefill=ttft,

@@ -206,7 +206,7 @@ def speculation(alpha, k, c, v=1.0, *, c_ops=None, k_max: int = DEFAULT_K_MAX, v
     speedup, break-even α, arithmetic-operations factor (Leviathan et al. 2023 sec. 3)."""
     np = _np()
     r = Results() if out is None else out
-    E = r.calc("expected_tokens_per_step", TOKENS, "count", "expected tokens per target step (eq. 1)",
+    E = r.calc("expected_tokens_per_step", TOKENS, "number", "expected tokens per target step (eq. 1)",
                note="α = 1: every draft accepted, k + 1", a=alpha, k=k)
     r.calc("speedup", SPEEDUP, "factor", "walltime speedup over plain decoding (Theorem 3.8)", E=E, k=k, c=c, v=v)
     kb, sb = optimal_k(alpha, c, v, k_max, verify=verify)
@@ -234,7 +234,7 @@ def self_drafting(acceptance, heads, c, v=1.0, *, alpha=None, decay=None, c_ops=
     mask = np.arange(1, acc.shape[-1] + 1) <= np.asarray(heads)[..., None]
     S = np.where(mask, reach, 0.0).sum(axis=-1)
     S = float(S) if S.ndim == 0 else S
-    E = r.calc("expected_tokens_per_step", HEADS_TOKENS, "count",
+    E = r.calc("expected_tokens_per_step", HEADS_TOKENS, "number",
                "expected tokens per target step, 1 + Σ_i Π_{j≤i} α_j (heads)",
                note="S = Σ_i Π_{j≤i} α_j: the chance each head's guess is reached and accepted", S=S)
     r.calc("speedup", HEADS_SPEEDUP, "factor", "walltime speedup over plain decoding", E=E, c=c, v=v)
@@ -280,8 +280,8 @@ def add_simulation(r: Results, acceptance, rounds: int, seed: int, k=None, c=Non
     mean = means[0] if single else np.asarray(means)
     se = errs[0] if single else np.asarray(errs)
     note = f"{rounds:,} rounds, seed {seed}"
-    r.put("simulated_tokens_per_step", mean, "count", "simulated tokens per target step (Monte Carlo)", note=note)
-    r.put("simulated_tokens_per_step_stderr", se, "count", "its standard error")
+    r.put("simulated_tokens_per_step", mean, "number", "simulated tokens per target step (Monte Carlo)", note=note)
+    r.put("simulated_tokens_per_step_stderr", se, "number", "its standard error")
     if heads_mode:
         r.calc("simulated_speedup", HEADS_SPEEDUP, "factor", "speedup from the simulated tokens per step",
                E=mean, c=c, v=v)
