@@ -62,6 +62,117 @@ VocabOpt = _arch("--vocab", "Vocabulary size.")
 ExpertsOpt = _arch("--experts", "Routed experts per MoE layer.")
 TopKOpt = _arch("--top-k", "Experts active per token.")
 
+# Option families (STYLE.md #23): each flag of a family is declared here once, with its one default, unit
+# and help, and read into Inputs by one function, so `--mbu` means the same in every command.
+FORMATS_PANEL = "Weight and cache formats"
+EFF_PANEL = "Efficiency"
+BUDGET_PANEL = "Memory budget"
+LAYOUT_PANEL = "Parallel layout"
+
+
+def _complete_choices(values: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Completion for a choice flag that takes a comma list: complete the last item."""
+    def complete(incomplete: str) -> list[str]:
+        head, _, last = incomplete.rpartition(",")
+        prefix = head + "," if head else ""
+        return [prefix + v for v in values if v.startswith(last.lower())]
+    return complete
+
+
+def _family(flag: str, help_: str, panel: str, choices: tuple[str, ...] | None = None):
+    return Annotated[Optional[str], typer.Option(
+        flag, help=help_, rich_help_panel=panel, show_default=False,
+        autocompletion=_complete_choices(choices) if choices else None)]
+
+
+def weight_formats() -> tuple[str, ...]:
+    from llmcalc.core.dtypes import WEIGHT_DTYPES
+    return WEIGHT_DTYPES
+
+
+KV_FORMATS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+WeightDtypeOpt = _family("--weight-dtype", "Weight format: bf16, fp16, fp32, or weight-only fp8, int8, int4 "
+                         "(default bf16). A comma list sweeps.", FORMATS_PANEL,
+                         ("fp32", "bf16", "fp16", "fp8", "int8", "int4"))
+WeightGroupOpt = _family("--weight-group-size", "Quantised weights: elements per scale (e.g. 32, 128); 0 = one "
+                         "per channel, not counted (default).", FORMATS_PANEL)
+ScaleBytesOpt = _family("--scale-bytes", "Bytes of scale data per weight group (default 2: an fp16 scale; 4: "
+                        "scale + zero point).", FORMATS_PANEL)
+KvDtypeOpt = _family("--kv-dtype", "KV cache format: bf16, fp16, fp32, fp8, int8 or int4 (default bf16). A comma "
+                     "list sweeps.", FORMATS_PANEL, KV_FORMATS)
+KvGroupOpt = _family("--kv-group-size", "Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not "
+                     "counted; default).", FORMATS_PANEL)
+MfuOpt = _family("--mfu", "Model FLOPs utilisation, a 0-1 ratio (default stated in the output).", EFF_PANEL)
+MbuOpt = _family("--mbu", "Memory bandwidth utilisation in decode, a 0-1 ratio (default by weight format, stated "
+                 "in the output).", EFF_PANEL)
+MemUtilOpt = _family("--mem-util", "Share of GPU memory the engine may use for weights and cache, a 0-1 ratio "
+                     "(default 0.9, vLLM's gpu_memory_utilization).", BUDGET_PANEL)
+AllreduceLatencyOpt = _family("--allreduce-latency", "Fixed cost of one all-reduce under --tp, with a time unit "
+                              "(default 20us).", EFF_PANEL)
+TpOpt = _family("--tp", "Tensor-parallel GPUs (weights and KV heads split over them). Lists/ranges sweep.",
+                LAYOUT_PANEL)
+
+
+def read_formats(inp: "Inputs", weight_dtype: str | None, weight_group_size: str | None,
+                 kv_dtype: str | None = None, kv_group_size: str | None = None, scale_bytes: str | None = None,
+                 *, kv: bool = True, scales: bool = False) -> None:
+    """The weight and cache formats family into ``inp`` (choices may be comma lists: outer sweep axes);
+    ``scales``: the command also takes --scale-bytes."""
+    inp.choices("weight_dtype", weight_dtype, weight_formats(), default="bf16", label="weight format")
+    inp.number("weight_group_size", weight_group_size, default=0, unit="count", label="elements per weight scale",
+               integer=True, minimum=0, strict=False, outer=True)
+    if scales:
+        inp.number("scale_bytes", scale_bytes, default=2.0, unit="byte", label="scale bytes per weight group",
+                   outer=True)
+    if kv:
+        inp.choices("kv_dtype", kv_dtype, KV_FORMATS, default="bf16", label="KV cache format")
+        inp.number("kv_group_size", kv_group_size, default=0, unit="count", label="elements per cache scale",
+                   integer=True, minimum=0, strict=False, outer=True)
+
+
+def check_formats(v: dict[str, Any]) -> None:
+    """Group sizes apply only to quantised formats (checked per point of a format sweep)."""
+    quantised = ("fp8", "int8", "int4")
+    if v.get("weight_group_size") and v.get("weight_dtype") not in quantised:
+        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not "
+                         f"{v.get('weight_dtype')}")
+    if v.get("kv_group_size") and v.get("kv_dtype") not in quantised:
+        raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {v.get('kv_dtype')}; "
+                         "drop it or add --kv-dtype int8")
+
+
+def read_mem_util(inp: "Inputs", notes: list[str], mem_util: str | None) -> None:
+    from llmcalc.core.kv import DEFAULT_MEM_UTIL
+    inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio", label="GPU memory the engine may use",
+               maximum=1.0)
+    if mem_util is None:
+        notes.append(f"--mem-util {DEFAULT_MEM_UTIL} assumed (vLLM's gpu_memory_utilization default): the rest is "
+                     "left for activations, CUDA graphs and the CUDA context")
+
+
+def read_efficiency(inp: "Inputs", notes: list[str], mfu: str | None, mbu: str | None,
+                    weight_dtype: str | list[str] = "bf16", *, decode: bool = True) -> None:
+    """--mfu (prefill/compute) and --mbu (decode/bandwidth), 0-1 ratios, defaults stated in notes."""
+    from llmcalc.core import serve as sv
+    inp.number("mfu", mfu, default=sv.DEFAULT_MFU, unit="ratio", label="MFU", maximum=1.0)
+    if mfu is None:
+        notes.append(f"MFU {sv.DEFAULT_MFU:g} assumed for prefill (the COS 597A slides: typical 30-50%); set --mfu")
+    if not decode:
+        return
+    fmts = weight_dtype if isinstance(weight_dtype, list) else [weight_dtype]
+    inp.number("mbu", mbu, default=None if len(fmts) > 1 else sv.default_mbu(fmts[0]), unit="ratio",
+               label="MBU", maximum=1.0)
+    if mbu is None:
+        shown = ", ".join(f"{sv.default_mbu(f):g} assumed for {f}" for f in fmts)
+        notes.append(f"MBU {shown} weights (gpt-fast on a 330 W A100: 0.68-0.69 for 16-bit, 0.51-0.65 "
+                     "int8, 0.40-0.53 int4); set --mbu")
+
+
+def read_seconds(inp: "Inputs", name: str, text: str | None, default: float | None, label: str) -> Any:
+    from llmcalc.units import parse_seconds
+    return inp.number(name, text, default=default, unit="s", label=label, parse=parse_seconds, strict=False)
+
+
 ARCH_FLAGS = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab", "experts", "top_k")
 
 
@@ -69,11 +180,16 @@ ARCH_FLAGS = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab
 # Numeric inputs: scalars or sweeps
 
 
+MAX_GRID_POINTS = 1_000_000  # points in one sweep (the product of its axes): bounded time and memory
+
+
 class Inputs:
     """Collects resolved inputs; a value given as a list or range becomes a sweep axis.
 
-    After ``grid()``, every swept input holds a NumPy float64 array over the cartesian product of all
-    sweep axes (one row per point), so the core is evaluated once, vectorised.
+    Two kinds of axis: *inner* numeric axes the core evaluates in one vectorised call (``grid()``: every
+    swept input becomes a NumPy array over the cartesian product, one row per point), and *outer* axes,
+    inputs the core takes as one value (a choice such as ``--kv-dtype``, or a layout such as ``--tp``),
+    over which ``evaluate()`` loops, concatenating the rows. So every flag sweeps (contract v2).
     """
 
     def __init__(self) -> None:
@@ -81,37 +197,81 @@ class Inputs:
         self._Input = Input
         self.items: dict[str, Any] = {}
         self.swept: list[str] = []
+        self.outer: list[str] = []
 
     def number(self, name: str, text: str | None, *, default: Any = None, unit: str = "count",
                label: str = "", parse: Callable = parse_count, minimum: float = 0.0, strict: bool = True,
-               integer: bool = False, maximum: float | None = None, flag: str | None = None) -> Any:
-        """Parse ``--name``; ``strict``: value must be > minimum, else >= minimum."""
+               integer: bool = False, maximum: float | None = None, flag: str | None = None,
+               outer: bool = False) -> Any:
+        """Parse ``--name``; ``strict``: value must be > minimum, else >= minimum. ``outer``: the core takes
+        one value, so a list becomes an outer axis (see ``evaluate``)."""
         flag = flag or "--" + name.replace("_", "-")
         if text is None:
             self.items[name] = self._Input(default, unit, label)
             return default
+        text = str(text)
         values = parse_values(text, parse, f"{flag}") if is_sweep(text) else [parse(text, flag)]
         if hasattr(values, "dtype"):  # a long range, already a NumPy array: check it in one pass
-            _check_range(flag, float(values.min()), minimum, strict, False, maximum)
-            _check_range(flag, float(values.max()), minimum, strict, False, maximum)
-            if integer and (values != values.round()).any():
-                raise InputError(f"{flag} must be whole numbers; the range has fractional points")
-        else:
+            if outer:
+                values = values.tolist()
+            else:
+                _check_range(flag, float(values.min()), minimum, strict, False, maximum)
+                _check_range(flag, float(values.max()), minimum, strict, False, maximum)
+                if integer and (values != values.round()).any():
+                    raise InputError(f"{flag} must be whole numbers; the range has fractional points")
+        if not hasattr(values, "dtype"):
             for v in values:
                 _check_range(flag, v, minimum, strict, integer, maximum)
+        if integer and not hasattr(values, "dtype"):
+            values = [int(v) for v in values]
         if len(values) > 1:
-            self.swept.append(name)
+            (self.outer if outer else self.swept).append(name)
             self.items[name] = self._Input(values, unit, label)
             return values
         self.items[name] = self._Input(values[0], unit, label)
+        return values[0]
+
+    def choices(self, name: str, text: str | None, allowed: tuple[str, ...], *, default: str | None = None,
+                label: str = "", flag: str | None = None, aliases: dict[str, str] | None = None) -> Any:
+        """A choice flag; a comma list of choices is an outer sweep axis."""
+        flag = flag or "--" + name.replace("_", "-")
+        if text is None:
+            self.items[name] = self._Input(default, "str", label)
+            return default
+        values = [choice(flag, (aliases or {}).get(v.strip().lower(), v.strip()), allowed)
+                  for v in str(text).split(",") if v.strip()]
+        if not values:
+            raise InputError(f"{flag} needs a value: one of {', '.join(allowed)}")
+        values = list(dict.fromkeys(values))
+        if len(values) > 1:
+            self.outer.append(name)
+            self.items[name] = self._Input(values, "str", label)
+            return values
+        self.items[name] = self._Input(values[0], "str", label)
         return values[0]
 
     def fixed(self, name: str, value: Any, unit: str = "count", label: str = "") -> Any:
         self.items[name] = self._Input(value, unit, label)
         return value
 
+    def points(self) -> int:
+        """Points in the whole sweep: the product of every axis's length."""
+        n = 1
+        for name in self.outer + self.swept:
+            n *= len(self.items[name].value)
+        return n
+
+    def check_size(self) -> None:
+        n = self.points()
+        if n > MAX_GRID_POINTS:
+            axes = " × ".join(f"{len(self.items[a].value):,} ({a})" for a in self.outer + self.swept)
+            raise InputError(f"the sweep has {n:,} points ({axes}); the limit is {MAX_GRID_POINTS:,}: "
+                             "use coarser ranges")
+
     def grid(self) -> dict[str, Any]:
-        """Broadcast the sweep axes to a cartesian grid (NumPy); return name -> value for the core."""
+        """Broadcast the inner sweep axes to a cartesian grid (NumPy); return name -> value for the core.
+        Outer axes keep their lists (use ``evaluate`` to loop over them)."""
+        self.check_size()
         if self.swept:
             import numpy as np
             axes = [np.asarray(self.items[n].value, dtype=np.float64) for n in self.swept]
@@ -119,6 +279,66 @@ class Inputs:
             for name, arr in zip(self.swept, mesh):
                 self.items[name].value = arr.ravel()
         return {k: v.value for k, v in self.items.items()}
+
+    def evaluate(self, compute: Callable[[dict[str, Any]], Any]):
+        """``compute(values)`` once per point of the outer axes (each outer input a single value there), the
+        inner axes vectorised; the results are concatenated, outer axes first, into one sweep."""
+        values = self.grid()
+        if not self.outer:
+            return compute(values)
+        import itertools
+
+        import numpy as np
+
+        inner = 1
+        for name in self.swept:
+            inner = len(self.items[name].value)
+        combos = list(itertools.product(*(self.items[n].value for n in self.outer)))
+        parts = [compute({**values, **dict(zip(self.outer, combo))}) for combo in combos]
+        for i, name in enumerate(self.outer):
+            column = [combo[i] for combo in combos]
+            self.items[name].value = (np.repeat(np.asarray(column, dtype=np.float64), inner)
+                                      if not isinstance(column[0], str) else
+                                      [v for v in column for _ in range(inner)])
+        for name in self.swept:
+            self.items[name].value = np.tile(self.items[name].value, len(combos))
+        self.swept = self.outer + self.swept
+        self.outer = []
+        return _concatenate(parts, inner)
+
+
+def _concatenate(parts: list, inner: int):
+    """Results of each outer point (each row a scalar or an ``inner``-long array) as one Results whose rows
+    run over every point; a key a point lacks is None there. Formulas and symbols are the first point's."""
+    import numpy as np
+
+    from llmcalc.core.formula import Results, Row
+
+    merged = Results()
+    keys = list(dict.fromkeys(k for part in parts for k in part))
+    for key in keys:
+        first = next(p[key] for p in parts if key in p)
+        columns, numeric = [], True
+        for part in parts:
+            value = part[key].value if key in part else None
+            if value is None or isinstance(value, str):
+                numeric = False
+                columns.append([value] * inner)
+                continue
+            arr = np.asarray(value)
+            if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != inner):
+                columns = None  # not one value per point (e.g. a histogram): keep the first point's
+                break
+            columns.append(np.broadcast_to(arr, (inner,)))
+        if columns is None:
+            merged[key] = first
+            continue
+        if numeric:
+            value = np.concatenate([c.astype(np.float64) if c.dtype.kind != "b" else c for c in columns])
+        else:
+            value = [v.item() if hasattr(v, "item") else v for c in columns for v in c]
+        merged[key] = Row(value, first.unit, first.label, first.formula, first.symbols, first.note)
+    return merged
 
 
 def _check_range(flag: str, v: Any, minimum: float, strict: bool, integer: bool, maximum: float | None) -> None:

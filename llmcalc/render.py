@@ -353,7 +353,8 @@ def _table_data(report: Report) -> tuple[list[str], list[list[str]]]:
         body = [[fmt_value(d[k], units[k], compact=True) for k in header] for d in report.row_dicts()]
         return header, body
     header = ["quantity", "value", "key"]
-    body = [[r.label, fmt_value(r.value, r.unit), k] for k, r in report.results.items()]
+    # a key that does not apply to this run stays in JSON/TSV as null; a person's table leaves it out
+    body = [[r.label, fmt_value(r.value, r.unit), k] for k, r in report.results.items() if r.value is not None]
     return header, body
 
 

@@ -85,7 +85,7 @@ def test_explain_rows_evaluate_to_their_values():
 
     for name in ("gpt2", "mixtral-8x7b", "deepseek-v3", "gemma-2-9b"):
         r = training_step_flops(load_model(name), 2, 4096, causal=True, recompute="selective")
-        add_training_run(r, load_model(name), 2, 4096, tokens=1e12, peak=1e15, gpus=8, mfu=0.5, tokens_per_s=1e5)
+        add_training_run(r, load_model(name), 2, 4096, tokens=1e12, peak=1e15, gpus=8, mfu=0.5, tokens_per_s=1e4)
         for key, row in r.items():
             if row.formula is not None:
                 assert row.formula(**row.symbols) == row.value, key

@@ -75,4 +75,4 @@ def test_llama3_405b_from_the_cli(cli):
     assert r["napkin_gpu_hours"] == pytest.approx(25.3e6 * 405.853 / 405, rel=2e-3)
     # The exact count adds attention's S² term at S=8192 (and the LM head): a few percent more.
     assert 1.0 < r["gpu_hours"] / r["napkin_gpu_hours"] < 1.10
-    assert r["wall_days"] == pytest.approx(r["gpu_hours"] / 16000 / 24)
+    assert r["training_days"] == pytest.approx(r["gpu_hours"] / 16000 / 24)

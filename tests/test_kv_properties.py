@@ -63,6 +63,8 @@ def test_report_is_sane(spec, batch, seq, dtype, tp, util, block, o1, o2):
     for key, value in v.items():
         if isinstance(value, bool):
             continue
+        if key == "max_seq" and spec.window_layers == spec.layers and value == math.inf:
+            continue  # every layer windowed: the cache stops growing, so any length fits once the window does
         assert math.isfinite(value) and value >= 0, key
     assert v["decode_flops_without_cache"] >= v["decode_flops_with_cache"] > 0
     assert v["paged_kv_bytes_per_sequence"] >= (v.get("kv_bytes_per_sequence_per_gpu") or v["kv_bytes_per_sequence"])

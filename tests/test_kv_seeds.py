@@ -16,8 +16,9 @@ import pytest
 from conftest import results
 from llmcalc.core.dtypes import bytes_per_element
 from llmcalc.core.flops import forward_breakdown
+from llmcalc.core.capacity import MAX_BATCH, MAX_TOKENS
 from llmcalc.core.kv import (
-    MAX_BATCH, MAX_TOKENS, decode_step_flops, kv_bytes_per_token, kv_cache_bytes, kv_element_bytes, kv_report,
+    decode_step_flops, kv_bytes_per_token, kv_cache_bytes, kv_element_bytes, kv_report,
 )
 from llmcalc.core.params import embedding_params, param_breakdown, weight_bytes
 from llmcalc.presets import load_gpu, load_model
@@ -353,7 +354,7 @@ def test_explain_rows_evaluate_to_their_values(cli):
     (("-m", "llama-3.1-8b", "--kv-dtype", "fp64"), "--kv-dtype"),
     (("-m", "llama-3.1-8b", "--kv-group-size", "32"), "--kv-group-size"),
     (("-m", "llama-3.1-8b", "--tp", "3"), "--tp 3"),
-    (("-m", "llama-3.1-8b", "--tp", "1,2"), "--tp takes one value"),
+    (("-m", "llama-3.1-8b", "--tp", "1,3"), "--tp 3 must divide"),
     (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--mem-util", "1.5"), "--mem-util"),
     (("-m", "llama-3.1-8b", "--mem-util", "0.8"), "needs a GPU"),
     (("-m", "llama-3.1-8b", "--check"), "needs a GPU"),

@@ -88,7 +88,7 @@ def test_does_not_fit_is_an_answer_and_check_exits_3(cli):
     (["-m", "llama-2-7b", "-g", "a100", "--gen-min", "300", "--gen", "200"], "--gen-min must not exceed --gen"),
     (["-m", "llama-2-7b", "-g", "a100", "--target-latency", "fast"], "can't read 'fast'"),
     (["-m", "llama-2-7b", "-g", "a100", "--target-latency", "30ms", "--batch", "1,2"], "give single values"),
-    (["-m", "llama-2-7b", "-g", "a100", "--tp", "1,2"], "--tp takes one value"),
+    (["-m", "llama-2-7b", "-g", "a100", "--tp", "1,3"], "--tp 3 must divide"),
     (["-m", "llama-2-7b", "-g", "a100", "--plot", "x.png"], "give a --batch sweep"),
     (["-m", "llama-2-7b", "-g", "a100", "--prompt", "1.5"], "--prompt must be a whole number"),
     (["-m", "llama-2-7b", "-g", "l4", "--tp", "2", "--pp", "2"], "No such option"),

@@ -755,7 +755,7 @@ add("000-70b-32k-kv", "seeds", "70B (L = 80, d = 8192, MHA) KV cache per 32Ki-to
 
 
 def _seed_max_tokens():
-    from llmcalc.core.kv import MAX_TOKENS
+    from llmcalc.core.capacity import MAX_TOKENS
     return MAX_TOKENS(budget=26e9, per_seq=512 * MiB, S=1024)
 
 

@@ -20,6 +20,17 @@ EPILOG = """Examples:
 """
 
 
+# Keys of a training run; null when --tokens or a GPU is not given (contract v2: stable keys).
+SCHEMA = {
+    "mfu": ("ratio", "MFU of the run (assumed, or implied by --tokens-per-s)"),
+    "total_training_flops": ("flop", "training run (exact per-token × tokens)"),
+    "napkin_total_training_flops": ("flop", "training run, napkin 6·P·D"),
+    "gpu_hours": ("h", "GPU-hours at that MFU"),
+    "training_days": ("days", "wall-clock days on all GPUs"),
+    "napkin_gpu_hours": ("h", "GPU-hours from the napkin 6·P·D"),
+}
+
+
 @shared_options()
 def flops(
     model: ModelOpt = None,
@@ -61,10 +72,16 @@ def flops(
     from llmcalc.cli_support import context_note
     if (note := context_note(spec, inp.items["seq"].value)) is not None:
         notes.append(note)
+    if mfu is not None and measured is not None:
+        from llmcalc.errors import InputError
+        raise InputError("give --mfu (assumed) or --tokens-per-s (measured, implies the MFU), not both")
     if gpu_spec is not None:
-        inp.number("mfu", mfu, default=0.4, unit="ratio", label="MFU", maximum=1.0)
-        if mfu is None and total_tokens is not None:
-            notes.append("MFU 0.4 assumed (typical 30-50%, the COS 597A slides); set --mfu")
+        inp.number("mfu", mfu, default=None if measured is not None else 0.4, unit="ratio", label="MFU",
+                   maximum=1.0)
+        if measured is not None:
+            notes.append("MFU implied by the measured --tokens-per-s; GPU-hours and days use it")
+        elif mfu is None and total_tokens is not None:
+            notes.append("MFU 0.4 assumed (typical 30-50%, the COS 597A slides); set --mfu or --tokens-per-s")
         inp.fixed("dtype", dtype, unit="str")
         inp.fixed("causal", causal, unit="bool")
     else:
@@ -79,5 +96,6 @@ def flops(
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"])
+                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"],
+                    schema=SCHEMA)
     output(report, **out)

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import (GpuOpt, KvDtypeOpt, KvGroupOpt, MemUtilOpt, ModelOpt, TpOpt, WeightDtypeOpt,
+                                 WeightGroupOpt, shared_options)
 
 EPILOG = """Examples:
 
@@ -21,22 +22,40 @@ EPILOG = """Examples:
 PAGING = "Paging (vLLM PagedAttention)"
 
 
+# Result keys that only some runs produce; the others report them as null (contract v2: stable keys).
+SCHEMA = {
+    "gpu_memory_bytes": ("byte", "memory of one GPU"),
+    "usable_memory_bytes": ("byte", "memory the engine may use per GPU (--mem-util)"),
+    "kv_budget_bytes": ("byte", "left for the KV cache per GPU after the weights"),
+    "max_batch": ("count", "sequences of length S that fit beside the weights"),
+    "max_tokens": ("count", "tokens of cache that fit (at length S)"),
+    "fits": ("bool", "the requested batch fits"),
+    "max_seq": ("count", "longest sequence (tokens) B sequences can hold"),
+    "contiguous_bytes_per_request": ("byte", "contiguous: reserved per request (prompt S + max output)"),
+    "paged_bytes_per_request": ("byte", "paged: held per request (prompt S + mean output, whole blocks)"),
+    "contiguous_waste_fraction": ("ratio", "contiguous: share of the reservation never written"),
+    "max_requests_contiguous": ("count", "requests that fit, contiguous"),
+    "max_requests_paged": ("count", "requests that fit, paged"),
+    "paging_gain": ("factor", "paged ÷ contiguous requests"),
+}
+
+
 @shared_options()
 def kv(
     model: ModelOpt = None,
     batch: Annotated[str, typer.Option("-b", "--batch", help="Sequences in the batch (B). Lists/ranges sweep.")] = "1",
     seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens cached per sequence (S); default the model's context length.",
                                                show_default=False)] = None,
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="Cache dtype: fp32, fp16, bf16, fp8, int8 or int4.")] = "bf16",
-    group_size: Annotated[str, typer.Option("--kv-group-size", help="Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not counted).")] = "0",
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Weights dtype (fp32, bf16, fp16, fp8, int8, int4).")] = "bf16",
-    weight_group_size: Annotated[str, typer.Option("--weight-group-size", help="Quantised weights: elements per fp16 scale (e.g. 32 or 128).")] = "0",
+    kv_dtype: KvDtypeOpt = None,
+    kv_group_size: KvGroupOpt = None,
+    weight_dtype: WeightDtypeOpt = None,
+    weight_group_size: WeightGroupOpt = None,
     gpu: GpuOpt = None,
-    mem_util: Annotated[Optional[str], typer.Option("--mem-util", help="Fraction of GPU memory the engine may use, like vLLM's gpu_memory_utilization (default 0.9, stated in the output).",
-                                                    show_default=False)] = None,
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs: weights and KV heads split over them.")] = "1",
+    mem_util: MemUtilOpt = None,
+    tp: TpOpt = None,
     causal: Annotated[bool, typer.Option("--causal", help="Without the cache, count only the causal triangle of the scores.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the batch does not fit the GPU.")] = False,
+    solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest sequence that fits at --batch (max_seq; always in the results with a GPU).")] = False,
     block_size: Annotated[str, typer.Option("--block-size", help="Tokens per KV block when paged.", rich_help_panel=PAGING)] = "16",
     max_output: Annotated[Optional[str], typer.Option("--max-output", help="Longest output a request may generate: contiguous engines reserve S + this per request.",
                                                       rich_help_panel=PAGING, show_default=False)] = None,
@@ -44,75 +63,70 @@ def kv(
                                                        rich_help_panel=PAGING, show_default=False)] = None,
     arch: dict = None, out: dict = None,
 ) -> int:
-    """KV-cache bytes per token, per sequence and per batch beside the model weights; decode FLOPs with
-    and without the cache; on a GPU how many sequences fit (max_batch), plain and paged."""
-    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
-    from llmcalc.core.kv import DEFAULT_MEM_UTIL, KV_DTYPES, check_tp, kv_report
+    """KV-cache bytes per token, per sequence and per batch beside the model weights; decode FLOPs with and without the cache; on a GPU how many sequences fit (max_batch) and the longest that fits (max_seq), plain and paged."""
+    from llmcalc.cli_support import (Inputs, check_formats, context_note, output, read_formats, read_mem_util,
+                                     resolve_gpu, resolve_model)
+    from llmcalc.core.kv import kv_report
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
-    from llmcalc.spec import DTYPES
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
-    kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
-    weight_dtype = choice("--weight-dtype", weight_dtype, tuple(d for d in DTYPES if d != "tf32"))
-    inp = Inputs()
-    inp.number("batch", batch, unit="count", label="sequences", integer=True)
-    inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens cached per sequence", integer=True)
-    inp.fixed("kv_dtype", kv_dtype, unit="str")
-    g = _scalar(inp, "kv_group_size", group_size, "elements per cache scale")
-    inp.fixed("weight_dtype", weight_dtype, unit="str")
-    wg = _scalar(inp, "weight_group_size", weight_group_size, "elements per weight scale")
-    t = _scalar(inp, "tp", tp, "tensor-parallel GPUs", minimum=1)
-    check_tp(spec, t)
-    notes = []
-    from llmcalc.cli_support import context_note
-    if (note := context_note(spec, inp.items["seq"].value)) is not None:
-        notes.append(note)
-    if g and kv_dtype not in ("fp8", "int8", "int4"):
-        raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {kv_dtype}; drop it "
-                         "or add --kv-dtype int8")
-    if wg and weight_dtype not in ("fp8", "int8", "int4"):
-        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {weight_dtype}")
-    if gpu_spec is not None:
-        inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio",
-                   label="GPU memory the engine may use", maximum=1.0)
-        if mem_util is None:
-            notes.append(f"--mem-util {DEFAULT_MEM_UTIL} assumed (vLLM's gpu_memory_utilization default): the rest "
-                         "is left for activations, CUDA graphs and the CUDA context")
-    elif mem_util is not None or check:
-        raise InputError(f"{'--mem-util' if mem_util is not None else '--check'} needs a GPU: add -g NAME "
-                         "(e.g. -g a100-40gb)")
-    inp.number("block_size", block_size, unit="count", label="tokens per KV block", integer=True)
+    if gpu_spec is None and (mem_util is not None or check or solve_seq):
+        flag = "--mem-util" if mem_util is not None else "--check" if check else "--max-seq"
+        raise InputError(f"{flag} needs a GPU: add -g NAME (e.g. -g a100-40gb)")
     if max_output is None and mean_output is not None:
         raise InputError("--mean-output needs --max-output too (contiguous engines reserve the maximum)")
-    if max_output is not None:
-        o_max = inp.number("max_output", max_output, unit="count", label="longest output", integer=True,
-                           minimum=0, strict=False)
-        o_mean = inp.number("mean_output", mean_output, unit="number", label="mean output", minimum=0,
-                            strict=False, default=None if isinstance(o_max, list) else o_max / 2)
-        if mean_output is None:
-            notes.append("--mean-output assumed to be half of --max-output")
-        elif max(_listify(o_mean)) > min(_listify(o_max)):
-            raise InputError("--mean-output cannot exceed --max-output")
+    inp = Inputs()
+    notes: list[str] = []
+    inp.number("batch", batch, unit="count", label="sequences", integer=True)
+    inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens cached per sequence", integer=True)
+    read_formats(inp, weight_dtype, weight_group_size, kv_dtype, kv_group_size)
+    inp.number("tp", tp or "1", unit="count", label="tensor-parallel GPUs", integer=True, outer=True)
+    if gpu_spec is not None:
+        read_mem_util(inp, notes, mem_util)
+    else:
+        inp.fixed("mem_util", None, unit="ratio", label="GPU memory the engine may use")
+    inp.number("block_size", block_size, unit="count", label="tokens per KV block", integer=True)
+    inp.number("max_output", max_output, unit="count", label="longest output", integer=True, minimum=0, strict=False)
+    o_max = inp.items["max_output"].value
+    inp.number("mean_output", mean_output, unit="number", label="mean output", minimum=0, strict=False,
+               default=o_max / 2 if isinstance(o_max, (int, float)) else None)
+    if max_output is not None and mean_output is None:
+        notes.append("--mean-output assumed to be half of --max-output")
+    if max_output is not None and mean_output is not None and (
+            _most(inp.items["mean_output"].value) > _least(inp.items["max_output"].value)):
+        raise InputError("--mean-output cannot exceed --max-output")
     inp.fixed("causal", causal, unit="bool")
+    if (note := context_note(spec, inp.items["seq"].value)) is not None:
+        notes.append(note)
     if spec.mla:
         notes.append("MLA: decode FLOPs count per-head K/V as the spec's projections give them; weight "
                      "absorption (DeepSeek-V2 sec. 2.1.3) is not modelled")
-    v = inp.grid()
-    r = kv_report(spec, v["batch"], v["seq"], kv_dtype=kv_dtype, weight_dtype=weight_dtype, group_size=g,
-                  weight_group_size=wg, gpu=gpu_spec, mem_util=v.get("mem_util"), tp=t,
-                  block_size=v["block_size"], mean_output=v.get("mean_output"), max_output=v.get("max_output"),
-                  causal=causal)
+
+    def compute(v):
+        check_formats(v)
+        return kv_report(spec, v["batch"], v["seq"], kv_dtype=v["kv_dtype"], weight_dtype=v["weight_dtype"],
+                         group_size=int(v["kv_group_size"]), weight_group_size=int(v["weight_group_size"]),
+                         gpu=gpu_spec, mem_util=v["mem_util"], tp=int(v["tp"]), block_size=v["block_size"],
+                         mean_output=v["mean_output"], max_output=v["max_output"], causal=causal)
+
+    r = inp.evaluate(compute)
     columns = ["kv_bytes_per_sequence", "kv_bytes", "weights_bytes", "total_bytes", "decode_flops_with_cache"]
     if gpu_spec is not None:
-        columns += ["max_batch", "fits"]
+        columns += ["max_batch", "max_seq", "fits"]
     if max_output is not None and gpu_spec is not None:
         columns += ["max_requests_contiguous", "max_requests_paged"]
+    if solve_seq:
+        from llmcalc.core.formula import Results
+        r = Results([("max_seq", r["max_seq"])] + [(k, row) for k, row in r.items() if k != "max_seq"])
+    if gpu_spec is not None and not _all(r["fits"].value):
+        from llmcalc.suggest import kv_fixes
+        notes += kv_fixes(spec, gpu_spec, inp.items, r)
     report = Report("kv", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=columns, chart=_chart if inp.swept else None)
+                    columns=columns, chart=_chart if inp.swept else None, schema=SCHEMA)
     output(report, **out)
-    if check and "fits" in r and not _all(r["fits"].value):
+    if check and not _all(r["fits"].value):
         import sys
         sys.stderr.write(f"llmcalc: does not fit: the batch needs more than {gpu_spec.name}'s memory "
                          f"(max_batch {_describe(r['max_batch'].value)})\n")
@@ -120,17 +134,12 @@ def kv(
     return ExitStatus.OK
 
 
-def _scalar(inp, name: str, text: str, label: str, minimum: float = 0) -> int:
-    from llmcalc.errors import InputError
-    from llmcalc.units import is_sweep
-    flag = "--" + name.replace("_", "-")
-    if is_sweep(text):
-        raise InputError(f"{flag} takes one value, not a list or range")
-    return int(inp.number(name, text, unit="count", label=label, integer=True, minimum=minimum, strict=False))
+def _most(x) -> float:
+    return max(x) if isinstance(x, (list, tuple)) else float(x.max()) if hasattr(x, "max") else x
 
 
-def _listify(x):
-    return list(x) if isinstance(x, (list, tuple)) else [x]
+def _least(x) -> float:
+    return min(x) if isinstance(x, (list, tuple)) else float(x.min()) if hasattr(x, "min") else x
 
 
 def _all(x) -> bool:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import (AllreduceLatencyOpt, GpuOpt, KvDtypeOpt, KvGroupOpt, MbuOpt, MemUtilOpt, MfuOpt,
+                                 ModelOpt, ScaleBytesOpt, TpOpt, WeightDtypeOpt, WeightGroupOpt, shared_options)
 
 EPILOG = """Examples:
 
@@ -31,6 +31,22 @@ def _opt(flag: str, help_: str, panel: str | None = None):
     return Annotated[Optional[str], typer.Option(flag, help=help_, rich_help_panel=panel, show_default=False)]
 
 
+# Keys only some runs produce; the rest report them as null (contract v2: stable keys).
+SCHEMA = {
+    "experts_touched": ("number", "expected distinct experts per MoE layer per decode step"),
+    "gen_mean": ("number", "mean output length"),
+    "gen_longest_expected": ("number", "expected longest output of the batch"),
+    "static_throughput_tokens_per_second": ("token/s", "static batching: the batch waits for its longest output"),
+    "continuous_throughput_tokens_per_second": ("token/s", "continuous batching: finished slots refilled at once"),
+    "continuous_gain": ("factor", "continuous ÷ static throughput"),
+    "target_batch": ("count", "largest batch (that fits) within the target time per token"),
+    "target_decode_seconds_per_token": ("s", "time per token at that batch"),
+    "target_throughput_tokens_per_second": ("token/s", "throughput at that batch"),
+}
+LEAD = ("e2e_throughput_tokens_per_second", "prefill_seconds", "decode_seconds_per_token", "e2e_seconds",
+        "throughput_tokens_per_second")
+
+
 @shared_options()
 def serve(
     model: ModelOpt = None,
@@ -40,149 +56,120 @@ def serve(
     gen: Annotated[str, typer.Option("--gen", help="Tokens generated per sequence (the longest, with --gen-min).")] = "256",
     gen_min: _opt("--gen-min", "Shortest output: lengths spread uniformly between --gen-min and --gen; compares static and continuous batching.", BATCHING) = None,
     target_latency: _opt("--target-latency", "Largest batch whose mean time per output token stays under this (e.g. 30ms).", BATCHING) = None,
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp16, fp32, or weight-only fp8, int8, int4.", rich_help_panel=QUANT)] = "bf16",
-    group_size: _opt("--weight-group-size", "Quantised weights: elements per scale group (e.g. 32, 128); 0 = per-channel (default).", QUANT) = None,
-    scale_bytes: _opt("--scale-bytes", "Bytes of scale data per group (2: a 16-bit scale; 4: scale + zero point, as gpt-fast int4).", QUANT) = None,
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype (bf16, fp16, fp32, fp8, int8, int4).", rich_help_panel=QUANT)] = "bf16",
-    kv_group_size: _opt("--kv-group-size", "Quantised cache: elements per scale group (0: none counted).", QUANT) = None,
-    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs (all-reduce over the preset's NVLink).")] = "1",
-    mbu: _opt("--mbu", "Achieved share of HBM bandwidth in decode (default by weight format: 0.68 16-bit, 0.57 8-bit, 0.46 int4; fitted to gpt-fast on A100).", EFF) = None,
-    mfu: _opt("--mfu", "Achieved share of peak FLOP/s (default 0.5).", EFF) = None,
-    allreduce_latency: _opt("--allreduce-latency", "Fixed cost of one all-reduce under --tp (default 20us).", EFF) = None,
-    mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", EFF) = None,
+    weight_dtype: WeightDtypeOpt = None,
+    group_size: WeightGroupOpt = None,
+    scale_bytes: ScaleBytesOpt = None,
+    kv_dtype: KvDtypeOpt = None,
+    kv_group_size: KvGroupOpt = None,
+    tp: TpOpt = None,
+    mbu: MbuOpt = None,
+    mfu: MfuOpt = None,
+    allreduce_latency: AllreduceLatencyOpt = None,
+    mem_util: MemUtilOpt = None,
+    solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest prompt + generation that fits at --batch (max_seq; always in the results).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
 ) -> None:
-    """Time to first token, time per output token, end-to-end latency and throughput of a model on a GPU
-    (or --tp GPUs), led by the memory-bandwidth ceiling: weights and the KV cache read once per decode
-    step, FLOPs at the compute roof, with stated MBU/MFU; what fits; batching and its trade-offs."""
-    import numpy as np
-
+    """Time to first token, time per output token, end-to-end latency and throughput of a model on a GPU (or --tp GPUs), led by the memory-bandwidth ceiling: weights and the KV cache read once per decode step, FLOPs at the compute roof, with stated MBU/MFU; what fits; batching and its trade-offs."""
     from llmcalc.charts import check_image_path
-    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.cli_support import (Inputs, check_formats, output, read_efficiency, read_formats, read_mem_util,
+                                     read_seconds, resolve_gpu, resolve_model)
     from llmcalc.core import serve as sv
-    from llmcalc.core.kv import DEFAULT_MEM_UTIL, KV_DTYPES
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
-    weight_dtype = choice("--weight-dtype", weight_dtype, sv.WEIGHT_DTYPES)
-    kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
     if plot:
         check_image_path(plot)
         if "," not in batch and ".." not in batch:
             raise InputError("--plot draws the latency-throughput curve: give a --batch sweep, e.g. --batch 1..256x2")
 
     inp = Inputs()
+    notes: list[str] = []
     inp.number("batch", batch, unit="count", label="sequences", integer=True)
     inp.number("prompt", prompt, unit="count", label="prompt tokens", integer=True)
     inp.number("gen", gen, unit="count", label="generated tokens", integer=True)
-    if gen_min is not None:
-        inp.number("gen_min", gen_min, unit="count", label="shortest output", integer=True)
-    inp.fixed("weight_dtype", weight_dtype, unit="str")
-    gs = inp.number("weight_group_size", group_size, default=0, unit="count", label="weight group size", integer=True,
-                    strict=False)
-    sb = inp.number("scale_bytes", scale_bytes, default=2.0, unit="byte", label="scale bytes per group")
-    inp.fixed("kv_dtype", kv_dtype, unit="str")
-    kgs = inp.number("kv_group_size", kv_group_size, default=0, unit="count", label="KV group size",
-                     integer=True, strict=False)
-    tp_n = inp.number("tp", tp, unit="count", label="tensor-parallel GPUs", integer=True)
-    notes: list[str] = []
-    mbu_default = sv.default_mbu(weight_dtype)
-    inp.number("mbu", mbu, default=mbu_default, unit="ratio", label="MBU", maximum=1.0)
-    inp.number("mfu", mfu, default=sv.DEFAULT_MFU, unit="ratio", label="MFU", maximum=1.0)
-    if mbu is None:
-        notes.append(f"MBU {mbu_default:g} assumed for {weight_dtype} weights (gpt-fast on a 330 W A100: 0.68-0.69 "
-                     "for 16-bit, 0.51-0.65 int8, 0.40-0.53 int4); set --mbu")
-    if mfu is None:
-        notes.append(f"MFU {sv.DEFAULT_MFU:g} assumed for prefill (the COS 597A slides: typical 30-50%); set --mfu")
-    alpha = inp.number("allreduce_latency", allreduce_latency, default=sv.DEFAULT_ALLREDUCE_LATENCY, unit="s",
-                       label="all-reduce latency", parse=_parse_seconds, strict=False)
-    inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio", label="usable memory share",
-               maximum=1.0)
-    target = None
-    if target_latency is not None:
-        target = inp.number("target_latency", target_latency, unit="s", label="target time per token",
-                            parse=_parse_seconds)
-    for name in ("weight_group_size", "scale_bytes", "kv_group_size", "tp", "allreduce_latency", "target_latency"):
-        if name in inp.swept:
-            raise InputError(f"--{name.replace('_', '-')} takes one value (sweep --batch, --prompt, --gen, "
-                             "--mbu or --mfu instead)")
-    if target is not None and inp.swept:
+    inp.number("gen_min", gen_min, unit="count", label="shortest output", integer=True)
+    read_formats(inp, weight_dtype, group_size, kv_dtype, kv_group_size, scale_bytes, scales=True)
+    inp.number("tp", tp or "1", unit="count", label="tensor-parallel GPUs", integer=True, outer=True)
+    read_efficiency(inp, notes, mfu, mbu, inp.items["weight_dtype"].value)
+    read_seconds(inp, "allreduce_latency", allreduce_latency, sv.DEFAULT_ALLREDUCE_LATENCY, "all-reduce latency")
+    read_mem_util(inp, notes, mem_util)
+    target = read_seconds(inp, "target_latency", target_latency, None, "target time per token")
+    if target is not None and (inp.swept or inp.outer):
         raise InputError("--target-latency searches over the batch itself; give single values for the rest")
-    tp_n = int(tp_n)
-    v = inp.grid()
-    if gen_min is not None and np.any(np.asarray(v["gen_min"]) > np.asarray(v["gen"])):
-        raise InputError("--gen-min must not exceed --gen")
+    if isinstance(target, list):
+        raise InputError("--target-latency takes one value")
 
-    r = sv.serve(spec, gpu_spec, v["batch"], v["prompt"], v["gen"], gen_min=v.get("gen_min"),
-                 weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=int(gs), kv_group_size=int(kgs),
-                 scale_bytes=float(sb), tp=tp_n, mbu=v["mbu"], mfu=v["mfu"], alpha=float(alpha),
-                 mem_util=v["mem_util"])
-    if target is not None:
-        mb = int(np.asarray(r["max_batch"].value).reshape(-1)[0])
-        kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=int(gs), kv_group_size=int(kgs),
-                  scale_bytes=float(sb), tp=tp_n, mbu=v["mbu"], mfu=v["mfu"], alpha=float(alpha))
-        best = sv.target_batch(spec, gpu_spec, v["prompt"], v["gen"], float(target), mb, **kw)
-        r.put("target_batch", best, "count", "largest batch (that fits) within the target time per token")
-        if best:
-            at = sv.serve(spec, gpu_spec, best, v["prompt"], v["gen"], **kw, mem_util=v["mem_util"])
-            r.put("target_decode_seconds_per_token", at["decode_seconds_per_token"].value, "s",
-                  "time per token at that batch")
-            r.put("target_throughput_tokens_per_second", at["throughput_tokens_per_second"].value, "token/s",
-                  "throughput at that batch")
-        else:
-            notes.append("no batch meets the target latency" + (" (not even one sequence fits)" if mb < 1 else ""))
+    def compute(v):
+        check_formats(v)
+        kw = dict(weight_dtype=v["weight_dtype"], kv_dtype=v["kv_dtype"], group_size=int(v["weight_group_size"]),
+                  kv_group_size=int(v["kv_group_size"]), scale_bytes=float(v["scale_bytes"]), tp=int(v["tp"]),
+                  mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]))
+        if v["gen_min"] is not None and _most(v["gen_min"]) > _least(v["gen"]):
+            raise InputError("--gen-min must not exceed --gen")
+        r = sv.serve(spec, gpu_spec, v["batch"], v["prompt"], v["gen"], gen_min=v["gen_min"],
+                     mem_util=v["mem_util"], **kw)
+        if target is not None:
+            sv.add_target_batch(r, spec, gpu_spec, v["prompt"], v["gen"], float(target), v["mem_util"], **kw)
+        return r
 
+    r = inp.evaluate(compute)
+    from llmcalc.core.formula import Results
+    lead = ("max_seq",) + LEAD if solve_seq else LEAD
+    r = Results([(k, r[k]) for k in lead if k in r] + [(k, row) for k, row in r.items() if k not in lead])
+    if target is not None and not r["target_batch"].value:
+        notes.append("no batch meets the target latency" + (" (not even one sequence fits)"
+                                                             if r["max_batch"].value < 1 else ""))
+    import numpy as np
     fits = np.asarray(r["fits"].value)
     if not fits.all():
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")
                      + " max_batch (weights + KV cache > mem-util × memory per GPU)")
-
-    columns = []
-    chart = None
+    columns, chart = [], None
     if inp.swept:
-        columns = ["decode_seconds_per_token", "decode_tokens_per_second", "throughput_tokens_per_second",
-                   "prefill_seconds", "e2e_seconds", "decode_bound", "fits"]
+        columns = ["e2e_throughput_tokens_per_second", "decode_seconds_per_token", "decode_tokens_per_second",
+                   "throughput_tokens_per_second", "prefill_seconds", "e2e_seconds", "decode_bound", "fits"]
         if gen_min is not None:
-            columns.insert(3, "continuous_gain")
+            columns.insert(4, "continuous_gain")
         if "batch" in inp.swept:
-            def chart(report: Report) -> str:
-                from llmcalc import charts
-                res = report.results
-                thr = np.asarray(res["throughput_tokens_per_second"].value, dtype=float)
-                lat = np.asarray(res["decode_seconds_per_token"].value, dtype=float) * 1e3
-                return charts.lines(thr, {"ms per token (each sequence)": lat},
-                                    "latency vs throughput over the batch sweep", "throughput (tokens/s, all sequences)",
-                                    "ms/token", logx=True)
+            chart = _chart
             if plot:
-                from llmcalc import charts
-                thr = np.asarray(r["throughput_tokens_per_second"].value, dtype=float)
-                lat = np.asarray(r["decode_seconds_per_token"].value, dtype=float) * 1e3
-                charts.lines_image(plot, thr, {f"{spec.name} on {tp_n}× {gpu_spec.name}": lat},
-                                   "latency-throughput (points: batch sizes)", "throughput (tokens/s)",
-                                   "time per output token (ms)", logx=True)
-                notes.append(f"chart written to {plot}")
+                _plot(plot, r, spec, gpu_spec, notes)
     report = Report("serve", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=columns, chart=chart)
+                    columns=columns, chart=chart, schema=SCHEMA)
     output(report, **out)
     if check and not fits.all():
         raise typer.Exit(int(ExitStatus.CHECK_FAILED))
 
 
-_TIME_RE = re.compile(r"^\s*([0-9.eE+_-]+)\s*(s|ms|us|µs|ns)?\s*$")
+def _most(x) -> float:
+    return float(max(x) if isinstance(x, (list, tuple)) else getattr(x, "max", lambda: x)())
 
 
-def _parse_seconds(text: str, what: str = "a time") -> float:
-    """``30ms`` -> 0.03, ``20us`` -> 2e-5, ``0.5`` or ``0.5s`` -> 0.5."""
-    from llmcalc.errors import InputError
-    m = _TIME_RE.match(str(text))
-    if not m:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s")
-    try:
-        value = float(m.group(1).replace("_", ""))
-    except ValueError:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s") from None
-    return value * {"s": 1.0, None: 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)]
+def _least(x) -> float:
+    return float(min(x) if isinstance(x, (list, tuple)) else getattr(x, "min", lambda: x)())
+
+
+def _series(results):
+    import numpy as np
+    thr = np.asarray(results["throughput_tokens_per_second"].value, dtype=float)
+    lat = np.asarray(results["decode_seconds_per_token"].value, dtype=float) * 1e3
+    return thr, lat
+
+
+def _chart(report) -> str:
+    from llmcalc import charts
+    thr, lat = _series(report.results)
+    return charts.lines(thr, {"ms per token (each sequence)": lat}, "latency vs throughput over the batch sweep",
+                        "throughput (tokens/s, all sequences)", "ms/token", logx=True)
+
+
+def _plot(path: str, r, spec, gpu_spec, notes: list[str]) -> None:
+    from llmcalc import charts
+    thr, lat = _series(r)
+    charts.lines_image(path, thr, {f"{spec.name} on {gpu_spec.name}": lat}, "latency-throughput (points: batch sizes)",
+                       "throughput (tokens/s)", "time per output token (ms)", logx=True)
+    notes.append(f"chart written to {path}")

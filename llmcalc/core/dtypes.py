@@ -11,6 +11,7 @@ from llmcalc.errors import InputError
 
 DTYPE_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 QUANTISED = ("fp8", "int8", "int4")
+WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")  # formats weights may be held in
 
 
 def dtype_bytes(dtype: str) -> float:

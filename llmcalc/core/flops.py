@@ -13,6 +13,7 @@ Every function takes batch ``B`` and sequence ``S`` as numbers or NumPy arrays o
 from __future__ import annotations
 
 from llmcalc.core.formula import Formula, Results
+from llmcalc.errors import InputError
 from llmcalc.core.params import active_params, embedding_params, total_params
 from llmcalc.spec import ModelSpec
 
@@ -39,7 +40,7 @@ NAPKIN_TRAIN = Formula("6 * P * B * S")
 TOTAL_TRAIN = Formula("training / (B * S) * D")
 NAPKIN_TOTAL = Formula("6 * P * D")
 GPU_HOURS = Formula("total / (peak * mfu) / 3600")
-WALL_DAYS = Formula("gpu_hours / N / 24")
+TRAINING_DAYS = Formula("gpu_hours / N / 24")
 MFU_MEASURED = Formula("training / (B * S) * tokens_per_s / (N * peak)")
 
 
@@ -136,19 +137,27 @@ def add_training_run(r: Results, spec: ModelSpec, batch, seq, tokens=None, peak=
                      tokens_per_s=None) -> Results:
     """Whole-run compute for ``tokens`` tokens, and on ``gpus`` GPUs of dense ``peak`` FLOP/s at ``mfu``:
     GPU-hours and wall-clock days (seed 002 "How long does it take to train a Llama?"). With a measured
-    ``tokens_per_s`` (all GPUs together) the inverse: the MFU that throughput implies (seed 003 eq. 3.5)."""
+    ``tokens_per_s`` (all GPUs together) the MFU that throughput implies (seed 003 eq. 3.5), and the run's
+    hours and days at that MFU rather than an assumed one."""
     train = r["training_flops"].value
+    if tokens_per_s is not None and peak is not None:
+        mfu = r.calc("mfu", MFU_MEASURED, "ratio", "MFU implied by the measured tokens/s",
+                     training=train, B=batch, S=seq, tokens_per_s=tokens_per_s, N=gpus, peak=peak)
+        from llmcalc.core.formula import maximum
+        if maximum(mfu, 0) > 1 if not hasattr(mfu, "shape") else (mfu > 1).any():
+            worst = float(mfu) if not hasattr(mfu, "shape") else float(mfu.max())
+            raise InputError(f"the measured throughput implies an MFU of {worst:.3g}: more FLOP/s than {gpus} GPU(s) "
+                             "can deliver at their dense peak; check the tokens/s, the GPU count and the dtype")
+    elif peak is not None and mfu is not None:
+        r.put("mfu", mfu, "ratio", "MFU assumed for the run's time")
     if tokens is not None:
         total = r.calc("total_training_flops", TOTAL_TRAIN, "flop", "training run (exact per-token × tokens)",
                        training=train, B=batch, S=seq, D=tokens)
         r.calc("napkin_total_training_flops", NAPKIN_TOTAL, "flop", "training run, napkin 6·P·D",
                P=r["params_active"].value if "params_active" in r else r["params"].value, D=tokens)
         if peak is not None and mfu is not None:
-            hours = r.calc("gpu_hours", GPU_HOURS, "h", "GPU-hours at the given MFU", total=total, peak=peak, mfu=mfu)
-            r.calc("wall_days", WALL_DAYS, "days", "wall-clock days on all GPUs", gpu_hours=hours, N=gpus)
+            hours = r.calc("gpu_hours", GPU_HOURS, "h", "GPU-hours at that MFU", total=total, peak=peak, mfu=mfu)
+            r.calc("training_days", TRAINING_DAYS, "days", "wall-clock days on all GPUs", gpu_hours=hours, N=gpus)
             r.calc("napkin_gpu_hours", GPU_HOURS, "h", "GPU-hours from the napkin 6·P·D", total=r[
                 "napkin_total_training_flops"].value, peak=peak, mfu=mfu)
-    if tokens_per_s is not None and peak is not None:
-        r.calc("mfu", MFU_MEASURED, "ratio", "MFU implied by the measured tokens/s",
-               training=train, B=batch, S=seq, tokens_per_s=tokens_per_s, N=gpus, peak=peak)
     return r

@@ -21,6 +21,7 @@ windows and block rounding go through Formula's ``min``/``ceil``, never through 
 
 from __future__ import annotations
 
+from llmcalc.core.capacity import MAX_BATCH, add_capacity
 from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
 from llmcalc.core.flops import ATTN_SCORE, ATTN_SCORE_WINDOWED, FORWARD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results
@@ -63,17 +64,11 @@ RATIO = Formula("without / with_cache")
 READ = Formula("weights + kv")           # bytes read per decode step: every weight once, the whole cache once
 INTENSITY = Formula("flops / bytes")
 # Capacity on one GPU (seed 000 ch. 5: (40 - 14) GB / 512 MB ≈ 50 requests), per GPU under TP.
-USABLE = Formula("u * M")
-BUDGET = Formula("u * M - W / T")
-MAX_BATCH = Formula("max(0, floor(budget / per_seq))")
-MAX_TOKENS = Formula("max(0, floor(budget / per_seq * S))")
-FITS = Formula("B <= max_batch")
 # Contiguous pre-allocation to the maximum length versus paging (seed 002 "Challenge with KV cache memory
 # management"; seed 000 ch. 7).
 LEN_MAX = Formula("S + O_max")
 LEN_MEAN = Formula("S + O_mean")
 WASTE = Formula("1 - used / reserved")
-MAX_REQUESTS = Formula("max(0, floor(budget / per_request))")
 GAIN = Formula("where(contiguous > 0, paged / max(contiguous, 1), 0)")
 
 
@@ -218,19 +213,16 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     r.calc("total_bytes", SUM, "byte", "weights + KV cache (the Decoder-Only Transformers notes eq. 7.1)", weights=weights, kv=kv)
     r.calc("kv_share", SHARE, "ratio", "KV cache share of weights + cache", weights=weights, kv=kv)
 
-    # -- per GPU under tensor parallelism (seed 003 eq. 6.1: /T)
-    if T > 1:
-        formula, sym = _token_symbols(spec, p, T)
-        tok_gpu = r.calc("kv_bytes_per_token_per_gpu", formula, "byte",
-                         f"KV cache per token on each of {T} GPUs" + (" (MLA latent: not split)" if spec.mla else
-                                                                     " (K/T heads, at least 1)"), **sym)
-        formula, sym = _seq_formula(spec, tok_gpu, S)
-        seq_gpu = r.calc("kv_bytes_per_sequence_per_gpu", formula, "byte", "KV cache per sequence per GPU", **sym)
-        kv_gpu = r.calc("kv_bytes_per_gpu", BATCH, "byte", "KV cache of the batch per GPU", B=B, per_seq=seq_gpu)
-        w_gpu = r.calc("weights_bytes_per_gpu", PER_GPU, "byte", "weights per GPU", x=weights, T=T)
-        r.calc("total_bytes_per_gpu", SUM, "byte", "weights + KV cache per GPU", weights=w_gpu, kv=kv_gpu)
-    else:
-        tok_gpu, seq_gpu = per_token, per_seq
+    # -- per GPU under tensor parallelism (seed 003 eq. 6.1: /T); at T = 1 the same as the totals
+    formula, sym = _token_symbols(spec, p, T)
+    tok_gpu = r.calc("kv_bytes_per_token_per_gpu", formula, "byte",
+                     f"KV cache per token on each of {T} GPUs" + (" (MLA latent: not split)" if spec.mla else
+                                                                 " (K/T heads, at least 1)"), **sym)
+    formula, sym = _seq_formula(spec, tok_gpu, S)
+    seq_gpu = r.calc("kv_bytes_per_sequence_per_gpu", formula, "byte", "KV cache per sequence per GPU", **sym)
+    kv_gpu = r.calc("kv_bytes_per_gpu", BATCH, "byte", "KV cache of the batch per GPU", B=B, per_seq=seq_gpu)
+    w_gpu = r.calc("weights_bytes_per_gpu", PER_GPU, "byte", "weights per GPU", x=weights, T=T)
+    r.calc("total_bytes_per_gpu", SUM, "byte", "weights + KV cache per GPU", weights=w_gpu, kv=kv_gpu)
 
     # -- one decode step, with and without the cache (seed 000 ch. 5)
     with_cache, without = decode_step_flops(spec, B, S, causal)
@@ -252,16 +244,11 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     # -- capacity on a GPU
     budget = None
     if gpu is not None:
-        M = gpu.memory_bytes
-        r.put("gpu_memory_bytes", M, "byte", f"memory of one {gpu.name}")
-        r.calc("usable_memory_bytes", USABLE, "byte", "memory the engine may use per GPU (--mem-util)", u=mem_util, M=M)
-        budget = r.calc("kv_budget_bytes", BUDGET, "byte", "left for the KV cache per GPU after the weights",
-                        u=mem_util, M=M, W=weights, T=T)
-        mb = r.calc("max_batch", MAX_BATCH, "count", "sequences of length S that fit beside the weights",
-                    budget=budget, per_seq=seq_gpu)
-        r.calc("max_tokens", MAX_TOKENS, "count", "tokens of cache that fit (at length S)",
-               budget=budget, per_seq=seq_gpu, S=S)
-        r.calc("fits", FITS, "bool", "the requested batch fits", B=B, max_batch=mb)
+        r.put("gpu_memory_bytes", gpu.memory_bytes, "byte", f"memory of one {gpu.name}")
+        add_capacity(r, memory_bytes=gpu.memory_bytes, mem_util=mem_util, weights_bytes=weights, tp=T, batch=B,
+                     per_seq=seq_gpu, per_token=tok_gpu, layers=spec.layers, window=spec.sliding_window,
+                     window_layers=spec.window_layers, seq=S)
+        budget = r["kv_budget_bytes"].value
 
     # -- paging: rounding to blocks (vLLM)
     formula, sym = _seq_formula(spec, tok_gpu, S, paged_block=block_size)
@@ -288,10 +275,10 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
                "contiguous: share of the reservation never written (mean vs max output)",
                used=used, reserved=reserved)
         if budget is not None:
-            c = r.calc("max_requests_contiguous", MAX_REQUESTS, "count", "requests that fit, contiguous",
-                       budget=budget, per_request=reserved)
-            pg = r.calc("max_requests_paged", MAX_REQUESTS, "count", "requests that fit, paged",
-                        budget=budget, per_request=per_request)
+            c = r.calc("max_requests_contiguous", MAX_BATCH, "count", "requests that fit, contiguous",
+                       budget=budget, per_seq=reserved)
+            pg = r.calc("max_requests_paged", MAX_BATCH, "count", "requests that fit, paged",
+                        budget=budget, per_seq=per_request)
             r.calc("paging_gain", GAIN, "factor", "paged ÷ contiguous requests (0 if none fit contiguously)",
                    paged=pg, contiguous=c)
     return r

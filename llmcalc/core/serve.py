@@ -80,9 +80,6 @@ LEN_MAX = Formula("G_min + (G - G_min) * B / (B + 1)")
 STATIC = Formula("B * mean / (prefill + (longest - 1) * decode)")
 CONTINUOUS = Formula("B * mean / (prefill + (mean - 1) * decode)")
 GAIN = Formula("continuous / static")
-BUDGET = Formula("u * M - W / T")
-MAX_BATCH = Formula("max(0, floor(budget / per_seq))")
-FITS = Formula("B <= max_batch")
 
 
 def check_dtype(flag: str, dtype: str, allowed=WEIGHT_DTYPES) -> str:
@@ -249,7 +246,8 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
           tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None) -> Results:
     """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
     end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching."""
-    from llmcalc.core.kv import DEFAULT_MEM_UTIL, check_tp, kv_cache_bytes
+    from llmcalc.core.capacity import add_capacity
+    from llmcalc.core.kv import DEFAULT_MEM_UTIL, check_tp, kv_bytes_per_token, kv_cache_bytes
 
     check_tp(spec, tp)
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
@@ -305,8 +303,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     if spec.moe:
         r.put("experts_touched", dec["experts_touched"].value, "number",
               f"expected distinct experts per MoE layer per decode step (of {spec.moe.experts})")
-    if tp > 1:
-        r.put("decode_comm_seconds", dec["t_comm_seconds"].value, "s", "decode all-reduce time per step")
+    r.put("decode_comm_seconds", dec["t_comm_seconds"].value, "s", "decode all-reduce time per step (0 at --tp 1)")
 
     # -- the decode paradox (seed 000 ch. 4): achieved FLOP/s during decode
     ach = r.calc("decode_achieved_flops", ACHIEVED, "flop/s", "achieved FLOP/s per GPU during decode",
@@ -321,12 +318,11 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     kv_total = r.put("kv_bytes", kv_cache_bytes(spec, B, P + G, kv_dtype, kv_group_size), "byte",
                      "KV cache of the batch at prompt + gen, all GPUs")
     share = kv_share_per_gpu(spec, tp)
-    budget = r.calc("kv_budget_bytes", BUDGET, "byte", "memory left per GPU for the cache (mem-util × memory − weights/T)",
-                    u=u, M=gpu.memory_bytes, W=W, T=tp)
+    per_token = kv_bytes_per_token(spec, kv_dtype, kv_group_size) * share
     per_seq = kv_cache_bytes(spec, 1, P + G, kv_dtype, kv_group_size) * share
-    mb = r.calc("max_batch", MAX_BATCH, "count", "sequences of prompt + gen tokens that fit", budget=budget,
-                per_seq=per_seq)
-    r.calc("fits", FITS, "bool", "the batch fits in memory", B=B, max_batch=mb)
+    add_capacity(r, memory_bytes=gpu.memory_bytes, mem_util=u, weights_bytes=W, tp=tp, batch=B, per_seq=per_seq,
+                 per_token=per_token, layers=spec.layers, window=spec.sliding_window,
+                 window_layers=spec.window_layers, what="sequences of prompt + gen tokens")
     del kv_total
 
     # -- static vs continuous batching for output lengths uniform in [gen_min, gen]
@@ -345,6 +341,19 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     r.put("mfu", mfu_v, "ratio", "MFU used (achieved ÷ peak FLOP/s)")
     del bw
     return r
+
+
+def add_target_batch(r: Results, spec: ModelSpec, gpu: GpuSpec, prompt, gen, target_seconds: float, mem_util,
+                     **kw) -> None:
+    """``--target-latency``: the largest batch that fits whose mean time per token stays within the target,
+    and its time per token and throughput (null when no batch meets it)."""
+    best = target_batch(spec, gpu, prompt, gen, target_seconds, int(r["max_batch"].value), **kw)
+    r.put("target_batch", best, "count", "largest batch (that fits) within the target time per token")
+    at = serve(spec, gpu, best, prompt, gen, mem_util=mem_util, **kw) if best else None
+    r.put("target_decode_seconds_per_token", at["decode_seconds_per_token"].value if at else None, "s",
+          "time per token at that batch")
+    r.put("target_throughput_tokens_per_second", at["throughput_tokens_per_second"].value if at else None,
+          "token/s", "throughput at that batch")
 
 
 def target_batch(spec: ModelSpec, gpu: GpuSpec, prompt, gen, target_seconds: float, max_batch: int, **kw):

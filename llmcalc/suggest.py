@@ -1,0 +1,104 @@
+"""When an answer is "does not fit", say what would: each suggestion is computed (the same core run with
+one thing changed, at the point that needs the most memory) and printed with the command that shows it."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+TP_CHOICES = (2, 4, 8, 16, 32, 64)
+
+
+def _at_worst(items: dict, results, key: str) -> dict[str, Any]:
+    """Scalar inputs at the sweep point where ``key`` (a memory total) is largest."""
+    import numpy as np
+
+    value = results[key].value
+    i = int(np.argmax(np.asarray(value, dtype=float).reshape(-1))) if np.ndim(value) else 0
+    point = {}
+    for name, inp in items.items():
+        v = inp.value
+        if isinstance(v, (list, tuple)) or (hasattr(v, "shape") and np.ndim(v)):
+            v = v[i] if len(v) > i else v[0]
+        point[name] = v.item() if hasattr(v, "item") else v
+    return point
+
+
+def _command(name: str, spec, gpu, point: dict, flags: dict[str, Any], keep: tuple[str, ...]) -> str:
+    parts = [f"llmcalc {name} -m {spec.name} -g {gpu.name}"]
+    for key in keep:
+        value = flags.get(key, point.get(key))
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(flag if value is True else f"{flag} {_text(value)}")
+    for key, value in flags.items():
+        if key not in keep:
+            parts.append(f"--{key.replace('_', '-')} {_text(value)}")
+    return " ".join(parts)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def first_fit(changes: list[dict[str, Any]], fits: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    for change in changes:
+        try:
+            if fits(change):
+                return change
+        except Exception:  # noqa: BLE001 - a change the model does not allow (e.g. --tp not dividing heads)
+            continue
+    return None
+
+
+def kv_fixes(spec, gpu, items: dict, results) -> list[str]:
+    """For ``kv``: the smallest --tp, an 8-bit cache, 4-bit weights, or a larger GPU preset that fits."""
+    from llmcalc.core.kv import kv_report
+
+    point = _at_worst(items, results, "total_bytes_per_gpu")
+    keep = ("batch", "seq", "kv_dtype", "weight_dtype", "tp")
+
+    def run(change: dict, on=gpu):
+        p = {**point, **change}
+        r = kv_report(spec, p["batch"], p["seq"], kv_dtype=p["kv_dtype"], weight_dtype=p["weight_dtype"],
+                      group_size=int(p.get("kv_group_size") or 0),
+                      weight_group_size=int(p.get("weight_group_size") or 0), gpu=on, mem_util=p["mem_util"],
+                      tp=int(p["tp"]))
+        return bool(r["fits"].value)
+
+    notes = []
+    tp = first_fit([{"tp": t} for t in TP_CHOICES if t > point["tp"]], run)
+    if tp:
+        notes.append(f"fits with --tp {tp['tp']}: {_command('kv', spec, gpu, point, tp, keep)}")
+    if point["kv_dtype"] in ("fp32", "bf16", "fp16") and run({"kv_dtype": "fp8"}):
+        notes.append(f"fits with an fp8 cache: {_command('kv', spec, gpu, point, {'kv_dtype': 'fp8'}, keep)}")
+    if point["weight_dtype"] in ("fp32", "bf16", "fp16", "fp8", "int8") and run({"weight_dtype": "int4"}):
+        notes.append("fits with int4 weights: "
+                     + _command("kv", spec, gpu, point, {"weight_dtype": "int4"}, keep))
+    bigger = _larger_gpu(gpu, lambda g: run({}, on=g))
+    if bigger is not None:
+        notes.append(f"fits on one {bigger.name}: {_command('kv', spec, bigger, point, {}, keep)}")
+    if not notes:
+        notes.append("nothing simple fits: fewer or shorter sequences (max_batch, max_seq), or shard further with "
+                     "more GPUs")
+    return notes
+
+
+def _larger_gpu(gpu, fits: Callable) -> Any:
+    """The preset GPU with the least memory above this one's on which ``fits`` holds."""
+    from llmcalc.presets import load_all
+
+    try:
+        gpus = sorted((g for g in load_all("gpus") if g.memory_bytes > gpu.memory_bytes),
+                      key=lambda g: (g.memory_bytes, g.name))
+    except Exception:  # noqa: BLE001 - a broken user preset must not turn an answer into an error
+        return None
+    for g in gpus:
+        try:
+            if fits(g):
+                return g
+        except Exception:  # noqa: BLE001 - e.g. a chip without the needed peak
+            continue
+    return None
