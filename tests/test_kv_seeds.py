@@ -19,7 +19,8 @@ from llmcalc.core.flops import forward_breakdown
 from llmcalc.core.kv import (
     MAX_BATCH, MAX_TOKENS, decode_step_flops, kv_bytes_per_token, kv_cache_bytes, kv_element_bytes, kv_report,
 )
-from llmcalc.core.params import embedding_params, param_breakdown, weight_bytes
+from llmcalc.core.params import embedding_params, param_breakdown
+from llmcalc.core.quant import weight_bytes
 from llmcalc.presets import load_gpu, load_model
 from llmcalc.spec import replace
 

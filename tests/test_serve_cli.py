@@ -83,7 +83,7 @@ def test_does_not_fit_is_an_answer_and_check_exits_3(cli):
     (["-m", "llama-2-7b", "-g", "a100", "--tp", "16"], "exceeds the 8 GPUs"),
     (["-m", "llama-2-7b", "-g", "a100", "--mbu", "1.5"], "--mbu must be at most 1"),
     (["-m", "llama-2-7b", "-g", "a100", "--mfu", "0"], "--mfu must be greater than 0"),
-    (["-m", "llama-2-7b", "-g", "a100", "--weight-dtype", "nf4"], "--weight-dtype must be one of"),
+    (["-m", "llama-2-7b", "-g", "a100", "--weight-dtype", "q4_k_x"], "--weight-dtype must be one of"),
     (["-m", "llama-2-7b", "-g", "a100", "--kv-dtype", "fp4"], "--kv-dtype must be one of"),
     (["-m", "llama-2-7b", "-g", "a100", "--gen-min", "300", "--gen", "200"], "--gen-min must not exceed --gen"),
     (["-m", "llama-2-7b", "-g", "a100", "--target-latency", "fast"], "can't read 'fast'"),
