@@ -29,8 +29,8 @@ def kv(
                                                show_default=False)] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="Cache dtype: fp32, fp16, bf16, fp8, int8 or int4.")] = "bf16",
     group_size: Annotated[str, typer.Option("--kv-group-size", help="Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not counted).")] = "0",
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Weights dtype (fp32, bf16, fp16, fp8, int8, int4).")] = "bf16",
-    weight_group_size: Annotated[str, typer.Option("--weight-group-size", help="Quantised weights: elements per fp16 scale (e.g. 32 or 128).")] = "0",
+    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Weights: fp32, bf16, fp16, weight-only fp8, int8, int4, or a named format (q4_k_m, q8_0, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, ...; docs/quant.md).")] = "bf16",
+    weight_group_size: Annotated[str, typer.Option("--weight-group-size", help="Grouped weight formats (int4, int8, fp8, gptq-int4, awq-int4): elements per scale (e.g. 32 or 128).")] = "0",
     gpu: GpuOpt = None,
     mem_util: Annotated[Optional[str], typer.Option("--mem-util", help="Fraction of GPU memory the engine may use, like vLLM's gpu_memory_utilization (default 0.9, stated in the output).",
                                                     show_default=False)] = None,
@@ -50,12 +50,12 @@ def kv(
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, KV_DTYPES, check_tp, kv_report
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
-    from llmcalc.spec import DTYPES
+    from llmcalc.core.quant import GROUPED, WEIGHT_FORMATS
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
-    weight_dtype = choice("--weight-dtype", weight_dtype, tuple(d for d in DTYPES if d != "tf32"))
+    weight_dtype = choice("--weight-dtype", weight_dtype, WEIGHT_FORMATS)
     inp = Inputs()
     inp.number("batch", batch, unit="count", label="sequences", integer=True)
     inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens cached per sequence", integer=True)
@@ -72,8 +72,9 @@ def kv(
     if g and kv_dtype not in ("fp8", "int8", "int4"):
         raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {kv_dtype}; drop it "
                          "or add --kv-dtype int8")
-    if wg and weight_dtype not in ("fp8", "int8", "int4"):
-        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {weight_dtype}")
+    if wg and weight_dtype not in GROUPED:
+        raise InputError(f"--weight-group-size applies to quantised weights, grouped ({', '.join(GROUPED)}), "
+                         f"not {weight_dtype}")
     if gpu_spec is not None:
         inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio",
                    label="GPU memory the engine may use", maximum=1.0)

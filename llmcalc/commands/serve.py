@@ -40,7 +40,7 @@ def serve(
     gen: Annotated[str, typer.Option("--gen", help="Tokens generated per sequence (the longest, with --gen-min).")] = "256",
     gen_min: _opt("--gen-min", "Shortest output: lengths spread uniformly between --gen-min and --gen; compares static and continuous batching.", BATCHING) = None,
     target_latency: _opt("--target-latency", "Largest batch whose mean time per output token stays under this (e.g. 30ms).", BATCHING) = None,
-    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="bf16, fp16, fp32, or weight-only fp8, int8, int4.", rich_help_panel=QUANT)] = "bf16",
+    weight_dtype: Annotated[str, typer.Option("--weight-dtype", help="Weights: fp32, bf16, fp16, weight-only fp8, int8, int4, or a named format (q4_k_m, q8_0, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, ...; docs/quant.md).", rich_help_panel=QUANT)] = "bf16",
     group_size: _opt("--weight-group-size", "Quantised weights: elements per scale group (e.g. 32, 128); 0 = per-channel (default).", QUANT) = None,
     scale_bytes: _opt("--scale-bytes", "Bytes of scale data per group (2: a 16-bit scale; 4: scale + zero point, as gpt-fast int4).", QUANT) = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype (bf16, fp16, fp32, fp8, int8, int4).", rich_help_panel=QUANT)] = "bf16",
@@ -110,6 +110,8 @@ def serve(
         if name in inp.swept:
             raise InputError(f"--{name.replace('_', '-')} takes one value (sweep --batch, --prompt, --gen, "
                              "--mbu or --mfu instead)")
+    from llmcalc.core.quant import check_overrides
+    check_overrides(weight_dtype, group_size and gs, scale_bytes and sb)
     if target is not None and inp.swept:
         raise InputError("--target-latency searches over the batch itself; give single values for the rest")
     tp_n = int(tp_n)
