@@ -332,6 +332,13 @@ def _matrix_bytes(s: Storage, m: Matrix) -> float:
     return m.copies * (m.cols * m.rows * s.block_bytes / s.block + s.tensor_bytes + s.col_bytes * m.cols)
 
 
+def matrix_storage(spec, fmt: str = "bf16", group_size=0, scale_bytes=None, *, keep=()) -> list:
+    """[(Matrix, Storage)]: the storage type ``fmt`` gives each weight matrix of ``spec``."""
+    fmt, gs, sb, kept = _key(fmt, group_size, scale_bytes, keep)
+    main = main_storage(fmt, gs, sb)
+    return [(m, _storage_of(fmt, m, spec, main, kept)) for m in weight_matrices(spec)]
+
+
 @lru_cache(maxsize=256)
 def _parts(spec, fmt: str, group_size: int, scale_bytes: float, keep: frozenset[str]) -> dict:
     from llmcalc.core.params import total_params
