@@ -203,3 +203,18 @@ def test_smaller_formats_hold_fewer_bytes(model):
     ladder = ["fp32", "bf16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k"]
     sizes = [quant.weight_bytes(spec, f) for f in ladder]
     assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("layers,experts,gib", [(24, 32, 12.8), (36, 128, 60.8)])
+def test_gpt_oss_mxfp4_checkpoints(layers, experts, gib):
+    # OpenAI, gpt-oss-120b & gpt-oss-20b model card (2025): MoE weights in MXFP4, the rest in bf16; checkpoints
+    # of 60.8 GiB (120b, 116.83B parameters) and 12.8 GiB (20b). Geometry from the repos' config.json: hidden
+    # 2880, 64 query / 8 KV heads of 64, experts of 2880, vocabulary 201,088, biases on attention, experts and
+    # router, untied head (the attention sinks, 64 per layer, are left out: 2,304 parameters at most)
+    from llmcalc.spec import ModelSpec, MoESpec
+    spec = ModelSpec(name="gpt-oss", layers=layers, hidden=2880, heads=64, kv_heads=8, head_dim=64, ffn=2880,
+                     vocab=201088, qkv_bias=True, o_bias=True, mlp_bias=True,
+                     moe=MoESpec(experts=experts, top_k=4, expert_ffn=2880, router_bias=True))
+    if layers == 36:
+        assert total_params(spec) == pytest.approx(116.83e9, rel=1e-4)
+    assert quant.weight_bytes(spec, "mxfp4") / 2**30 == pytest.approx(gib, rel=0.02)
