@@ -109,7 +109,7 @@ def test_unknown_format_is_one_line_exit_2(cli, command):
     assert run.code == 2 and run.stderr.count("\n") == 1 and "q4_k_m" in run.stderr
 
 
-@pytest.mark.parametrize("command", [("kv",), ("serve", "-g", "h100")])
+@pytest.mark.parametrize("command", [("kv",), ("serve", "-g", "h100"), ("roofline", "-g", "h100")])
 def test_group_size_on_a_block_format_is_refused(cli, command):
     run = cli(command[0], "-m", "llama-3.1-8b", *command[1:], "--weight-dtype", "q4_k_m", "--weight-group-size", "64")
     assert run.code == 2 and run.stderr.count("\n") == 1 and "group" in run.stderr and "q4_k_m" in run.stderr

@@ -171,6 +171,8 @@ def roofline(
         inp.number("mem_util", mem_util, default=0.9, unit="ratio", label="usable memory share", maximum=1.0)
         if "weight_group_size" in inp.swept or "mem_util" in inp.swept:
             raise InputError("--weight-group-size and --mem-util take one value")
+        from llmcalc.core.quant import check_overrides
+        check_overrides(wdt, group_size and gs)
         v = inp.grid()
         r = rl.ceilings(gpu_spec, dtype)
         from llmcalc.core.roofline import model_phases

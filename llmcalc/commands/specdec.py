@@ -47,8 +47,8 @@ DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given h
 HeadAlphasOpt = _opt("--head-alphas", help_="Acceptance of each head in order, e.g. 0.7,0.55,0.4 (instead of "
                      "--alpha/--decay).", panel=HEADS)
 DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
-DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft the draft is a quantised copy of "
-                     "the target (int8, int4, fp8).", panel=PRESETS)
+DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype or named format; without --draft the draft is a "
+                     "quantised copy of the target (int8, int4, fp8, q4_k_m, nf4, ...).", panel=PRESETS)
 DraftGroupOpt = _fixed("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32 or 128).",
                        panel=PRESETS)
 BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
