@@ -47,8 +47,8 @@ def test_gptq_layout_from_its_tensor_shapes():
     gptq = 4 * (n_in // 8 * n_out) + 4 * (n_in // g * n_out // 8) + 2 * (n_in // g * n_out) + 4 * n_in
     awq = gptq - 4 * n_in
     m = quant.Matrix("ffn_up", 0, n_in, n_out)
-    assert quant._matrix_bytes(quant.main_storage("gptq-int4"), m) == gptq
-    assert quant._matrix_bytes(quant.main_storage("awq-int4"), m) == awq
+    assert quant.matrix_bytes(quant.main_storage("gptq-int4"), m) == gptq
+    assert quant.matrix_bytes(quant.main_storage("awq-int4"), m) == awq
 
 
 def test_q4_k_m_tensor_types_of_a_32_layer_llama_match_llama_cpps_loader():
@@ -218,3 +218,29 @@ def test_gpt_oss_mxfp4_checkpoints(layers, experts, gib):
     if layers == 36:
         assert total_params(spec) == pytest.approx(116.83e9, rel=1e-4)
     assert quant.weight_bytes(spec, "mxfp4") / 2**30 == pytest.approx(gib, rel=0.02)
+
+
+def test_a_checkpoints_own_group_size_and_unquantised_modules_apply_to_its_format():
+    # a spec read from a quantised config.json carries weight_format / weight_group_size / unquantised_modules
+    import dataclasses
+
+    from llmcalc.spec import ModelSpec
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checkpoint(ModelSpec):
+        weight_format: str = ""
+        weight_group_size: int = 0
+        unquantised_modules: tuple = ()
+
+    base = load_model("llama-2-7b")
+    ckpt = Checkpoint(**{f.name: getattr(base, f.name) for f in dataclasses.fields(ModelSpec)},
+                      weight_format="gptq-int4", weight_group_size=32, unquantised_modules=("model.layers.0.mlp",))
+    layer0 = ("model.layers.0.mlp",)
+    assert quant.weight_bytes(ckpt, "gptq-int4") == quant.weight_bytes(base, "gptq-int4", 32, keep=layer0)
+    assert quant.weight_bytes(ckpt, "awq-int4") == quant.weight_bytes(base, "awq-int4")     # another format
+    assert quant.weight_bytes(ckpt, "gptq-int4", 64) == quant.weight_bytes(base, "gptq-int4", 64, keep=layer0)
+    # one layer's MLP kept in 16-bit: its three matrices at 2 bytes instead of 0.5 + 2.5/32 (+ g_idx)
+    mlp = 3 * base.hidden * base.ffn
+    gidx = 4 * (2 * base.hidden + base.ffn)
+    assert (quant.weight_bytes(base, "gptq-int4", 32, keep=layer0) - quant.weight_bytes(base, "gptq-int4", 32)
+            == pytest.approx(mlp * (2 - 0.5 - 2.5 / 32) - gidx))

@@ -294,21 +294,27 @@ _MODULE_KINDS = {
     "shared_experts": ("ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"),
 }
 _ATTENTION = ("attn_q", "attn_k", "attn_v", "attn_output", "attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b")
-_MODULE_KINDS.update({"self_attn": _ATTENTION, "attn": _ATTENTION, "attention": _ATTENTION,
-                      "mlp": ("ffn_gate", "ffn_up", "ffn_down")})
+_FFN = ("ffn_gate", "ffn_up", "ffn_down", "ffn_gate_inp") + EXPERT_KINDS + _MODULE_KINDS["shared_experts"]
+_MODULE_KINDS.update({"self_attn": _ATTENTION, "attn": _ATTENTION, "attention": _ATTENTION, "mlp": _FFN,
+                      "block_sparse_moe": _FFN, "feed_forward": _FFN})
 
 
-def kept_kinds(modules) -> frozenset[str]:
-    """Matrix kinds covered by a list of module names left unquantised (``model.layers.*.self_attn``,
-    ``lm_head``, ``mlp.gate``): the last dotted component of each name decides."""
-    kinds: set[str] = set()
+def kept_kinds(modules) -> frozenset[tuple[str, int | None]]:
+    """(matrix kind, layer or None for every layer) covered by a list of module names left unquantised
+    (``lm_head``, ``model.layers.*.self_attn``, ``model.layers.3.mlp.down_proj``): the last dotted component
+    names the kind, a ``layers.N`` component the layer."""
+    import re
+
+    kept: set[tuple[str, int | None]] = set()
     for name in modules or ():
-        last = str(name).strip().rstrip(".*").split(".")[-1]
-        kinds.update(_MODULE_KINDS.get(last, ()))
-    return frozenset(kinds)
+        text = str(name).strip().rstrip(".*")
+        layer = re.search(r"layers\.(\d+)(\.|$)", text)
+        for kind in _MODULE_KINDS.get(text.split(".")[-1], ()):
+            kept.add((kind, int(layer.group(1)) if layer else None))
+    return frozenset(kept)
 
 
-def _storage_of(fmt: str, m: Matrix, spec, main: Storage, keep: frozenset[str]) -> Storage:
+def _storage_of(fmt: str, m: Matrix, spec, main: Storage, keep: frozenset) -> Storage:
     """The storage format ``fmt`` gives matrix ``m``: the one rule of which tensors a format keeps at
     another type (quantised formats keep embedding tables in 16-bit; GGUF recipes per llama.cpp)."""
     if fmt in PLAIN:
@@ -317,7 +323,7 @@ def _storage_of(fmt: str, m: Matrix, spec, main: Storage, keep: frozenset[str]) 
         if m.kind == "pos_embd" or m.kind == "ffn_gate_inp":
             return F32
         return _ggml(_gguf_type(fmt, m, spec))
-    if m.kind in EMBEDDING_KINDS or m.kind in keep:
+    if m.kind in EMBEDDING_KINDS or (m.kind, None) in keep or (m.kind, m.layer) in keep:
         return B16
     if fmt in GENERIC:                      # gpt-fast: every Linear, the LM head and router included
         return main
@@ -328,19 +334,21 @@ def _storage_of(fmt: str, m: Matrix, spec, main: Storage, keep: frozenset[str]) 
     return main
 
 
-def _matrix_bytes(s: Storage, m: Matrix) -> float:
+def matrix_bytes(s: Storage, m: Matrix) -> float:
+    """Bytes of matrix ``m`` (all its copies) stored as ``s``."""
     return m.copies * (m.cols * m.rows * s.block_bytes / s.block + s.tensor_bytes + s.col_bytes * m.cols)
 
 
 def matrix_storage(spec, fmt: str = "bf16", group_size=0, scale_bytes=None, *, keep=()) -> list:
     """[(Matrix, Storage)]: the storage type ``fmt`` gives each weight matrix of ``spec``."""
+    group_size, keep = _checkpoint_defaults(spec, fmt, group_size, keep)
     fmt, gs, sb, kept = _key(fmt, group_size, scale_bytes, keep)
     main = main_storage(fmt, gs, sb)
     return [(m, _storage_of(fmt, m, spec, main, kept)) for m in weight_matrices(spec)]
 
 
 @lru_cache(maxsize=256)
-def _parts(spec, fmt: str, group_size: int, scale_bytes: float, keep: frozenset[str]) -> dict:
+def _parts(spec, fmt: str, group_size: int, scale_bytes: float, keep: frozenset) -> dict:
     from llmcalc.core.params import total_params
 
     main = main_storage(fmt, group_size, scale_bytes)
@@ -349,7 +357,7 @@ def _parts(spec, fmt: str, group_size: int, scale_bytes: float, keep: frozenset[
     matrix_params = 0
     for m in weight_matrices(spec):
         s = _storage_of(fmt, m, spec, main, keep)
-        b = _matrix_bytes(s, m)
+        b = matrix_bytes(s, m)
         slot = by_type.setdefault(s.name, [0, 0.0])
         slot[0] += m.params
         slot[1] += b
@@ -378,11 +386,23 @@ def _key(fmt, group_size, scale_bytes, keep):
     return fmt, gs, sb, kept_kinds(keep)
 
 
+def _checkpoint_defaults(spec, fmt: str, group_size, keep):
+    """A spec read from a quantised checkpoint (``weight_format``, ``weight_group_size`` and
+    ``unquantised_modules`` from its quantization_config) supplies the group size and the modules left
+    unquantised when the format asked for is the checkpoint's own."""
+    if fmt and check_format(fmt) == getattr(spec, "weight_format", None):
+        if not group_size and check_format(fmt) in GROUPED:
+            group_size = getattr(spec, "weight_group_size", 0) or 0
+        keep = tuple(keep or ()) + tuple(getattr(spec, "unquantised_modules", ()) or ())
+    return group_size, keep
+
+
 def weight_parts(spec, fmt: str = "bf16", group_size=0, scale_bytes=None, *, keep=()) -> dict:
     """Weights in ``fmt``: ``total`` bytes; ``gathered``, the embedding tables read one row per token (not
     streamed in decode; a tied token table is the LM head and is streamed); ``expert``, the bytes of one
     routed expert (mean over MoE layers); ``by_type``, storage type -> (parameters, bytes); ``main``, the
     format's main Storage. ``keep``: module names left unquantised (from a config)."""
+    group_size, keep = _checkpoint_defaults(spec, fmt, group_size, keep)
     return _parts(spec, *_key(fmt, group_size, scale_bytes, keep))
 
 
