@@ -91,10 +91,3 @@ def total_params(spec: ModelSpec) -> int:
 def active_params(spec: ModelSpec) -> int:
     """Parameters touched per token: routed experts counted top_k times, not all of them."""
     return param_breakdown(spec, active=True)["total"]
-
-
-def matmul_weight_params(spec: ModelSpec) -> int:
-    """Parameters that live in matmul weights (quantisable): everything but embeddings, norms and biases'
-    worth of small tensors is approximated here as total − embedding table − norms."""
-    parts = param_breakdown(spec)
-    return parts["total"] - parts["embedding"] - parts["norms"]
