@@ -5,11 +5,14 @@ sizes of published checkpoints."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmcalc.core import quant
 from llmcalc.core.params import total_params
 from llmcalc.errors import InputError
 from llmcalc.presets import load_model
+from llmcalc.spec import MoESpec, ModelSpec
 
 GB = 1e9
 
@@ -81,7 +84,6 @@ def test_a_tied_token_table_takes_the_output_type():
 def test_rows_the_block_does_not_divide_fall_back():
     # llama-quant.cpp tensor_type_fallback: a 896-wide row (not a multiple of 256) takes Q5_0 for Q4_K,
     # Q8_0 for Q6_K; IQ4_XS falls back to IQ4_NL
-    from llmcalc.spec import ModelSpec
     spec = ModelSpec(name="narrow", layers=8, hidden=896, heads=14, kv_heads=2, head_dim=64, ffn=4864, vocab=1000)
     by = {(m.kind, m.layer): s.name for m, s in quant.matrix_storage(spec, "q4_k_m")}
     assert by[("attn_q", 4)] == "q5_0" and by[("attn_v", 0)] == "q8_0" and by[("ffn_down", 4)] == "q4_k"
@@ -211,7 +213,6 @@ def test_gpt_oss_mxfp4_checkpoints(layers, experts, gib):
     # of 60.8 GiB (120b, 116.83B parameters) and 12.8 GiB (20b). Geometry from the repos' config.json: hidden
     # 2880, 64 query / 8 KV heads of 64, experts of 2880, vocabulary 201,088, biases on attention, experts and
     # router, untied head (the attention sinks, 64 per layer, are left out: 2,304 parameters at most)
-    from llmcalc.spec import ModelSpec, MoESpec
     spec = ModelSpec(name="gpt-oss", layers=layers, hidden=2880, heads=64, kv_heads=8, head_dim=64, ffn=2880,
                      vocab=201088, qkv_bias=True, o_bias=True, mlp_bias=True,
                      moe=MoESpec(experts=experts, top_k=4, expert_ffn=2880, router_bias=True))
@@ -224,7 +225,6 @@ def test_a_checkpoints_own_group_size_and_unquantised_modules_apply_to_its_forma
     # a spec read from a quantised config.json carries weight_format / weight_group_size / unquantised_modules
     import dataclasses
 
-    from llmcalc.spec import ModelSpec
 
     @dataclasses.dataclass(frozen=True, slots=True)
     class Checkpoint(ModelSpec):
@@ -244,3 +244,32 @@ def test_a_checkpoints_own_group_size_and_unquantised_modules_apply_to_its_forma
     gidx = 4 * (2 * base.hidden + base.ffn)
     assert (quant.weight_bytes(base, "gptq-int4", 32, keep=layer0) - quant.weight_bytes(base, "gptq-int4", 32)
             == pytest.approx(mlp * (2 - 0.5 - 2.5 / 32) - gidx))
+
+
+@st.composite
+def _specs(draw):
+    heads = draw(st.sampled_from([4, 8, 16]))
+    kv = draw(st.sampled_from([h for h in (1, 2, 4, 8, 16) if heads % h == 0]))
+    moe = None
+    if draw(st.booleans()):
+        moe = MoESpec(experts=draw(st.integers(2, 16)), top_k=1, expert_ffn=draw(st.integers(16, 3000)),
+                      shared_experts=draw(st.integers(0, 1)), dense_layers=draw(st.integers(0, 2)))
+    return ModelSpec(name="h", layers=draw(st.integers(3, 40)), hidden=draw(st.integers(8, 5000)), heads=heads,
+                     kv_heads=kv, head_dim=draw(st.sampled_from([32, 64, 80, 128])), ffn=draw(st.integers(8, 20000)),
+                     vocab=draw(st.integers(8, 100_000)), mlp=draw(st.sampled_from(["gated", "plain"])),
+                     tie_embeddings=draw(st.booleans()), qkv_bias=draw(st.booleans()),
+                     position=draw(st.sampled_from(["rope", "learned"])), max_seq=512, moe=moe)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_specs())
+def test_every_parameter_is_stored_once_in_every_format(spec):
+    P = total_params(spec)
+    for fmt in quant.WEIGHT_FORMATS:
+        parts = quant.weight_parts(spec, fmt)
+        assert sum(p for p, _ in parts["by_type"].values()) == P, fmt
+        assert 0 <= parts["gathered"] < parts["total"]
+        # GGUF: every matrix ends in a type whose block divides its rows (else f16)
+        if fmt in quant.GGUF_RECIPES:
+            for m, s in quant.matrix_storage(spec, fmt):
+                assert m.cols % s.block == 0, (fmt, m, s)
