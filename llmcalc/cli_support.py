@@ -86,18 +86,21 @@ def _family(flag: str, help_: str, panel: str, choices: tuple[str, ...] | None =
 
 
 def weight_formats() -> tuple[str, ...]:
-    from llmcalc.core.dtypes import WEIGHT_DTYPES
-    return WEIGHT_DTYPES
+    from llmcalc.core.quant import WEIGHT_FORMATS
+    return WEIGHT_FORMATS
 
 
 KV_FORMATS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
-WeightDtypeOpt = _family("--weight-dtype", "Weight format: bf16, fp16, fp32, or weight-only fp8, int8, int4 "
-                         "(default bf16). A comma list sweeps.", FORMATS_PANEL,
-                         ("fp32", "bf16", "fp16", "fp8", "int8", "int4"))
-WeightGroupOpt = _family("--weight-group-size", "Quantised weights: elements per scale (e.g. 32, 128); 0 = one "
-                         "per channel, not counted (default).", FORMATS_PANEL)
-ScaleBytesOpt = _family("--scale-bytes", "Bytes of scale data per weight group (default 2: an fp16 scale; 4: "
-                        "scale + zero point).", FORMATS_PANEL)
+_WEIGHT_CHOICES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q4_k_m",
+                   "q4_k_s", "q4_0", "q3_k_m", "q2_k", "iq4_xs", "gptq-int4", "awq-int4", "nf4", "mxfp4", "nvfp4")
+WeightDtypeOpt = _family("--weight-dtype", "Weight format: bf16, fp16, fp32, weight-only fp8, int8, int4, or a "
+                         "named format with its real storage (q4_k_m, q8_0, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, "
+                         "...; docs/quant.md). Default bf16, or the checkpoint's quantization_config. A comma list "
+                         "sweeps.", FORMATS_PANEL, _WEIGHT_CHOICES)
+WeightGroupOpt = _family("--weight-group-size", "Grouped weight formats (int4, int8, fp8, gptq-int4, awq-int4): "
+                         "elements per scale (e.g. 32, 128); 0 = the format's default.", FORMATS_PANEL)
+ScaleBytesOpt = _family("--scale-bytes", "Bytes of scale data per weight group for int4/int8/fp8 (default 2: an "
+                        "fp16 scale; 4: scale + zero point).", FORMATS_PANEL)
 KvDtypeOpt = _family("--kv-dtype", "KV cache format: bf16, fp16, fp32, fp8, int8 or int4 (default bf16). A comma "
                      "list sweeps.", FORMATS_PANEL, KV_FORMATS)
 KvGroupOpt = _family("--kv-group-size", "Quantised cache: elements per fp16 scale (0 = one per-tensor scale, not "
@@ -131,12 +134,14 @@ def read_formats(inp: "Inputs", weight_dtype: str | None, weight_group_size: str
 
 
 def check_formats(v: dict[str, Any]) -> None:
-    """Group sizes apply only to quantised formats (checked per point of a format sweep)."""
-    quantised = ("fp8", "int8", "int4")
-    if v.get("weight_group_size") and v.get("weight_dtype") not in quantised:
-        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not "
-                         f"{v.get('weight_dtype')}")
-    if v.get("kv_group_size") and v.get("kv_dtype") not in quantised:
+    """Group sizes and scale bytes apply only to the formats that take them (per point of a format sweep)."""
+    from llmcalc.core.quant import check_overrides
+    try:
+        check_overrides(v["weight_dtype"], v.get("weight_group_size") or 0, v.get("scale_bytes"))
+    except InputError as e:
+        raise InputError(str(e).replace("a weight group size", "--weight-group-size")
+                         .replace("scale bytes per group", "--scale-bytes")) from None
+    if v.get("kv_group_size") and v.get("kv_dtype") not in ("fp8", "int8", "int4"):
         raise InputError(f"--kv-group-size applies to quantised caches (fp8, int8, int4), not {v.get('kv_dtype')}; "
                          "drop it or add --kv-dtype int8")
 

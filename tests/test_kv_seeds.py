@@ -20,7 +20,8 @@ from llmcalc.core.capacity import MAX_BATCH, MAX_TOKENS
 from llmcalc.core.kv import (
     decode_step_flops, kv_bytes_per_token, kv_cache_bytes, kv_element_bytes, kv_report,
 )
-from llmcalc.core.params import embedding_params, param_breakdown, weight_bytes
+from llmcalc.core.params import embedding_params, param_breakdown
+from llmcalc.core.quant import weight_bytes
 from llmcalc.presets import load_gpu, load_model
 from llmcalc.spec import replace
 

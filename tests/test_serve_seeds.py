@@ -14,7 +14,8 @@ import pytest
 from conftest import results
 from llmcalc.core import serve as sv
 from llmcalc.core.kv import kv_cache_bytes
-from llmcalc.core.params import total_params, weight_bytes
+from llmcalc.core.params import total_params
+from llmcalc.core.quant import weight_bytes
 from llmcalc.presets import load_gpu, load_model
 from llmcalc.spec import GpuSpec, ModelSpec
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import results
-from llmcalc.core.params import total_params, weight_bytes
+from llmcalc.core.params import total_params
+from llmcalc.core.quant import weight_bytes
 from llmcalc.core.serve import decode_step_seconds
 from llmcalc.presets import load_gpu, load_model
 

@@ -48,7 +48,7 @@ def roofline(
     seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens: the prompt (prefill) and the cache (decode); attention's length (default 1024).",
                                                      rich_help_panel=MODEL_PANEL, show_default=False)] = None,
     phase: Annotated[str, typer.Option("--phase", help="Model phase whose keys are unprefixed: decode or prefill (the other is prefixed).", rich_help_panel=MODEL_PANEL)] = "decode",
-    weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 (default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
+    weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 or a named format (q4_k_m, gptq-int4, nf4, ...; default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
     group_size: _opt("--weight-group-size", "Quantised weights: elements per scale (0 = per-channel scales, not counted).", MODEL_PANEL) = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype.", rich_help_panel=MODEL_PANEL)] = "bf16",
     mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", MODEL_PANEL) = None,
@@ -171,6 +171,8 @@ def roofline(
         inp.number("mem_util", mem_util, default=0.9, unit="ratio", label="usable memory share", maximum=1.0)
         if "weight_group_size" in inp.swept or "mem_util" in inp.swept:
             raise InputError("--weight-group-size and --mem-util take one value")
+        from llmcalc.core.quant import check_overrides
+        check_overrides(wdt, group_size and gs)
         v = inp.grid()
         r = rl.ceilings(gpu_spec, dtype)
         from llmcalc.core.roofline import model_phases

@@ -47,13 +47,13 @@ DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given h
 HeadAlphasOpt = _opt("--head-alphas", help_="Acceptance of each head in order, e.g. 0.7,0.55,0.4 (instead of "
                      "--alpha/--decay).", panel=HEADS)
 DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
-DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft the draft is a quantised copy of "
-                     "the target (int8, int4, fp8).", panel=PRESETS)
+DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype or named format; without --draft the draft is a "
+                     "quantised copy of the target (int8, int4, fp8, q4_k_m, nf4, ...).", panel=PRESETS)
 DraftGroupOpt = _fixed("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32 or 128).",
                        panel=PRESETS)
 BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
 ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
-WeightDtypeOpt = _fixed("--weight-dtype", help_="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
+WeightDtypeOpt = _fixed("--weight-dtype", help_="Target weights: fp32, bf16, fp16, fp8, int8, int4 or a named format (q4_k_m, gptq-int4, nf4, ...).",
                         panel=PRESETS)
 WeightGroupOpt = _fixed("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.",
                         panel=PRESETS)
@@ -313,9 +313,8 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
                    weight_group_size, kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
     from llmcalc.cli_support import choice
     from llmcalc.errors import InputError
-    from llmcalc.spec import DTYPES
+    from llmcalc.core.quant import GROUPED, WEIGHT_FORMATS as dtypes
 
-    dtypes = tuple(d for d in DTYPES if d != "tf32")
     wd = choice("--weight-dtype", weight_dtype, dtypes)
     dd = choice("--draft-dtype", draft_dtype, dtypes) if draft_dtype is not None else (wd if draft_spec is None else "bf16")
     if draft_spec is None and not heads_mode and dd == wd:
@@ -325,14 +324,14 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft, draft_dtype, draft_gr
               ("heads on the target" if heads_mode else f"{spec.name} in {dd}"), unit="str")
     inp.fixed("weight_dtype", wd, unit="str")
     wg = 0
-    if wd in ("fp8", "int8", "int4"):
+    if wd in GROUPED:
         wg = _scalar(inp, "weight_group_size", weight_group_size, "elements per target weight scale")
     elif weight_group_size != "0":
-        raise InputError(f"--weight-group-size applies to quantised weights (fp8, int8, int4), not {wd}")
+        raise InputError(f"--weight-group-size applies to quantised weights, grouped ({', '.join(GROUPED)}), not {wd}")
     if not heads_mode:
         inp.fixed("draft_dtype", dd, unit="str")
     g = 0
-    if dd in ("fp8", "int8", "int4"):
+    if dd in GROUPED:
         g = _scalar(inp, "draft_group_size", draft_group_size, "elements per draft weight scale")
     kw = dict(weight_dtype=wd, draft_dtype=dd, draft_group_size=g, weight_group_size=wg)
     if draft_spec is not None and draft_spec.vocab != spec.vocab:

@@ -3,6 +3,7 @@
 Quantised weights or caches (int8, int4, fp8 with per-group scales as in GPTQ/AWQ, gpt-fast's int4
 G=32) store one scale (and, for asymmetric schemes, a zero point) per ``group_size`` elements:
 bytes/element = bits/8 + scale_bytes/group_size (seed 001 "Mixed Precision": INT4 with per-group scales).
+These serve the KV cache; weights, with their named formats and recipes, are counted by core/quant.py.
 """
 
 from __future__ import annotations

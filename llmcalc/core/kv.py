@@ -25,7 +25,7 @@ from llmcalc.core.capacity import MAX_BATCH, add_capacity
 from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
 from llmcalc.core.flops import ATTN_SCORE, ATTN_SCORE_WINDOWED, FORWARD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results
-from llmcalc.core.params import matmul_weight_params, total_params
+from llmcalc.core.params import total_params
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -51,9 +51,10 @@ BATCH = Formula("B * per_seq")
 SEQ_PAGED = Formula("ceil(S / b) * b * per_token")
 SEQ_PAGED_WINDOWED = Formula("per_token / L * (L_full * ceil(S / b) * b + L_win * ceil(min(S, W) / b) * b)")
 DIFF = Formula("paged - exact")
-# Weights (core/params.py weight_bytes): P·p; quantised formats apply to the P_q matmul weights only.
+# Weights (core/quant.py weight_parts): P·p; a quantised format stores its P_q weights at p bytes each
+# (scales included) and keeps the rest (embedding tables, norms, recipe exceptions) at other types: W_other.
 WEIGHTS = Formula("P * p")
-WEIGHTS_QUANT = Formula("P_q * p + (P - P_q) * 2")
+WEIGHTS_QUANT = Formula("P_q * p + W_other")
 SUM = Formula("weights + kv")
 SHARE = Formula("kv / (weights + kv)")
 PER_GPU = Formula("x / T")
@@ -156,16 +157,24 @@ def _copy(r: Results, key: str, row, label: str):
 
 
 def _weights(r: Results, spec: ModelSpec, dtype: str, group_size: int) -> float:
-    """Weights held for inference, as core.params.weight_bytes counts them, written as a formula."""
-    p = bytes_per_element(dtype, group_size, SCALE_BYTES)
+    """Weights held for inference, as core.quant.weight_parts counts them, written as a formula."""
+    from llmcalc.core.quant import PLAIN, check_format, weight_parts
+
+    dtype = check_format(dtype)
+    parts = weight_parts(spec, dtype, group_size=group_size, scale_bytes=SCALE_BYTES)
+    main = parts["main"]
+    p = main.block_bytes / main.block
     label = f"model weights ({dtype}" + (f", one fp16 scale per {group_size}" if group_size else "") + ")"
-    if dtype.lower() not in QUANTISED:
-        value = r.calc("weights_bytes", WEIGHTS, "byte", label, P=total_params(spec), p=p)
-    else:
-        value = r.calc("weights_bytes", WEIGHTS_QUANT, "byte", label,
-                       note="matmul weights quantised; embeddings and norms kept in 16-bit",
-                       P=total_params(spec), P_q=matmul_weight_params(spec), p=p)
-    return value
+    if dtype in PLAIN:
+        return r.calc("weights_bytes", WEIGHTS, "byte", label, P=total_params(spec), p=p)
+    P_q = parts["by_type"][main.name][0]
+    others = ", ".join(f"{P / 1e6:,.1f}M at {name}" for name, (P, _) in parts["by_type"].items()
+                       if name != main.name and P)
+    r.calc("weights_bytes", WEIGHTS_QUANT, "byte", label,
+           note=f"{P_q / 1e6:,.1f}M weights at {main.bits:g} bits each (scales included); kept at other "
+                f"types: {others}", P_q=P_q, p=p, W_other=parts["total"] - P_q * p)
+    r["weights_bytes"].value = parts["total"]          # the same number, free of the sum's rounding
+    return parts["total"]
 
 
 def check_tp(spec: ModelSpec, tp: int) -> None:

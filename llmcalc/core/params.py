@@ -91,23 +91,3 @@ def total_params(spec: ModelSpec) -> int:
 def active_params(spec: ModelSpec) -> int:
     """Parameters touched per token: routed experts counted top_k times, not all of them."""
     return param_breakdown(spec, active=True)["total"]
-
-
-def matmul_weight_params(spec: ModelSpec) -> int:
-    """Parameters that live in matmul weights (quantisable): everything but embeddings, norms and biases'
-    worth of small tensors is approximated here as total − embedding table − norms."""
-    parts = param_breakdown(spec)
-    return parts["total"] - parts["embedding"] - parts["norms"]
-
-
-def weight_bytes(spec: ModelSpec, dtype: str = "bf16", group_size: int = 0, scale_bytes: float = 2.0) -> float:
-    """Bytes of the weights held for inference. Quantised formats (int8/int4/fp8, weight-only as in
-    gpt-fast/GPTQ/AWQ) apply to the matmul weights, LM head included; the embedding table and norms stay
-    in 16-bit (2 bytes). Unquantised dtypes apply to every parameter."""
-    from llmcalc.core.dtypes import QUANTISED, bytes_per_element
-
-    per = bytes_per_element(dtype, group_size, scale_bytes)
-    if dtype.lower() not in QUANTISED:
-        return total_params(spec) * per
-    quantised = matmul_weight_params(spec)
-    return quantised * per + (total_params(spec) - quantised) * 2.0

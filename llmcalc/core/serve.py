@@ -24,15 +24,15 @@ Every function accepts NumPy arrays (of one broadcastable shape) for batch, cont
 
 from __future__ import annotations
 
-from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
 from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results, where
-from llmcalc.core.params import embedding_params, mlp_block_params, weight_bytes
+from llmcalc.core.quant import WEIGHT_FORMATS, mbu_class, weight_parts
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
-WEIGHT_DTYPES = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
-# Achieved fraction of HBM bandwidth in decode, by weight format (gpt-fast, A100 80GB, batch 1; see above).
+WEIGHT_DTYPES = WEIGHT_FORMATS
+# Achieved fraction of HBM bandwidth in decode, by weight format (gpt-fast, A100 80GB, batch 1; see above);
+# named formats take their class's value (quant.mbu_class: 8-bit ones int8's, 2-6-bit ones int4's).
 DEFAULT_MBU = {"fp32": 0.68, "tf32": 0.68, "bf16": 0.68, "fp16": 0.68, "fp8": 0.57, "int8": 0.57, "int4": 0.46}
 DEFAULT_MFU = 0.5
 # Latency of one small all-reduce inside a node (NCCL ring/LL protocol over NVLink, ~10-30 µs; gpt-fast's
@@ -90,7 +90,7 @@ def check_dtype(flag: str, dtype: str, allowed=WEIGHT_DTYPES) -> str:
 
 
 def default_mbu(weight_dtype: str) -> float:
-    return DEFAULT_MBU[check_dtype("--weight-dtype", weight_dtype)]
+    return DEFAULT_MBU[mbu_class(check_dtype("--weight-dtype", weight_dtype))]
 
 
 def link_bandwidth(gpu: GpuSpec, tp: int) -> float:
@@ -113,20 +113,6 @@ def kv_share_per_gpu(spec: ModelSpec, tp: int) -> float:
     if spec.mla or tp <= 1:
         return 1.0
     return KV_HEADS_GPU(K=spec.kv_heads, T=tp) / spec.kv_heads
-
-
-def gathered_bytes(spec: ModelSpec, weight_dtype: str) -> float:
-    """Embedding tables that are gathered (one row per token), not streamed: the token table unless it
-    is tied to the LM head, and a learned position table. Quantised formats keep them in 16-bit."""
-    per = 2.0 if weight_dtype in QUANTISED else dtype_bytes(weight_dtype)
-    tables = embedding_params(spec) - (spec.vocab * spec.hidden if spec.tie_embeddings else 0)
-    return tables * per
-
-
-def expert_bytes(spec: ModelSpec, weight_dtype: str, group_size: int, scale_bytes: float) -> float:
-    if not spec.moe:
-        return 0.0
-    return mlp_block_params(spec, spec.moe.expert_ffn) * bytes_per_element(weight_dtype, group_size, scale_bytes)
 
 
 def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None, weight_dtype: str = "bf16",
@@ -170,15 +156,16 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
                lm_head=lm)
 
     # -- bytes per GPU
-    W = weight_bytes(spec, weight_dtype, group_size, scale_bytes)
-    gathered = gathered_bytes(spec, weight_dtype)
+    # weights in their format (core.quant): embedding tables gathered one row per token, not streamed
+    wp = weight_parts(spec, weight_dtype, group_size=group_size, scale_bytes=scale_bytes)
+    W, gathered = wp["total"], wp["gathered"]
     if spec.moe:
         moe = spec.moe
         touched = r.calc(p + "experts_touched", EXPERTS_TOUCHED, "number",
                          lab + f"expected distinct experts hit per MoE layer (of {moe.experts}, uniform routing)",
                          E=moe.experts, k=moe.top_k, n=B * t)
         sym = dict(L_moe=spec.moe_layers, E=moe.experts, touched=touched,
-                   expert=expert_bytes(spec, weight_dtype, group_size, scale_bytes))
+                   expert=wp["expert"])
     else:
         sym = dict(L_moe=0, E=0, touched=0, expert=0.0)
     w_read = r.calc(p + "weights_read_bytes", WEIGHTS_READ, "byte",
@@ -312,7 +299,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
            achieved=ach, peak=peak)
 
     # -- bytes and capacity
-    W = weight_bytes(spec, weight_dtype, group_size, scale_bytes)
+    W = weight_parts(spec, weight_dtype, group_size=group_size, scale_bytes=scale_bytes)["total"]
     r.put("weights_bytes", W, "byte", f"weights ({weight_dtype}" + (f", groups of {group_size}" if group_size
                                                                     else "") + "), all GPUs")
     kv_total = r.put("kv_bytes", kv_cache_bytes(spec, B, P + G, kv_dtype, kv_group_size), "byte",

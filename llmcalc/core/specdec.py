@@ -312,16 +312,15 @@ def weight_bytes_ratio(r: Results, spec, draft_spec, weight_dtype: str, draft_dt
                        heads=None, weight_group_size: int = 0):
     """c as the ratio of weight bytes read per step (memory-bound decode): a draft model, a quantised copy
     of the target, or ``heads`` Medusa heads on it."""
-    from llmcalc.core.dtypes import bytes_per_element
-    from llmcalc.core.params import weight_bytes
+    from llmcalc.core.quant import bits_per_weight, weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
+    W_t = weight_bytes(spec, weight_dtype, group_size=weight_group_size)
     if heads is not None:
         P_head = r.calc("head_params", HEAD_PARAMS, "params", "parameters of one head (residual block + vocab projection)",
                         H=spec.hidden, V=spec.vocab)
         return r.calc("cost_ratio", HEADS_BYTES_RATIO, "factor", "heads ÷ target weight bytes (c)",
-                      n=heads, P_head=P_head, b=bytes_per_element(weight_dtype), W_target=W_t)
-    W_d = weight_bytes(draft_spec if draft_spec is not None else spec, draft_dtype, group_size)
+                      n=heads, P_head=P_head, b=bits_per_weight(weight_dtype, weight_group_size) / 8, W_target=W_t)
+    W_d = weight_bytes(draft_spec if draft_spec is not None else spec, draft_dtype, group_size=group_size)
     return r.calc("cost_ratio", BYTES_RATIO, "factor", "draft ÷ target weight bytes (c, memory-bound)",
                   W_draft=W_d, W_target=W_t)
 
@@ -485,17 +484,17 @@ def max_batch(r: Results, spec, gpu, draft_spec, context, k, heads_mode: bool, *
     """Sequences that fit with both models' weights and caches at context + k + 1 tokens."""
     np = _np()
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, kv_cache_bytes
-    from llmcalc.core.params import weight_bytes
+    from llmcalc.core.quant import weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
+    W_t = weight_bytes(spec, weight_dtype, group_size=weight_group_size)
     if heads_mode:
         W_d = float(np.max(r["cost_ratio"].value)) * W_t
         kv_d = 0.0
     elif draft_spec is not None:
-        W_d = weight_bytes(draft_spec, draft_dtype, draft_group_size)
+        W_d = weight_bytes(draft_spec, draft_dtype, group_size=draft_group_size)
         kv_d = kv_cache_bytes(draft_spec, 1, np.asarray(context) + np.asarray(k), kv_dtype)
     else:
-        W_d = weight_bytes(spec, draft_dtype, draft_group_size)
+        W_d = weight_bytes(spec, draft_dtype, group_size=draft_group_size)
         kv_d = kv_cache_bytes(spec, 1, np.asarray(context) + np.asarray(k), kv_dtype)
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     budget = r.calc("memory_budget_bytes", SPEC_BUDGET, "byte",
