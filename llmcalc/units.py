@@ -287,4 +287,8 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
         return f"{v:,.4g} h" if v < 1e6 else f"{v / 1e6:.4g}M h"
     if unit == "days":
         return f"{v:.4g} days"
+    if unit == "W":
+        return _scaled(v, _SI, "W")
+    if unit == "usd/h":
+        return f"${v:,.2f}/h"
     return fmt_count(v)

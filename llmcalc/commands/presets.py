@@ -72,7 +72,7 @@ def _rows(kind: str):
         r.put("memory_bytes", [s.memory_bytes for s in specs], "byte", "memory")
         r.put("hbm_bytes_per_s", [s.hbm_bytes_per_s for s in specs], "byte/s", "memory bandwidth")
         r.put("bf16_flops_per_s", [s.flops_per_s.get("bf16") or None for s in specs], "flop/s", "bf16 dense peak")
-        r.put("board_power_watts", [s.board_power_watts or None for s in specs], "W", "board power (W)")
+        r.put("board_power_watts", [s.board_power_watts or None for s in specs], "W", "board power")
         r.put("price_usd_per_hour", [s.price_usd_per_hour or None for s in specs], "usd/h", "reference price (USD/GPU-h)")
         for key, unit, label in _GPU_DETAIL:
             r.put(key, [getattr(s, key) for s in specs], unit, label)
@@ -114,7 +114,7 @@ def show(
         r.put("ridge_intensity_bf16", (gpu.flops_per_s.get("bf16") or 0) / gpu.hbm_bytes_per_s, "flop/byte",
               "ridge point, bf16 (FLOP/byte)")
         r.put("device_memory_bytes", gpu.device_memory_bytes, "byte", "memory the accelerator may use (share × memory)")
-        r.put("board_power_watts", gpu.board_power_watts or None, "W", "board power (W)")
+        r.put("board_power_watts", gpu.board_power_watts or None, "W", "board power")
         for key, unit, label in _GPU_DETAIL:
             r.put(key, getattr(gpu, key), unit, label)
         r.put("price_usd_per_hour", gpu.price_usd_per_hour or None, "usd/h", "reference price (USD per GPU-hour)")
