@@ -39,7 +39,7 @@ SPARSE = [
     ("gb200", "fp8", 720e15 / 72, "GB200 NVL72 datasheet, rack total / 72"),
     ("a10", "bf16", 250e12, "A10 datasheet"),
     ("a40", "bf16", 299.4e12, "A40 datasheet, bf16 with fp32 accumulate"),
-    ("l40", "bf16", 362.1e12, "L40 datasheet, fp16 with fp32 accumulate"),
+    ("l40", "bf16", 362.1e12, "L40 datasheet"),
     ("rtx-a6000", "bf16", 309.7e12, "RTX A6000 datasheet, tensor TFLOPS"),
     ("rtx-6000-ada", "fp8", 1457e12, "RTX 6000 Ada datasheet, AI TFLOPS"),
     ("rtx-5090", "bf16", 419e12, "RTX Blackwell whitepaper, fp16 with fp32 accumulate"),
@@ -54,25 +54,27 @@ def test_peaks_are_dense_half_the_sparse_datasheet_figure(name, dtype, sparse, w
     assert load_gpu(name).flops_per_s[dtype] == pytest.approx(sparse / 2, rel=0.01), where
 
 
-@pytest.mark.parametrize("name, sms, mhz, flop_per_clk", [
+@pytest.mark.parametrize("name, dtype, sms, mhz, flop_per_clk", [
     # GA102 dense fp16 tensor rate: 512 FLOP/clk/SM with fp32 accumulate on GeForce-class parts (A10G), 1024 on
-    # professional parts (RTX A6000) -- GA102 whitepaper. Apple: 128 fp32 lanes x 2 (FMA) per GPU core.
-    ("a10g", 80, 1710, 512),
-    ("rtx-a6000", 84, 1800, 1024),
-    ("apple-m2-ultra", 76, 1398, 256),
-    ("apple-m3-max", 40, 1398, 256),
-    ("apple-m4-max", 40, 1678, 256),
+    # professional parts (RTX A6000) -- GA102 whitepaper. CDNA 4: 8,192 fp8 FLOP/clk/CU (AMD at ISSCC).
+    # Apple: 128 fp32 lanes x 2 (FMA) per GPU core.
+    ("a10g", "fp16", 80, 1710, 512),
+    ("rtx-a6000", "fp16", 84, 1800, 1024),
+    ("mi355x", "fp8", 256, 2400, 8192),
+    ("apple-m2-ultra", "fp16", 76, 1398, 256),
+    ("apple-m3-max", "fp16", 40, 1398, 256),
+    ("apple-m4-max", "fp16", 40, 1678, 256),
 ])
-def test_derived_peaks_are_units_times_clock(name, sms, mhz, flop_per_clk):
+def test_derived_peaks_are_units_times_clock(name, dtype, sms, mhz, flop_per_clk):
     gpu = load_gpu(name)
     assert gpu.sm_count == sms
-    assert gpu.flops_per_s["fp16"] == pytest.approx(sms * mhz * 1e6 * flop_per_clk, rel=0.005)
+    assert gpu.flops_per_s[dtype] == pytest.approx(sms * mhz * 1e6 * flop_per_clk, rel=0.005)
 
 
 def test_consumer_cards_use_the_fp32_accumulate_rate():
-    # GeForce cards (and A10G, L40) run fp16/bf16 with fp32 accumulate at half the fp16-accumulate rate, which the
-    # whitepapers list separately: RTX 5090 419 (fp16 acc) vs 209.5; RTX 4090 330.3 vs 165.2; L40 362.1 vs 181.05.
-    for name, fp16_accumulate in (("rtx-5090", 419e12), ("rtx-4090", 330.3e12), ("l40", 362.1e12)):
+    # GeForce cards run fp16/bf16 with fp32 accumulate at half the fp16-accumulate rate, which the whitepapers'
+    # appendix tables list separately: RTX 5090 419 (fp16 accumulate) vs 209.5; RTX 4090 330.3 vs 165.2.
+    for name, fp16_accumulate in (("rtx-5090", 419e12), ("rtx-4090", 330.3e12)):
         assert load_gpu(name).flops_per_s["bf16"] == pytest.approx(fp16_accumulate / 2, rel=0.001)
 
 
