@@ -174,6 +174,12 @@ class GpuSpec:
             raise InputError(f"{self.name} has no {dtype} peak in its preset; it has: {have}")
         return float(value)
 
+    @property
+    def half_dtype(self) -> str:
+        """The 16-bit matmul dtype the chip runs: bf16 where it has a bf16 peak, else fp16 (Volta and Turing,
+        e.g. V100 and T4, have fp16 tensor cores only)."""
+        return "bf16" if self.flops_per_s.get("bf16") else "fp16"
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["flops_per_s"] = dict(self.flops_per_s)

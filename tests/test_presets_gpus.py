@@ -85,6 +85,12 @@ def test_apple_usable_memory_is_the_wired_share(gpu):
     assert gpu.flops_per_s["fp16"] == gpu.flops_per_s["fp32"]   # no matrix units: fp16 at the ALU rate
 
 
+def test_half_dtype_is_fp16_where_the_chip_has_no_bf16():
+    # Volta and Turing tensor cores do fp16 only (V100 and T4 whitepapers); every later chip lists bf16.
+    assert load_gpu("t4").half_dtype == "fp16" and load_gpu("v100").half_dtype == "fp16"
+    assert all(g.half_dtype == "bf16" for g in GPUS if g.name not in ("t4", "v100-sxm2-32gb")), "bf16 peak missing"
+
+
 def test_discrete_gpus_use_all_their_memory():
     for gpu in GPUS:
         if gpu.vendor != "apple":
