@@ -196,3 +196,11 @@ def test_presets_show_and_list_print_the_new_fields(cli):
     rows = {r["name"]: r for r in cli("presets", "list", "gpus", "--json").json()["rows"]}
     assert rows["t4"]["board_power_watts"] == 70 and rows["gb200"]["gpus_per_node"] == 72
     assert all(r["board_power_watts"] for r in rows.values())
+
+
+def test_serve_runs_on_a_gpu_without_bf16(cli):
+    # T4 (Turing) has fp16 tensor cores only: serve takes its 16-bit peak from fp16 instead of failing on bf16.
+    run = cli("serve", "-m", "llama-3.2-1b", "-g", "t4", "--batch", "1", "--prompt", "512", "--gen", "16", "--json")
+    r = run.json()["results"]
+    # prefill of 512 tokens at MFU x the 65 TFLOPS fp16 peak is at least 2 x params x tokens / peak
+    assert r["prefill_seconds"] >= 2 * 1_235_814_400 * 512 / 65e12

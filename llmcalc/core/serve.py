@@ -150,7 +150,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
     B, c, t = batch, context, tokens
     logits = t if logits is None else logits
-    peak = gpu.peak_flops(dtype or "bf16")
+    peak = gpu.peak_flops(dtype or gpu.half_dtype)
     bw = gpu.hbm_bytes_per_s
     mbu = default_mbu(weight_dtype) if mbu is None else mbu
     mfu = DEFAULT_MFU if mfu is None else mfu
@@ -259,7 +259,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
               scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha)
     B, P, G = batch, prompt, gen
-    peak, bw = gpu.peak_flops("bf16"), gpu.hbm_bytes_per_s
+    peak, bw = gpu.peak_flops(gpu.half_dtype), gpu.hbm_bytes_per_s
     r = Results()
 
     # -- decode: steps 1..G-1 run with c = P .. P+G-2 cached tokens (token 1 comes from prefill)
