@@ -118,8 +118,8 @@ def show(
         for key, unit, label in _GPU_DETAIL:
             r.put(key, getattr(gpu, key), unit, label)
         r.put("price_usd_per_hour", gpu.price_usd_per_hour or None, "usd/h", "reference price (USD per GPU-hour)")
-        if gpu.price_usd_per_hour:
-            r.put("price_source", f"{gpu.price_source} ({gpu.price_date})", "str", "price source and date")
+        r.put("price_source", f"{gpu.price_source} ({gpu.price_date})" if gpu.price_usd_per_hour else None, "str",
+              "price source and date")
         report = Report("presets show", {}, r, gpu=gpu)
     else:
         from llmcalc.presets import _unknown
