@@ -204,3 +204,12 @@ def test_serve_runs_on_a_gpu_without_bf16(cli):
     r = run.json()["results"]
     # prefill of 512 tokens at MFU x the 65 TFLOPS fp16 peak is at least 2 x params x tokens / peak
     assert r["prefill_seconds"] >= 2 * 1_235_814_400 * 512 / 65e12
+
+
+def test_model_yaml_counts_take_the_command_line_suffixes(tmp_path):
+    # Counts in a model preset read like the command line's: 128Ki = 131,072, 32k = 32,000.
+    from llmcalc.presets import load_model
+    path = tmp_path / "tiny.yaml"
+    path.write_text("name: tiny\nlayers: 2\nhidden: 1Ki\nheads: 8\nffn: 4Ki\nvocab: 32k\nmax_seq: 128Ki\n")
+    spec = load_model(str(path))
+    assert (spec.hidden, spec.ffn, spec.vocab, spec.max_seq) == (1024, 4096, 32_000, 131_072)
