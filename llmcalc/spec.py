@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from llmcalc.errors import InputError
+from llmcalc.units import parse_count, parse_quantity
 
 MLP_KINDS = ("gated", "plain")
 NORM_KINDS = ("rmsnorm", "layernorm")
@@ -147,9 +149,22 @@ class GpuSpec:
     sm_count: int = 0
     sram_bytes_per_s: float = 0.0             # aggregate on-chip SRAM bandwidth
     register_bytes_per_sm: float = 0.0
+    board_power_watts: float = 0.0            # TDP / TBP / module power, as the vendor states it
+    price_usd_per_hour: float = 0.0           # dated reference on-demand price per GPU-hour (0: none published)
+    price_source: str = ""                    # provider and offer the price is from
+    price_date: str = ""                      # when it was read, YYYY-MM or YYYY-MM-DD
+    nics_per_node: int = 0                    # scale-out NICs in a node (DGX H100/B200: 8, rail-optimised)
+    nic_bytes_per_s_unidir: float = 0.0       # one NIC, one direction (net_bytes_per_s_unidir stays the per-GPU share)
+    memory_share: float = 1.0                 # share of memory_bytes the accelerator may use (Apple: wired limit)
+    unified_memory: bool = False              # one memory shared by CPU and accelerator (Apple silicon)
     vendor: str = ""
     source: str = ""
     aliases: tuple[str, ...] = ()
+
+    @property
+    def device_memory_bytes(self) -> float:
+        """Memory the accelerator may hold tensors in: memory_share · memory_bytes (discrete GPUs: all of it)."""
+        return self.memory_share * self.memory_bytes
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``; an error naming the dtypes this chip has if it lacks it."""
@@ -158,6 +173,12 @@ class GpuSpec:
             have = ", ".join(k for k, v in self.flops_per_s.items() if v)
             raise InputError(f"{self.name} has no {dtype} peak in its preset; it has: {have}")
         return float(value)
+
+    @property
+    def half_dtype(self) -> str:
+        """The 16-bit matmul dtype the chip runs: bf16 where it has a bf16 peak, else fp16 (Volta and Turing,
+        e.g. V100 and T4, have fp16 tensor cores only)."""
+        return "bf16" if self.flops_per_s.get("bf16") else "fp16"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -188,16 +209,40 @@ def _check_int(where: str, key: str, value: Any, minimum: int = 1) -> int:
 
 
 def _numeric_text(value: Any) -> Any:
-    """YAML 1.1 reads ``300e9`` (no dot, no exponent sign) as text; accept such numbers anyway."""
+    """YAML 1.1 reads ``300e9`` (no dot, no exponent sign) as text; accept such numbers anyway, and counts
+    with the command line's suffixes (``128Ki``, ``7B``)."""
     if isinstance(value, str):
         try:
             return float(value.replace("_", ""))
         except ValueError:
+            pass
+        try:
+            return parse_count(value)
+        except InputError:
             return value
     return value
 
 
+def _quantity_kind(key: str) -> str | None:
+    """The kind of quantity a field holds, read from the unit in its name (STYLE.md #4)."""
+    if key.startswith("flops_per_s"):
+        return "flop/s"
+    if "_bytes_per_s" in key and not key.endswith("_per_sm"):
+        return "byte/s"
+    if key.endswith(("_bytes", "_bytes_per_sm")):
+        return "byte"
+    if key.endswith("_watts"):
+        return "W"
+    return None
+
+
 def _check_float(where: str, key: str, value: Any, minimum: float = 0.0) -> float:
+    kind = _quantity_kind(key)
+    if kind and isinstance(value, str):  # "48GiB", "864GB/s", "989TFLOPS", "700W", as on the command line
+        try:
+            value = parse_quantity(value, kind, f"field '{key}'")
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     value = _numeric_text(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where}: field '{key}' must be a number, got {value!r}")
@@ -340,7 +385,20 @@ def gpu_from_mapping(data: Mapping[str, Any], where: str = "gpu") -> GpuSpec:
         raise InputError(f"{where}: memory_bytes and hbm_bytes_per_s must be positive")
     if not any(gpu.flops_per_s.values()):
         raise InputError(f"{where}: flops_per_s needs at least one dtype with a positive peak")
+    if not 0 < gpu.memory_share <= 1:
+        raise InputError(f"{where}: field 'memory_share' is the share of memory the accelerator may use, "
+                         f"a number in (0, 1]; got {gpu.memory_share!r}")
+    if gpu.price_usd_per_hour and not (gpu.price_source and gpu.price_date):
+        raise InputError(f"{where}: a price_usd_per_hour needs its price_source (provider and offer) and "
+                         "price_date (YYYY-MM or YYYY-MM-DD)")
+    if gpu.price_date and not _DATE_RE.match(gpu.price_date):
+        raise InputError(f"{where}: field 'price_date' must be YYYY-MM or YYYY-MM-DD, got {gpu.price_date!r}")
+    if gpu.nics_per_node and not gpu.nic_bytes_per_s_unidir:
+        raise InputError(f"{where}: nics_per_node is set but nic_bytes_per_s_unidir (one NIC, one way) is not")
     return gpu
+
+
+_DATE_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")
 
 
 def replace(spec, **changes):

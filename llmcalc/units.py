@@ -75,6 +75,48 @@ def parse_rate(text: str, what: str = "a rate") -> float:
     return _finite(number * _multiplier(m.group(2) or "", what, raw), raw, what)
 
 
+_QUANTITY_RE = re.compile(
+    rf"^({_NUMBER})\s*([kmgtp]i?)?\s*(b/s|bytes?/s|flops?(?:/s)?|flop/s|ops?(?:/s)?|b|bytes?|w|watts?)?$",
+    re.IGNORECASE)
+QUANTITY_KINDS = {"byte": "a size", "byte/s": "a bandwidth", "flop/s": "a compute rate", "W": "a power"}
+_QUANTITY_EXAMPLES = {"byte": "80GiB, 48GB", "byte/s": "3.35TB/s, 864GB/s", "flop/s": "989TFLOPS, 624TOPS",
+                      "W": "700W, 1.2kW"}
+
+
+def _unit_kind(unit: str) -> str:
+    u = unit.lower()
+    if u.endswith("/s") and u.startswith("b"):
+        return "byte/s"
+    if u.startswith(("flop", "op")):
+        return "flop/s"
+    if u.startswith("b"):
+        return "byte"
+    return "W"
+
+
+def parse_quantity(text, kind: str, what: str = "a value") -> int | float:
+    """A number with an optional SI/binary prefix and a unit that must be of ``kind`` (byte, byte/s, flop/s, W).
+
+    ``48GiB`` and ``80e9`` are sizes, ``864GB/s`` a bandwidth, ``989TFLOPS`` a compute rate, ``700W`` a power;
+    a bare number (``3.35T``, ``300e9``) is taken in the base unit. A unit of another kind is an error that
+    names both kinds (a bandwidth given where a size belongs is a slip worth catching).
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
+    raw = str(text).strip()
+    m = _QUANTITY_RE.match(raw)
+    if not m:
+        raise InputError(f"can't read {raw!r} as {what}, {QUANTITY_KINDS[kind]}; "
+                         f"try e.g. {_QUANTITY_EXAMPLES[kind]}")
+    unit = m.group(3)
+    if unit and _unit_kind(unit) != kind:
+        found = _unit_kind(unit)
+        raise InputError(f"{what} is {QUANTITY_KINDS[kind]}, but {raw!r} is {QUANTITY_KINDS[found]}; "
+                         f"write e.g. {_QUANTITY_EXAMPLES[kind]}")
+    number = float(m.group(1).replace("_", ""))
+    return _as_number(_finite(number * _multiplier(m.group(2) or "", what, raw), raw, what))
+
+
 def _finite(value: float, text, what: str) -> float:
     if not math.isfinite(value):
         raise InputError(f"can't use {text!r} as {what}: it must be a finite number")
@@ -245,6 +287,10 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
         return f"{v:,.4g} h" if v < 1e6 else f"{v / 1e6:.4g}M h"
     if unit == "days":
         return f"{v:.4g} days"
+    if unit == "W":
+        return _scaled(v, _SI, "W")
+    if unit == "usd/h":
+        return f"${v:,.2f}/h"
     return fmt_count(v)
 
 

@@ -102,8 +102,9 @@ def gpus_table() -> str:
     from llmcalc.presets import read_yaml
     from llmcalc.spec import gpu_from_mapping
 
-    rows = ["| GPU | Memory | Bandwidth | bf16 dense | fp8 dense | Scale-up link, one way | Source |",
-            "|---|---:|---:|---:|---:|---:|---|"]
+    rows = ["| GPU | Memory | Bandwidth | bf16 dense | fp8 dense | Scale-up link, one way | Board power "
+            "| Reference price | Source |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for path in _builtin("gpus"):
         gpu = gpu_from_mapping(read_yaml(path), str(path))
         peaks = gpu.flops_per_s
@@ -114,12 +115,24 @@ def gpus_table() -> str:
         bf16 = peak("bf16")
         if bf16 == "—" and peaks.get("fp16"):
             bf16 = f"— (fp16 {peak('fp16')})"
-        gib = gpu.memory_bytes / 2**30
+        memory = f"{_trim(gpu.memory_bytes / 2**30, 2)} GiB"
+        if gpu.memory_share < 1:
+            memory += f" ({_trim(gpu.device_memory_bytes / 2**30, 2)} for the GPU)"
+        if gpu.unified_memory:
+            memory += ", unified"
         link = (f"{_trim(gpu.nvlink_bytes_per_s_unidir / 1e9, 2)} GB/s" if gpu.nvlink_bytes_per_s_unidir
-                else "— (PCIe)")
-        rows.append(f"| `{gpu.name}` | {_trim(gib, 2)} GiB | {_trim(gpu.hbm_bytes_per_s / 1e12, 4)} TB/s | {bf16} "
-                    f"| {peak('fp8')} | {link} | {short_source(gpu.source)} |")
+                else "—")
+        power = f"{gpu.board_power_watts:,.0f} W" if gpu.board_power_watts else "—"
+        price = (f"${gpu.price_usd_per_hour:.2f}/h ({_provider(gpu.price_source)}, {gpu.price_date})"
+                 if gpu.price_usd_per_hour else "—")
+        rows.append(f"| `{gpu.name}` | {memory} | {_trim(gpu.hbm_bytes_per_s / 1e12, 4)} TB/s | {bf16} "
+                    f"| {peak('fp8')} | {link} | {power} | {price} | {short_source(gpu.source)} |")
     return "\n".join(rows)
+
+
+def _provider(source: str) -> str:
+    """"Lambda on-demand, 1x H100 SXM instance (...)" -> "Lambda"."""
+    return re.split(r"[ ,(]", source.strip(), maxsplit=1)[0].replace("|", "\\|")
 
 
 def table() -> str:
@@ -133,8 +146,11 @@ def table() -> str:
         "",
         models_table(),
         "",
-        "**GPUs.** Dense peaks (never the 2:4-sparsity figures), memory in GiB (binary), bandwidth in TB/s "
-        "(decimal), links per GPU and direction.",
+        "**GPUs.** Dense peaks (never the 2:4-sparsity figures; on GeForce-class cards the fp16 rate with fp32 "
+        "accumulate), memory in GiB (binary), bandwidth in TB/s (decimal), links per GPU and direction. Board "
+        "power is the vendor's TDP/TBP (module or system power where stated in the preset). A reference price is "
+        "an on-demand price per GPU-hour from the named provider on that date, used when `--gpu-cost` is not "
+        "given; `llmcalc presets show NAME` prints its full source.",
         "",
         gpus_table(),
         "",

@@ -27,7 +27,10 @@ from llmcalc.presets import load_model  # noqa: E402
 # Every preset whose architecture transformers implements (all of them; gpt3-175b is GPT-2's).
 PRESETS = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-175b", "llama-2-7b", "llama-2-13b",
            "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "mistral-7b", "mixtral-8x7b",
-           "qwen2.5-7b", "qwen2.5-72b", "gemma-2-9b", "falcon-40b", "phi-3-mini", "deepseek-v3"]
+           "qwen2.5-7b", "qwen2.5-72b", "gemma-2-9b", "falcon-40b", "phi-3-mini", "deepseek-v3",
+           # version-2 presets whose family reference/hf.py builds (the qwen3 ones: tests/test_presets_hf.py)
+           "llama-3.2-1b", "llama-3.2-3b", "llama-3.3-70b", "mistral-small-24b", "mistral-nemo-12b",
+           "mixtral-8x22b", "phi-4", "deepseek-r1"]
 
 
 def shallow(spec):

@@ -9,9 +9,17 @@ from llmcalc.presets import load_gpu, load_model, preset_files
 
 MODELS = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-175b", "llama-2-7b", "llama-2-13b", "llama-2-70b",
           "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b",
-          "qwen2.5-72b", "gemma-2-9b", "falcon-40b", "phi-3-mini", "deepseek-v3"]
+          "qwen2.5-72b", "gemma-2-9b", "falcon-40b", "phi-3-mini", "deepseek-v3",
+          # INTERFACE.md version 2 (dense presets of supported architectures; tests/test_presets_hf.py checks them
+          # against transformers)
+          "llama-3.2-1b", "llama-3.2-3b", "llama-3.3-70b", "qwen3-0.6b", "qwen3-4b", "qwen3-8b", "qwen3-14b",
+          "qwen3-32b", "mistral-small-24b", "mistral-nemo-12b", "mixtral-8x22b", "phi-4", "deepseek-r1"]
 GPUS = ["v100-sxm2-32gb", "a100-40gb", "a100-80gb-sxm", "a100-80gb", "a100-80gb-pcie", "h100-sxm", "h100-pcie",
-        "h100-nvl", "h200", "b200", "l4", "l40s", "rtx-4090", "rtx-3090", "mi250x", "mi300x", "tpu-v5e", "tpu-v5p"]
+        "h100-nvl", "h200", "b200", "l4", "l40s", "rtx-4090", "rtx-3090", "mi250x", "mi300x", "tpu-v5e", "tpu-v5p",
+        # INTERFACE.md version 2
+        "t4", "a10g", "a10", "a40", "rtx-a6000", "l40", "rtx-6000-ada", "rtx-5090", "rtx-pro-6000", "h800", "h20",
+        "gh200", "gb200", "mi325x", "mi355x", "gaudi3", "tpu-v4", "tpu-v6e", "apple-m2-ultra", "apple-m3-max",
+        "apple-m4-max"]
 
 # Totals as published (model cards / papers), independent of the presets' own published_params field.
 PUBLISHED = {"llama-2-7b": 6_738_415_616, "llama-2-13b": 13_015_864_320, "llama-2-70b": 68_976_648_192,

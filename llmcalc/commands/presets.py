@@ -38,6 +38,21 @@ def list_(
         output(_rows(k), chosen, False, False)
 
 
+# GPU fields that `presets list gpus` puts in JSON/TSV/CSV (not in the narrow table) and `presets show` prints.
+_GPU_DETAIL = (
+    ("gpus_per_node", "count", "GPUs per node (scale-up domain)"),
+    ("nvlink_bytes_per_s_unidir", "byte/s", "scale-up link per GPU, one way"),
+    ("net_bytes_per_s_unidir", "byte/s", "network per GPU, one way"),
+    ("nics_per_node", "count", "NICs per node"),
+    ("nic_bytes_per_s_unidir", "byte/s", "one NIC, one way"),
+    ("sm_count", "count", "SMs / compute units"),
+    ("l2_bytes", "byte", "L2 cache"),
+    ("sram_bytes_per_sm", "byte", "L1/shared memory per SM"),
+    ("memory_share", "ratio", "share of memory the accelerator may use"),
+    ("unified_memory", "bool", "unified memory (shared with the CPU)"),
+)
+
+
 def _rows(kind: str):
     from llmcalc.core.formula import Results
     from llmcalc.core.params import active_params, total_params
@@ -57,10 +72,15 @@ def _rows(kind: str):
         r.put("memory_bytes", [s.memory_bytes for s in specs], "byte", "memory")
         r.put("hbm_bytes_per_s", [s.hbm_bytes_per_s for s in specs], "byte/s", "memory bandwidth")
         r.put("bf16_flops_per_s", [s.flops_per_s.get("bf16") or None for s in specs], "flop/s", "bf16 dense peak")
+        r.put("board_power_watts", [s.board_power_watts or None for s in specs], "W", "board power")
+        r.put("price_usd_per_hour", [s.price_usd_per_hour or None for s in specs], "usd/h", "reference price (USD/GPU-h)")
+        for key, unit, label in _GPU_DETAIL:
+            r.put(key, [getattr(s, key) for s in specs], unit, label)
     r.put("aliases", [", ".join(s.aliases) for s in specs], "str", "aliases")
     r.put("source", [s.source for s in specs], "str", "source")
     inputs = {"name": Input([s.name for s in specs], "str", "name")}
-    cols = [k for k in r if k not in ("source", "kind", "aliases")]  # JSON/TSV keep them; a table stays narrow
+    narrow = {"source", "kind", "aliases", *(k for k, _, _ in _GPU_DETAIL)}
+    cols = [k for k in r if k not in narrow]  # JSON/TSV keep them all; a table stays narrow
     return Report(f"presets list {kind}", inputs, r, swept=["name"], columns=cols)
 
 
@@ -93,6 +113,13 @@ def show(
             r.put(f"{dt}_flops_per_s", rate, "flop/s", f"{dt} dense peak")
         r.put("ridge_intensity_bf16", (gpu.flops_per_s.get("bf16") or 0) / gpu.hbm_bytes_per_s, "flop/byte",
               "ridge point, bf16 (FLOP/byte)")
+        r.put("device_memory_bytes", gpu.device_memory_bytes, "byte", "memory the accelerator may use (share × memory)")
+        r.put("board_power_watts", gpu.board_power_watts or None, "W", "board power")
+        for key, unit, label in _GPU_DETAIL:
+            r.put(key, getattr(gpu, key), unit, label)
+        r.put("price_usd_per_hour", gpu.price_usd_per_hour or None, "usd/h", "reference price (USD per GPU-hour)")
+        r.put("price_source", f"{gpu.price_source} ({gpu.price_date})" if gpu.price_usd_per_hour else None, "str",
+              "price source and date")
         report = Report("presets show", {}, r, gpu=gpu)
     else:
         from llmcalc.presets import _unknown

@@ -135,7 +135,7 @@ def train_mem(
     r = mem.training_memory(spec, v["batch"], v["seq"], **kw)
     columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes"]
     if gpu_spec is not None:
-        mem.add_gpu_fit(r, gpu_spec.memory_bytes, v["reserve"], v["fragmentation"])
+        mem.add_gpu_fit(r, gpu_spec.device_memory_bytes, v["reserve"], v["fragmentation"])
         columns += ["fits"]
         usable = r["usable_memory_bytes"].value
         if solve_batch:

@@ -345,7 +345,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     mem = training_memory(spec, b, s, precision=run.precision, grad_dtype=run.grad_dtype, optimizer=run.optimizer,
                           activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d, tp=t,
                           pp=p, sp=sp, in_flight_microbatches=in_flight)
-    add_gpu_fit(mem, gpu.memory_bytes,
+    add_gpu_fit(mem, gpu.device_memory_bytes,
                 DEFAULT_RESERVE_BYTES if run.reserve_bytes is None else run.reserve_bytes,
                 DEFAULT_FRAGMENTATION if run.fragmentation is None else run.fragmentation)
 

@@ -211,6 +211,6 @@ def model_phases(r: Results, spec, gpu: GpuSpec, batch, seq, *, dtype: str = "bf
                W_r=W - wp["gathered"], inf=np.inf)
     kv = r.put("kv_bytes", kv_cache_bytes(spec, batch, seq, kv_dtype), "byte", "KV cache of the batch at S")
     r.calc("max_batch", KV_FIT, "count", "batch where the KV cache stops fitting beside the weights",
-           u=mem_util, M=gpu.memory_bytes, W=W, per_seq=kv_cache_bytes(spec, 1, seq, kv_dtype))
-    r.put("fits", (W + kv) <= mem_util * gpu.memory_bytes, "bool", "weights + cache fit (mem-util × memory)")
+           u=mem_util, M=gpu.device_memory_bytes, W=W, per_seq=kv_cache_bytes(spec, 1, seq, kv_dtype))
+    r.put("fits", (W + kv) <= mem_util * gpu.device_memory_bytes, "bool", "weights + cache fit (mem-util × memory)")
     return r

@@ -133,7 +133,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
     B, c, t = batch, context, tokens
     logits = t if logits is None else logits
-    peak = gpu.peak_flops(dtype or "bf16")
+    peak = gpu.peak_flops(dtype or gpu.half_dtype)
     bw = gpu.hbm_bytes_per_s
     mbu = default_mbu(weight_dtype) if mbu is None else mbu
     mfu = DEFAULT_MFU if mfu is None else mfu
@@ -244,7 +244,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
               scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha)
     B, P, G = batch, prompt, gen
-    peak, bw = gpu.peak_flops("bf16"), gpu.hbm_bytes_per_s
+    peak, bw = gpu.peak_flops(gpu.half_dtype), gpu.hbm_bytes_per_s
     r = Results()
 
     # -- decode: steps 1..G-1 run with c = P .. P+G-2 cached tokens (token 1 comes from prefill)
@@ -307,7 +307,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     share = kv_share_per_gpu(spec, tp)
     per_token = kv_bytes_per_token(spec, kv_dtype, kv_group_size) * share
     per_seq = kv_cache_bytes(spec, 1, P + G, kv_dtype, kv_group_size) * share
-    add_capacity(r, memory_bytes=gpu.memory_bytes, mem_util=u, weights_bytes=W, tp=tp, batch=B, per_seq=per_seq,
+    add_capacity(r, memory_bytes=gpu.device_memory_bytes, mem_util=u, weights_bytes=W, tp=tp, batch=B, per_seq=per_seq,
                  per_token=per_token, layers=spec.layers, window=spec.sliding_window,
                  window_layers=spec.window_layers, what="sequences of prompt + gen tokens")
     del kv_total

@@ -499,7 +499,7 @@ def max_batch(r: Results, spec, gpu, draft_spec, context, k, heads_mode: bool, *
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     budget = r.calc("memory_budget_bytes", SPEC_BUDGET, "byte",
                     f"memory for caches on the target's GPUs ({u:g} × memory − both models' weights)",
-                    u=u, T=tp, M=gpu.memory_bytes, W_target=W_t, W_draft=W_d)
+                    u=u, T=tp, M=gpu.device_memory_bytes, W_target=W_t, W_draft=W_d)
     return r.calc("max_batch", SPEC_MAX_BATCH, "count", "sequences that fit with both models and caches",
                   budget=budget, kv_target=kv_cache_bytes(spec, 1, np.asarray(context) + np.asarray(k) + 1, kv_dtype),
                   kv_draft=kv_d)
