@@ -346,7 +346,9 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
         preempt += 1
         return v
 
+    passes = 0
     while finished < n:
+        passes += 1
         while nxt < n and arr[nxt] <= t:
             waiting.append(nxt)
             enq[nxt] = arr[nxt]
@@ -514,7 +516,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(g > 1, (e - f) / np.maximum(g - 1, 1), np.nan)
     return SimResult(f - a, tpot, e - a, float(e.max()), busy, batch_time, queue_time, steps, preempt,
-                     int(g.sum()), int(np.sum(P)), pre_time, dec_time, q_last)
+                     int(g.sum()), int(np.sum(P)), pre_time, dec_time, q_last, {"passes": passes})
 
 
 # ---------------------------------------------------------------------------------------------
