@@ -20,11 +20,16 @@ EPILOG = """Examples:
   llmcalc serve -m llama-3.1-8b -g a100 --target-latency 30ms --gen-min 16 --gen 512
 
   llmcalc serve -m mixtral-8x7b -g h100 --tp 2 --batch 1,8,64 --json | jq '.rows[] | [.batch, .experts_touched]'
+
+  llmcalc serve -m llama-3.1-8b -g h100 --rate 20 --prompt 1000 --gen 300 --requests 5000
+
+  llmcalc serve -m llama-3.1-70b -g h100 --tp 2,4,8 --rate 20 --slo-ttft 500ms --slo-tpot 50ms
 """
 
 EFF = "Efficiency"
 QUANT = "Precision"
 BATCHING = "Batching"
+LOAD = "Under load (--rate)"
 
 
 def _opt(flag: str, help_: str, panel: str | None = None):
@@ -50,6 +55,15 @@ def serve(
     mfu: _opt("--mfu", "Achieved share of peak FLOP/s (default 0.5).", EFF) = None,
     allreduce_latency: _opt("--allreduce-latency", "Fixed cost of one all-reduce under --tp (default 20us).", EFF) = None,
     mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", EFF) = None,
+    rate: _opt("--rate", "Requests/s arriving as a Poisson process: simulate a continuous-batching engine under that load.", LOAD) = None,
+    requests: _opt("--requests", "Requests simulated (default 1000).", LOAD) = None,
+    seed: _opt("--seed", "Random seed of the arrivals and lengths (default 0).", LOAD) = None,
+    lengths: _opt("--lengths", "CSV or JSON Lines file of request lengths (prompt and gen columns) instead of --prompt/--gen.", LOAD) = None,
+    max_seqs: _opt("--max-seqs", "Most sequences running at once (default 256, vLLM's).", LOAD) = None,
+    max_batched_tokens: _opt("--max-batched-tokens", "Most tokens per step, decode plus prefill chunks (default 8192).", LOAD) = None,
+    slo_ttft: _opt("--slo-ttft", "Time-to-first-token SLO (e.g. 500ms): find the largest rate one replica sustains.", LOAD) = None,
+    slo_tpot: _opt("--slo-tpot", "Time-per-output-token SLO (e.g. 50ms).", LOAD) = None,
+    slo_percentile: _opt("--slo-percentile", "Percentile at which the SLOs must hold (default 99).", LOAD) = None,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -70,6 +84,12 @@ def serve(
     gpu_spec = resolve_gpu(gpu, required=True)
     weight_dtype = choice("--weight-dtype", weight_dtype, sv.WEIGHT_DTYPES)
     kv_dtype = choice("--kv-dtype", kv_dtype, KV_DTYPES)
+    if rate is not None or slo_ttft is not None or slo_tpot is not None or lengths is not None:
+        from llmcalc.commands import serve_load
+        return serve_load.run(spec, gpu_spec, weight_dtype=weight_dtype, kv_dtype=kv_dtype, out=out, flags=dict(
+            rate=rate, requests=requests, seed=seed, lengths=lengths, max_seqs=max_seqs, prompt=prompt, gen=gen,
+            max_batched_tokens=max_batched_tokens, slo_ttft=slo_ttft, slo_tpot=slo_tpot, tp=tp, mbu=mbu, mfu=mfu,
+            slo_percentile=slo_percentile, mem_util=mem_util))
     if plot:
         check_image_path(plot)
         if "," not in batch and ".." not in batch:

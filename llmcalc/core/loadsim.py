@@ -712,3 +712,87 @@ def replicas(rate, max_rate_value):
     if not max_rate_value > 0:
         return None
     return int(REPLICAS(rate=rate, max_rate=max_rate_value))
+
+
+# ---------------------------------------------------------------------------------------------
+# One point of `serve --rate`: the measures, and the solvers when SLOs are given
+
+LOAD_KEYS = {
+    "ttft_mean_seconds": ("s", "time to first token, mean"),
+    "ttft_p50_seconds": ("s", "TTFT p50"),
+    "ttft_p90_seconds": ("s", "TTFT p90"),
+    "ttft_p99_seconds": ("s", "TTFT p99"),
+    "tpot_mean_seconds": ("s", "time per output token after the first, mean"),
+    "tpot_p50_seconds": ("s", "TPOT p50"),
+    "tpot_p99_seconds": ("s", "TPOT p99"),
+    "e2e_mean_seconds": ("s", "end-to-end latency, mean"),
+    "e2e_p50_seconds": ("s", "end-to-end p50"),
+    "e2e_p99_seconds": ("s", "end-to-end p99"),
+    "mean_batch": ("count", "running sequences per step (time average)"),
+    "mean_queue": ("count", "requests waiting for admission (time average)"),
+    "achieved_rate": ("req/s", "completed requests ÷ time to the last completion"),
+    "output_tokens_per_second": ("token/s", "generated tokens ÷ time to the last completion (one replica)"),
+    "slo_attainment": ("ratio", "share of requests within every SLO given"),
+    "overloaded": ("bool", "the queue grows with the number of requests (arrivals beyond capacity)"),
+    "preemptions": ("count", "sequences preempted and recomputed when the KV cache ran out"),
+    "prefill_busy_seconds": ("s", "GPU-time of the run spent on prompt tokens (by token share of each step)"),
+    "decode_busy_seconds": ("s", "GPU-time of the run spent on output tokens"),
+    "simulated_seconds": ("s", "simulated time to the last completion"),
+    "max_rate": ("req/s", "largest Poisson rate one replica sustains within the SLOs"),
+    "replicas": ("count", "replicas needed for --rate within the SLOs (random routing)"),
+    "gpus": ("count", "GPUs: replicas × tensor-parallel GPUs"),
+}
+
+
+def load_point(engine: Engine, unit, rows, prompts, gens, *, rate=None, slo_ttft=None, slo_tpot=None,
+               percentile: float = DEFAULT_SLO_PERCENTILE, tp: int = 1, progress=None) -> tuple[dict, dict]:
+    """(values by LOAD_KEYS, histograms) for one configuration.
+
+    Without SLOs: the run at ``rate`` on one replica. With SLOs: ``max_rate``; with ``rate`` as well,
+    ``replicas`` and ``gpus``, and the measures are those of one replica at its share rate ÷ replicas;
+    without ``rate``, the measures at ``max_rate``."""
+    import numpy as np
+    slo = slo_ttft is not None or slo_tpot is not None
+    mr = reps = gpus = None
+    run_rate = rate
+    if slo:
+        check_slo(engine, prompts, gens, slo_ttft, slo_tpot)
+        mr = max_rate(engine, unit, rows, prompts, gens, slo_ttft=slo_ttft, slo_tpot=slo_tpot,
+                      percentile=percentile)
+        if rate is not None:
+            reps = replicas(rate, mr)
+            gpus = None if reps is None else int(GPUS(replicas=reps, T=tp))
+            run_rate = rate / reps if reps else rate
+        else:
+            run_rate = mr if mr > 0 else None
+    out = dict.fromkeys(LOAD_KEYS)
+    hist: dict = {}
+    if run_rate is not None:
+        sim = engine.run(workload(run_rate, unit, rows, prompts, gens), progress=progress)
+        d = summarize(sim, run_rate, slo_ttft=slo_ttft, slo_tpot=slo_tpot, percentile=percentile)
+        for k in LOAD_KEYS:
+            if k in d:
+                out[k] = d[k]
+        out.update(prefill_busy_seconds=sim.prefill_seconds, decode_busy_seconds=sim.decode_seconds,
+                   simulated_seconds=sim.end_seconds)
+        hist = d["histograms"]
+        out["_input_tokens"] = sim.input_tokens
+        out["_output_tokens"] = sim.output_tokens
+    out.update(max_rate=mr, replicas=reps, gpus=gpus)
+    del np
+    return out, hist
+
+
+def load_results(points: list[dict]) -> Results:
+    """Rows of ``load_point`` as one Results (a value per point when there are several)."""
+    import numpy as np
+    r = Results()
+    for k, (unit, label) in LOAD_KEYS.items():
+        vals = [p.get(k) for p in points]
+        if len(vals) == 1:
+            r.put(k, vals[0], unit, label)
+        elif unit in ("bool", "str"):
+            r.put(k, vals, unit, label)
+        else:
+            r.put(k, np.array([np.nan if v is None else float(v) for v in vals]), unit, label)
+    return r
