@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.commands.cost_options import GpuCostOpt
 
 EPILOG = """Examples:
 
@@ -64,6 +65,7 @@ def serve(
     slo_ttft: _opt("--slo-ttft", "Time-to-first-token SLO (e.g. 500ms): find the largest rate one replica sustains.", LOAD) = None,
     slo_tpot: _opt("--slo-tpot", "Time-per-output-token SLO (e.g. 50ms).", LOAD) = None,
     slo_percentile: _opt("--slo-percentile", "Percentile at which the SLOs must hold (default 99).", LOAD) = None,
+    gpu_cost: GpuCostOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -89,7 +91,7 @@ def serve(
         return serve_load.run(spec, gpu_spec, weight_dtype=weight_dtype, kv_dtype=kv_dtype, out=out, flags=dict(
             rate=rate, requests=requests, seed=seed, lengths=lengths, max_seqs=max_seqs, prompt=prompt, gen=gen,
             max_batched_tokens=max_batched_tokens, slo_ttft=slo_ttft, slo_tpot=slo_tpot, tp=tp, mbu=mbu, mfu=mfu,
-            slo_percentile=slo_percentile, mem_util=mem_util))
+            slo_percentile=slo_percentile, mem_util=mem_util, gpu_cost=gpu_cost))
     if plot:
         check_image_path(plot)
         if "," not in batch and ".." not in batch:
@@ -156,6 +158,13 @@ def serve(
         else:
             notes.append("no batch meets the target latency" + (" (not even one sequence fits)" if mb < 1 else ""))
 
+    from llmcalc.commands import cost_options
+    from llmcalc.core import cost
+    price = cost_options.resolve(gpu_spec, gpu_cost=gpu_cost, notes=notes, energy=False, inp=inp)["price"]
+    B, P, G = v["batch"], v["prompt"], v["gen"]
+    pre = r["prefill_seconds"].value
+    cost.serving(r, gpus=tp_n, price=price, wall_seconds=r["e2e_seconds"].value, prefill_busy=pre,
+                 decode_busy=r["e2e_seconds"].value - pre, input_tokens=B * P, output_tokens=B * G)
     fits = np.asarray(r["fits"].value)
     if not fits.all():
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")

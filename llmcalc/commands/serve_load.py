@@ -78,6 +78,8 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
         if f[name] is not None:
             inp.number(name, f[name], unit="s", label=name.replace("_", " ").upper(), parse=_parse_seconds)
     slo = f["slo_ttft"] is not None or f["slo_tpot"] is not None
+    from llmcalc.commands import cost_options
+    price = cost_options.resolve(gpu_spec, gpu_cost=f["gpu_cost"], notes=notes, energy=False, inp=inp)["price"]
     pct = inp.number("slo_percentile", f["slo_percentile"], default=ls.DEFAULT_SLO_PERCENTILE, unit="percent",
                      label="SLO percentile", maximum=100.0)
     for name in ("requests", "seed", "slo_percentile"):
@@ -107,7 +109,8 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
             if unit_arr is None:
                 unit_arr, rows = ls.unit_arrivals(int(requests), int(seed), len(pr))
             res, hist = ls.load_point(eng, unit_arr, rows, pr, gn, rate=p.get("rate"), slo_ttft=p.get("slo_ttft"),
-                                      slo_tpot=p.get("slo_tpot"), percentile=float(pct), tp=tp, progress=progress)
+                                      slo_tpot=p.get("slo_tpot"), percentile=float(pct), tp=tp, price=price,
+                                      progress=progress)
             points.append(res)
             hists.append(hist)
     finally:

@@ -738,6 +738,8 @@ LOAD_KEYS = {
     "prefill_busy_seconds": ("s", "GPU-time of the run spent on prompt tokens (by token share of each step)"),
     "decode_busy_seconds": ("s", "GPU-time of the run spent on output tokens"),
     "simulated_seconds": ("s", "simulated time to the last completion"),
+    "cost_per_million_input_tokens": ("usd", "cost per million prompt tokens (prefill's share of the GPU time)"),
+    "cost_per_million_output_tokens": ("usd", "cost per million generated tokens (decode's share of the GPU time)"),
     "max_rate": ("req/s", "largest Poisson rate one replica sustains within the SLOs"),
     "replicas": ("count", "replicas needed for --rate within the SLOs (random routing)"),
     "gpus": ("count", "GPUs: replicas × tensor-parallel GPUs"),
@@ -745,13 +747,14 @@ LOAD_KEYS = {
 
 
 def load_point(engine: Engine, unit, rows, prompts, gens, *, rate=None, slo_ttft=None, slo_tpot=None,
-               percentile: float = DEFAULT_SLO_PERCENTILE, tp: int = 1, progress=None) -> tuple[dict, dict]:
+               percentile: float = DEFAULT_SLO_PERCENTILE, tp: int = 1, price=None, progress=None) -> tuple[dict, dict]:
     """(values by LOAD_KEYS, histograms) for one configuration.
 
     Without SLOs: the run at ``rate`` on one replica. With SLOs: ``max_rate``; with ``rate`` as well,
     ``replicas`` and ``gpus``, and the measures are those of one replica at its share rate ÷ replicas;
-    without ``rate``, the measures at ``max_rate``."""
-    import numpy as np
+    without ``rate``, the measures at ``max_rate``. ``price``: USD per GPU-hour, for the cost per token
+    (core/cost.py's serving split)."""
+    from llmcalc.core import cost
     slo = slo_ttft is not None or slo_tpot is not None
     mr = reps = gpus = None
     run_rate = rate
@@ -776,10 +779,11 @@ def load_point(engine: Engine, unit, rows, prompts, gens, *, rate=None, slo_ttft
         out.update(prefill_busy_seconds=sim.prefill_seconds, decode_busy_seconds=sim.decode_seconds,
                    simulated_seconds=sim.end_seconds)
         hist = d["histograms"]
-        out["_input_tokens"] = sim.input_tokens
-        out["_output_tokens"] = sim.output_tokens
+        c = cost.serving(Results(), gpus=tp, price=price, wall_seconds=sim.end_seconds,
+                         prefill_busy=sim.prefill_seconds, decode_busy=sim.decode_seconds,
+                         input_tokens=sim.input_tokens, output_tokens=sim.output_tokens)
+        out.update({k: row.value for k, row in c.items() if k in LOAD_KEYS})
     out.update(max_rate=mr, replicas=reps, gpus=gpus)
-    del np
     return out, hist
 
 
