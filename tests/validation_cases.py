@@ -168,6 +168,12 @@ GROUPS: dict[str, tuple[str, str]] = {
         "kg CO₂/kWh), and comes out 6-9% below Meta's figures, whose rows all imply 0.41-0.42 kg/kWh; the band "
         "says so. Llama 2's power is already adjusted for PUE (its Table 2 caption), so PUE is 1 there; Llama 3.1 "
         "and BLOOM's dynamic figure use the 700 W / 400 W TDP without PUE."),
+    "scaling": (
+        "Compute-optimal sizes vs Hoffmann et al. 2022",
+        "core/scaling.py's Approach 1 law (N_opt ∝ C^0.50, pinned at the table's own Gopher-budget row, 67B at "
+        "5.76e23 FLOPs) against the other rows of Hoffmann et al.'s Table 3, parameters and tokens; and the "
+        "exponent a = β/(α+β) of the parametric fits against the exponents their papers print. The table was made "
+        "with the unrounded exponent and prints tokens to 2-3 digits (67B: 1.5T printed, 1.43T = C/(6N)); band ±5%."),
     "queueing": (
         "Serving under load vs queueing theory",
         "core/loadsim.py's engine with --max-seqs 1 and fixed lengths is an M/D/1 queue: the mean TTFT of the "
@@ -955,6 +961,39 @@ add("bloom/energy", "energy", "BLOOM final training, dynamic energy, kWh (1,082,
     lambda: _kwh(1_082_990, 400), 433_196, rounding_band(433_196, 0.5), BLOOM_PAPER, "kWh")
 add("bloom/co2", "energy", "BLOOM final training, dynamic emissions, t CO₂eq (57 g/kWh, the French grid)",
     lambda: _co2_tonnes(1_082_990, 400, 0.057), 24.69, rounding_band(24.69, 0.005), BLOOM_PAPER, "t")
+
+
+# ----------------------------------------------------------------------------------------------
+# Compute-optimal model size (core/scaling.py)
+
+HOFFMANN = "Hoffmann et al. 2022 (Chinchilla), arXiv:2203.15556"
+HOFFMANN_TABLE_3 = [(400e6, 1.92e19, 8.0e9), (1e9, 1.21e20, 20.2e9), (10e9, 1.23e22, 205.1e9),
+                    (67e9, 5.76e23, 1.5e12), (175e9, 3.85e24, 3.7e12), (280e9, 9.90e24, 5.9e12),
+                    (520e9, 3.43e25, 11.0e12), (1e12, 1.27e26, 21.2e12), (10e12, 1.30e28, 216.2e12)]
+
+
+def _optimal(C, key, fit="hoffmann-1") -> float:
+    from llmcalc.core import scaling
+    return _value(scaling.optimal(C, fit)[key])
+
+
+def _exponent(fit) -> float:
+    from llmcalc.core import scaling
+    return scaling.FITS[fit].a
+
+
+for _n, _c, _d in HOFFMANN_TABLE_3:
+    _label = f"{_n / 1e9:g}B" if _n < 1e12 else f"{_n / 1e12:g}T"
+    if _n != 67e9:
+        add(f"table3/{_label}/params", "scaling", f"compute-optimal parameters at {_c:.3g} FLOPs (Approach 1)",
+            lambda c=_c: _optimal(c, "optimal_params"), _n, (0.95, 1.05), HOFFMANN + ", Table 3", "params")
+    add(f"table3/{_label}/tokens", "scaling", f"compute-optimal tokens at {_c:.3g} FLOPs (Approach 1)",
+        lambda c=_c: _optimal(c, "optimal_tokens"), _d, (0.95, 1.05), HOFFMANN + ", Table 3", "tokens")
+add("approach3/exponent", "scaling", "N_opt ∝ C^a: a = β/(α+β) of the parametric fit (Approach 3)",
+    lambda: _exponent("hoffmann-3"), 0.46, rounding_band(0.46, 0.005), HOFFMANN + ", Table 2", "")
+add("besiroglu/exponent", "scaling", "N_opt ∝ C^a: a = β/(α+β) of the refit",
+    lambda: _exponent("besiroglu"), 0.5126, rounding_band(0.5126, 0.00005),
+    "Besiroglu et al. 2024, arXiv:2404.10102, sec. 4 (a = 0.5126)", "")
 
 
 # ----------------------------------------------------------------------------------------------

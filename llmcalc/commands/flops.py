@@ -19,6 +19,10 @@ EPILOG = """Examples:
 
   llmcalc flops -m llama-2-70b --seq 4096 --tokens 2T -g a100-80gb --gpus 2048 --gpu-cost 1.8 --gpu-power 400
 
+  llmcalc flops --compute-budget 1e24 --fit besiroglu
+
+  llmcalc flops --compute-budget 2M -g h100-sxm --gpu-cost 2.5
+
   llmcalc flops -m llama-3.1-8b --seq 1k..32k+1k --json | jq '.rows[] | [.seq, .forward_flops]'
 """
 
@@ -41,6 +45,8 @@ def flops(
                                                         show_default=False)] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
     gpu_cost: GpuCostOpt = None, gpu_power: GpuPowerOpt = None, pue: PueOpt = None, grid_intensity: GridOpt = None,
+    compute_budget: Annotated[Optional[str], typer.Option("--compute-budget", help="A training budget: FLOPs, or GPU-hours with -g, or USD with --gpu-cost; gives the compute-optimal model and tokens.", rich_help_panel="Compute-optimal", show_default=False)] = None,
+    fit: Annotated[str, typer.Option("--fit", help="hoffmann-1, hoffmann-2, hoffmann-3 (Chinchilla's three approaches) or besiroglu (the 2024 refit).", rich_help_panel="Compute-optimal")] = "hoffmann-1",
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -50,6 +56,9 @@ def flops(
     from llmcalc.render import Report
     from llmcalc.spec import DTYPES
 
+    if compute_budget is not None:
+        from llmcalc.commands import flops_budget
+        return flops_budget.run(resolve_gpu(gpu), budget=compute_budget, fit=fit, mfu=mfu, gpu_cost=gpu_cost, out=out)
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     recompute = choice("--recompute", recompute, RECOMPUTE_MODES)
