@@ -174,6 +174,16 @@ GROUPS: dict[str, tuple[str, str]] = {
         "5.76e23 FLOPs) against the other rows of Hoffmann et al.'s Table 3, parameters and tokens; and the "
         "exponent a = β/(α+β) of the parametric fits against the exponents their papers print. The table was made "
         "with the unrounded exponent and prints tokens to 2-3 digits (67B: 1.5T printed, 1.43T = C/(6N)); band ±5%."),
+    "serving-memory": (
+        "Peak memory of a prefill vs Qwen's speed benchmarks",
+        "core/servemem.py's peak_memory_bytes (weights + KV cache of prompt + 2048 generated tokens + the prefill "
+        "transient) of the qwen2.5-7b preset (Qwen2-7B has the same shape) at batch 1, against the GPU memory "
+        "Qwen's docs report for generating 2048 tokens with transformers on an A100 80GB: Qwen2.5 with "
+        "transformers 4.46 (`--engine hf`: last-position logits, the MLP workspace of the whole prompt grows the "
+        "peak) and Qwen2 with transformers 4.38 (`--engine hf-legacy`: every prompt position's logits in bf16 "
+        "and fp32). Their GB are GiB (the bf16 weights alone are 15.2e9 bytes = 14.2 GiB, above the 14.38 "
+        "printed for a 1-token prompt). llmcalc comes out 0-4% low: the allocator's and CUDA libraries' own "
+        "buffers are not modelled; the band says so."),
     "queueing": (
         "Serving under load vs queueing theory",
         "core/loadsim.py's engine with --max-seqs 1 and fixed lengths is an M/D/1 queue: the mean TTFT of the "
@@ -994,6 +1004,34 @@ add("approach3/exponent", "scaling", "N_opt ∝ C^a: a = β/(α+β) of the param
 add("besiroglu/exponent", "scaling", "N_opt ∝ C^a: a = β/(α+β) of the refit",
     lambda: _exponent("besiroglu"), 0.5126, rounding_band(0.5126, 0.00005),
     "Besiroglu et al. 2024, arXiv:2404.10102, sec. 4 (a = 0.5126)", "")
+
+
+# ----------------------------------------------------------------------------------------------
+# Peak memory while serving (core/servemem.py)
+
+
+def _peak_gib(engine: str, prompt: int, gen: int = 2048) -> float:
+    from llmcalc.core import servemem
+    from llmcalc.core.formula import Results
+    from llmcalc.core.kv import kv_cache_bytes
+    from llmcalc.core.params import weight_bytes
+    spec = _model("qwen2.5-7b")
+    total = weight_bytes(spec, "bf16", 0, 2.0) + kv_cache_bytes(spec, 1, prompt + gen)
+    r = servemem.add_peak(Results(), spec, 1, prompt, total, engine=engine)
+    return _value(r["peak_memory_bytes"]) / GiB
+
+
+QWEN25_SPEED = ("Qwen2.5 speed benchmark (github.com/QwenLM/Qwen2.5 docs/source/benchmark/speed_benchmark.rst), "
+                "Qwen2.5-7B-Instruct BF16, transformers 4.46, A100 80GB")
+QWEN2_SPEED = ("Qwen2 speed benchmark (qwen.readthedocs.io/en/v2.0, benchmark/speed_benchmark), Qwen2-7B-Instruct "
+               "BF16, transformers 4.38.2, A100 80GB")
+for _engine, _source, _rows in (("hf", QWEN25_SPEED, ((1, 14.38), (6144, 15.38), (14336, 16.91), (30720, 19.97))),
+                                ("hf-legacy", QWEN2_SPEED, ((1, 14.92), (6144, 20.26), (14336, 27.71),
+                                                            (30720, 42.62)))):
+    for _p, _gib in _rows:
+        add(f"qwen-7b/{_engine}/prompt{_p}", "serving-memory",
+            f"peak GPU memory, 7B, batch 1, {_p:,}-token prompt + 2,048 generated, --engine {_engine}",
+            lambda e=_engine, p=_p: _peak_gib(e, p), _gib, (0.95, 1.01), _source, "GiB")
 
 
 # ----------------------------------------------------------------------------------------------

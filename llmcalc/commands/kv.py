@@ -42,6 +42,8 @@ def kv(
                                                       rich_help_panel=PAGING, show_default=False)] = None,
     mean_output: Annotated[Optional[str], typer.Option("--mean-output", help="Mean output length (default half of --max-output): what a paged engine holds.",
                                                        rich_help_panel=PAGING, show_default=False)] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).")] = "vllm",
+    max_batched_tokens: Annotated[str, typer.Option("--max-batched-tokens", help="vllm: tokens per prefill chunk.")] = "8192",
     arch: dict = None, out: dict = None,
 ) -> int:
     """KV-cache bytes per token, per sequence and per batch beside the model weights; decode FLOPs with
@@ -104,7 +106,16 @@ def kv(
                   weight_group_size=wg, gpu=gpu_spec, mem_util=v.get("mem_util"), tp=t,
                   block_size=v["block_size"], mean_output=v.get("mean_output"), max_output=v.get("max_output"),
                   causal=causal)
-    columns = ["kv_bytes_per_sequence", "kv_bytes", "weights_bytes", "total_bytes", "decode_flops_with_cache"]
+    from llmcalc.core import servemem
+    engine = choice("--engine", engine, servemem.ENGINES)
+    mbt = _scalar(inp, "max_batched_tokens", max_batched_tokens, "tokens per prefill chunk (vllm)", minimum=1)
+    inp.fixed("engine", engine, unit="str")
+    servemem.add_peak(r, spec, v["batch"], v["seq"], r["total_bytes"].value, engine=engine, max_batched_tokens=mbt,
+                      after="total_bytes")
+    notes.append(f"peak_memory_bytes: --engine {engine} (default vllm) prefilling all --seq tokens as the prompt; "
+                 "fits and max_batch count weights + cache only")
+    columns = ["kv_bytes_per_sequence", "kv_bytes", "weights_bytes", "total_bytes", "peak_memory_bytes",
+               "decode_flops_with_cache"]
     if gpu_spec is not None:
         columns += ["max_batch", "fits"]
     if max_output is not None and gpu_spec is not None:

@@ -66,6 +66,7 @@ def serve(
     slo_tpot: _opt("--slo-tpot", "Time-per-output-token SLO (e.g. 50ms).", LOAD) = None,
     slo_percentile: _opt("--slo-percentile", "Percentile at which the SLOs must hold (default 99).", LOAD) = None,
     gpu_cost: GpuCostOpt = None,
+    engine: Annotated[str, typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).")] = "vllm",
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -165,6 +166,14 @@ def serve(
     pre = r["prefill_seconds"].value
     cost.serving(r, gpus=tp_n, price=price, wall_seconds=r["e2e_seconds"].value, prefill_busy=pre,
                  decode_busy=r["e2e_seconds"].value - pre, input_tokens=B * P, output_tokens=B * G)
+    from llmcalc.core import servemem
+    engine = choice("--engine", engine, servemem.ENGINES)
+    inp.fixed("engine", engine, unit="str")
+    mbt = int(inp.number("max_batched_tokens", max_batched_tokens, default=8192, unit="count", integer=True,
+                         label="tokens per prefill chunk (vllm)"))
+    servemem.add_peak(r, spec, B, P, r["weights_bytes"].value + r["kv_bytes"].value, engine=engine,
+                      max_batched_tokens=mbt, after="kv_bytes")
+    notes.append(f"peak_memory_bytes: --engine {engine} (default vllm); fits and max_batch count weights + cache")
     fits = np.asarray(r["fits"].value)
     if not fits.all():
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")
