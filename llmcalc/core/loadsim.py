@@ -516,7 +516,8 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(g > 1, (e - f) / np.maximum(g - 1, 1), np.nan)
     return SimResult(f - a, tpot, e - a, float(e.max()), busy, batch_time, queue_time, steps, preempt,
-                     int(g.sum()), int(np.sum(P)), pre_time, dec_time, q_last, {"passes": passes})
+                     int(g.sum()), int(np.sum(P)), pre_time, dec_time, q_last,
+                     {"passes": passes, "free_blocks_end": free})
 
 
 # ---------------------------------------------------------------------------------------------
