@@ -51,3 +51,15 @@ def test_cli_peak_beside_total(cli, cmd, engine):
 def test_cli_bad_engine(cli):
     run = cli("kv", "-m", "llama-3.1-8b", "--engine", "tgi")
     assert run.code == 2 and "--engine" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("engine", sm.ENGINES)
+def test_max_batch_is_the_last_batch_whose_peak_fits(spec, engine):
+    budget, per_seq, P = 60e9, 0.5e9, 4096
+    b = sm.max_batch(spec, budget, per_seq, P, engine=engine)
+    assert 0 < b <= budget // per_seq
+
+    def need(n):
+        return n * per_seq + sm.prefill_transient(spec, n, P, engine=engine)["transient_bytes"].value
+    assert need(b) <= budget < need(b + 1)
+    assert sm.max_batch(spec, 1e6, per_seq, P, engine=engine) == 0

@@ -101,3 +101,20 @@ def add_peak(r: Results, spec: ModelSpec, batch, prompt, total, *, engine: str =
         if k == after:
             r.update(new)
     return r
+
+
+def max_batch(spec: ModelSpec, budget_bytes: float, kv_per_seq_bytes: float, prompt: int, *,
+              engine: str = DEFAULT_ENGINE, max_batched_tokens=8192, limit: int = 1_000_000) -> int:
+    """Largest batch B whose cache and prefill transient fit in ``budget_bytes`` (memory left after the
+    weights): B·kv_per_seq + transient(B) ≤ budget. The transient never falls as B grows, so the feasible
+    batches are 1..answer (0 if none); evaluated over every B at once."""
+    import numpy as np
+    if budget_bytes <= 0 or kv_per_seq_bytes <= 0:
+        return 0
+    hi = int(min(limit, budget_bytes // kv_per_seq_bytes))
+    if hi < 1:
+        return 0
+    B = np.arange(1, hi + 1, dtype=float)
+    t = prefill_transient(spec, B, float(prompt), engine=engine, max_batched_tokens=max_batched_tokens)
+    ok = np.nonzero(B * kv_per_seq_bytes + t["transient_bytes"].value <= budget_bytes)[0]
+    return int(B[ok[-1]]) if ok.size else 0
