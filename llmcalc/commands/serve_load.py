@@ -21,9 +21,11 @@ class Progress:
         self.shown = False
         self.on = sys.stderr.isatty()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, unit: str = "") -> None:
         if self.on and time.perf_counter() - self.t0 > 1.0:
-            sys.stderr.write(f"\r{self.what}: {done}/{total} requests done")
+            label = "bisection step" if unit == "max_rate" else "requests done"
+            sys.stderr.write(f"\r\x1b[K{self.what}{' (max_rate)' if unit == 'max_rate' else ''}: {label} "
+                             f"{done}/{total}")
             sys.stderr.flush()
             self.shown = True
 
@@ -91,7 +93,7 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     n_points = len(v[inp.swept[0]]) if inp.swept else 1     # grid() gave every axis the same length
     unit_arr = rows = None
     engines: dict = {}
-    points, hists = [], []
+    points, hists, memo = [], [], {}
     progress = Progress("simulating")
     try:
         for i in range(n_points):
@@ -110,7 +112,7 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
                 unit_arr, rows = ls.unit_arrivals(int(requests), int(seed), len(pr))
             res, hist = ls.load_point(eng, unit_arr, rows, pr, gn, rate=p.get("rate"), slo_ttft=p.get("slo_ttft"),
                                       slo_tpot=p.get("slo_tpot"), percentile=float(pct), tp=tp, price=price,
-                                      progress=progress)
+                                      progress=progress, memo=memo)
             points.append(res)
             hists.append(hist)
     finally:

@@ -704,7 +704,8 @@ def max_rate(engine: Engine, unit, rows, prompts, gens, *, slo_ttft=None, slo_tp
             hi = mid
         it += 1
         if progress is not None:
-            progress(it, 14)
+            progress(it, max(it + 1, math.ceil(math.log2(max(hi - lo, 1e-300) / (rel_tol * max(lo, hi * 1e-3))))
+                             + it))
     return lo
 
 
@@ -748,21 +749,28 @@ LOAD_KEYS = {
 
 
 def load_point(engine: Engine, unit, rows, prompts, gens, *, rate=None, slo_ttft=None, slo_tpot=None,
-               percentile: float = DEFAULT_SLO_PERCENTILE, tp: int = 1, price=None, progress=None) -> tuple[dict, dict]:
+               percentile: float = DEFAULT_SLO_PERCENTILE, tp: int = 1, price=None, progress=None,
+               memo: dict | None = None) -> tuple[dict, dict]:
     """(values by LOAD_KEYS, histograms) for one configuration.
 
     Without SLOs: the run at ``rate`` on one replica. With SLOs: ``max_rate``; with ``rate`` as well,
     ``replicas`` and ``gpus``, and the measures are those of one replica at its share rate ÷ replicas;
     without ``rate``, the measures at ``max_rate``. ``price``: USD per GPU-hour, for the cost per token
-    (core/cost.py's serving split)."""
+    (core/cost.py's serving split). ``memo``: a dict shared by the points of one sweep, so that max_rate,
+    which does not depend on ``rate``, is found once per engine and SLO."""
     from llmcalc.core import cost
     slo = slo_ttft is not None or slo_tpot is not None
     mr = reps = gpus = None
     run_rate = rate
     if slo:
         check_slo(engine, prompts, gens, slo_ttft, slo_tpot)
-        mr = max_rate(engine, unit, rows, prompts, gens, slo_ttft=slo_ttft, slo_tpot=slo_tpot,
-                      percentile=percentile)
+        key = (id(engine), id(prompts), slo_ttft, slo_tpot, percentile)
+        memo = {} if memo is None else memo
+        if key not in memo:
+            memo[key] = max_rate(engine, unit, rows, prompts, gens, slo_ttft=slo_ttft, slo_tpot=slo_tpot,
+                                 percentile=percentile,
+                                 progress=None if progress is None else (lambda i, n: progress(i, n, "max_rate")))
+        mr = memo[key]
         if rate is not None:
             reps = replicas(rate, mr)
             gpus = None if reps is None else int(GPUS(replicas=reps, T=tp))
@@ -772,7 +780,8 @@ def load_point(engine: Engine, unit, rows, prompts, gens, *, rate=None, slo_ttft
     out = dict.fromkeys(LOAD_KEYS)
     hist: dict = {}
     if run_rate is not None:
-        sim = engine.run(workload(run_rate, unit, rows, prompts, gens), progress=progress)
+        sim = engine.run(workload(run_rate, unit, rows, prompts, gens),
+                         progress=None if progress is None else (lambda i, n: progress(i, n, "requests")))
         d = summarize(sim, run_rate, slo_ttft=slo_ttft, slo_tpot=slo_tpot, percentile=percentile)
         for k in LOAD_KEYS:
             if k in d:
