@@ -295,6 +295,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
     nxt = finished = steps = preempt = 0
     batch_time = queue_time = busy = pre_time = dec_time = 0.0
     q_last = 0
+    allocated = False      # this step's decode blocks are taken
     tick = max(1, n // 100)
     next_tick = tick
     seconds, parts, chunk = cost.seconds, cost.parts, cost.chunk
@@ -333,6 +334,8 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
         v, _ = running.popitem()
         if state[v] == 2:
             done[v] = G[v] - (fin[v] - D)
+            if allocated and (off[v] + D) % bs == 0:
+                free += 1                   # the block taken for this step's token, which it will not write
             free += stop_decode(v)
         else:
             del prefilling[v]
@@ -367,6 +370,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
                     s_off_below -= off[s]
         # ---- schedule one step: decode tokens, running prompts' chunks, then new requests
         preempted = False
+        allocated = False
         want = hist[-D % bs]                # decoding sequences whose last block is full
         while want > free and running:
             v = preempt_last()
@@ -374,6 +378,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
             want = hist[-D % bs]
         if want:
             free -= want
+        allocated = True
         budget = max_batched_tokens - n_dec
         sched = []
         for s in (list(prefilling) if prefilling else ()):
