@@ -737,7 +737,7 @@ LOAD_KEYS = {
     "e2e_p99_seconds": ("s", "end-to-end p99"),
     "mean_batch": ("factor", "running sequences per step (time average)"),
     "mean_queue": ("factor", "requests waiting for admission (time average)"),
-    "achieved_rate": ("req/s", "completed requests ÷ time to the last completion"),
+    "achieved_rate": ("req/s", "completed requests ÷ time to the last completion (vLLM benchmark_serving's)"),
     "output_tokens_per_second": ("token/s", "generated tokens ÷ time to the last completion (one replica)"),
     "slo_attainment": ("ratio", "share of requests within every SLO given"),
     "overloaded": ("bool", "the queue grows with the number of requests (arrivals beyond capacity)"),
