@@ -50,8 +50,8 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     f = flags
     inp = Inputs()
     notes: list[str] = []
-    if f["rate"] is not None:
-        inp.number("rate", f["rate"], unit="req/s", label="arrival rate (Poisson)")
+    # every input is present in every run (null when not given), as the result keys are
+    inp.number("rate", f["rate"], unit="req/s", label="arrival rate (Poisson)")
     requests = inp.number("requests", f["requests"], default=ls.DEFAULT_REQUESTS, unit="count",
                           label="requests simulated", integer=True)
     seed = inp.number("seed", f["seed"], default=ls.DEFAULT_SEED, unit="count", label="random seed", integer=True,
@@ -59,9 +59,12 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     if f["lengths"]:
         prompts, gens = read_lengths(f["lengths"])
         inp.fixed("lengths", f["lengths"], unit="str", label="request lengths file")
+        inp.fixed("prompt", None, unit="count", label="prompt tokens (from --lengths)")
+        inp.fixed("gen", None, unit="count", label="generated tokens (from --lengths)")
         notes.append(f"lengths: {len(prompts)} rows of {f['lengths']} (prompt mean {np.mean(prompts):.0f}, gen mean "
                      f"{np.mean(gens):.0f} tokens), drawn with replacement")
     else:
+        inp.fixed("lengths", None, unit="str", label="request lengths file")
         inp.number("prompt", f["prompt"], unit="count", label="prompt tokens", integer=True)
         inp.number("gen", f["gen"], unit="count", label="generated tokens", integer=True)
         prompts = gens = None
@@ -77,8 +80,7 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     inp.number("mem_util", f["mem_util"], default=DEFAULT_MEM_UTIL, unit="ratio", label="usable memory share",
                maximum=1.0)
     for name in ("slo_ttft", "slo_tpot"):
-        if f[name] is not None:
-            inp.number(name, f[name], unit="s", label=name.replace("_", " ").upper(), parse=_parse_seconds)
+        inp.number(name, f[name], unit="s", label=name.replace("_", " ").upper(), parse=_parse_seconds)
     slo = f["slo_ttft"] is not None or f["slo_tpot"] is not None
     from llmcalc.commands import cost_options
     price = cost_options.resolve(gpu_spec, gpu_cost=f["gpu_cost"], notes=notes, energy=False, inp=inp)["price"]
