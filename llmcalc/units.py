@@ -273,6 +273,12 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
         return f"{v:,.4g}"
     if unit == "flop/byte":
         return f"{v:.4g} FLOP/B"
+    if unit == "req/s":
+        return f"{v:.4g} req/s"
+    if unit == "usd":
+        return f"${v:,.2f}" if abs(v) >= 100 else f"${v:.4g}"
+    if unit in ("kWh", "kg"):
+        return (f"{v:,.0f} " if abs(v) >= 1e3 else f"{v:.4g} ") + unit
     if unit == "factor":
         return f"{v:,.0f}" if 1e4 <= abs(v) < 1e15 else f"{v:.4g}"
     if unit == "ratio":  # a 0-1 fraction, shown as a percentage

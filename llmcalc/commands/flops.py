@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.commands.cost_options import GpuCostOpt, GpuPowerOpt, GridOpt, PueOpt
 
 EPILOG = """Examples:
 
@@ -15,6 +16,12 @@ EPILOG = """Examples:
   llmcalc flops --hidden 768 --layers 12 --heads 12 --vocab 50257 --seq 1024 --explain
 
   llmcalc flops -m llama-3.1-405b --seq 8192 --tokens 15T -g h100-sxm --gpus 16384 --mfu 0.4
+
+  llmcalc flops -m llama-2-70b --seq 4096 --tokens 2T -g a100-80gb --gpus 2048 --gpu-cost 1.8 --gpu-power 400
+
+  llmcalc flops --compute-budget 1e24 --fit besiroglu
+
+  llmcalc flops --compute-budget 2M -g h100-sxm --gpu-cost 2.5
 
   llmcalc flops -m llama-3.1-8b --seq 1k..32k+1k --json | jq '.rows[] | [.seq, .forward_flops]'
 """
@@ -48,6 +55,9 @@ def flops(
     tokens_per_s: Annotated[Optional[str], typer.Option("--tokens-per-s", help="Measured training tokens/s of all GPUs: report the MFU it implies.",
                                                         show_default=False)] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
+    gpu_cost: GpuCostOpt = None, gpu_power: GpuPowerOpt = None, pue: PueOpt = None, grid_intensity: GridOpt = None,
+    compute_budget: Annotated[Optional[str], typer.Option("--compute-budget", help="A training budget: FLOPs, or GPU-hours with -g, or USD with --gpu-cost; gives the compute-optimal model and tokens.", rich_help_panel="Compute-optimal", show_default=False)] = None,
+    fit: Annotated[str, typer.Option("--fit", help="hoffmann-1, hoffmann-2, hoffmann-3 (Chinchilla's three approaches) or besiroglu (the 2024 refit).", rich_help_panel="Compute-optimal")] = "hoffmann-1",
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -57,6 +67,9 @@ def flops(
     from llmcalc.render import Report
     from llmcalc.spec import DTYPES
 
+    if compute_budget is not None:
+        from llmcalc.commands import flops_budget
+        return flops_budget.run(resolve_gpu(gpu), budget=compute_budget, fit=fit, mfu=mfu, gpu_cost=gpu_cost, out=out)
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
     recompute = choice("--recompute", recompute, RECOMPUTE_MODES)
@@ -95,6 +108,12 @@ def flops(
     peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
+    from llmcalc.commands import cost_options
+    hours = r["gpu_hours"].value if "gpu_hours" in r else None
+    cost_options.training(r, hours, cost_options.resolve(gpu_spec, gpu_cost=gpu_cost, gpu_power=gpu_power, pue=pue,
+                                                         grid_intensity=grid_intensity,
+                                                         notes=notes if hours is not None else None,
+                                                         inp=inp if hours is not None else None))
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"],
                     schema=SCHEMA)

@@ -55,6 +55,9 @@ def kv(
     tp: TpOpt = None,
     causal: Annotated[bool, typer.Option("--causal", help="Without the cache, count only the causal triangle of the scores.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the batch does not fit the GPU.")] = False,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits; default), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).",
+                                                  show_default=False)] = None,
+    max_batched_tokens: Annotated[Optional[str], typer.Option("--max-batched-tokens", help="vllm: tokens per prefill chunk (default 8192).", show_default=False)] = None,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest sequence that fits at --batch (max_seq; always in the results with a GPU).")] = False,
     block_size: Annotated[str, typer.Option("--block-size", help="Tokens per KV block when paged.", rich_help_panel=PAGING)] = "16",
     max_output: Annotated[Optional[str], typer.Option("--max-output", help="Longest output a request may generate: contiguous engines reserve S + this per request.",
@@ -98,6 +101,12 @@ def kv(
             _most(inp.items["mean_output"].value) > _least(inp.items["max_output"].value)):
         raise InputError("--mean-output cannot exceed --max-output")
     inp.fixed("causal", causal, unit="bool")
+    from llmcalc.core import servemem
+    inp.choices("engine", engine, servemem.ENGINES, default=servemem.DEFAULT_ENGINE, label="prefill engine")
+    inp.number("max_batched_tokens", max_batched_tokens, default=8192, unit="count", integer=True,
+               label="tokens per prefill chunk (vllm)", outer=True)
+    notes.append(f"peak_memory_bytes: prefill of all --seq tokens as the prompt by --engine (default "
+                 f"{servemem.DEFAULT_ENGINE}); fits and max_batch count weights + cache only")
     if (note := context_note(spec, inp.items["seq"].value)) is not None:
         notes.append(note)
     if spec.mla:
@@ -106,13 +115,16 @@ def kv(
 
     def compute(v):
         check_formats(v)
-        return kv_report(spec, v["batch"], v["seq"], kv_dtype=v["kv_dtype"], weight_dtype=v["weight_dtype"],
-                         group_size=int(v["kv_group_size"]), weight_group_size=int(v["weight_group_size"]),
-                         gpu=gpu_spec, mem_util=v["mem_util"], tp=int(v["tp"]), block_size=v["block_size"],
-                         mean_output=v["mean_output"], max_output=v["max_output"], causal=causal)
+        r = kv_report(spec, v["batch"], v["seq"], kv_dtype=v["kv_dtype"], weight_dtype=v["weight_dtype"],
+                      group_size=int(v["kv_group_size"]), weight_group_size=int(v["weight_group_size"]),
+                      gpu=gpu_spec, mem_util=v["mem_util"], tp=int(v["tp"]), block_size=v["block_size"],
+                      mean_output=v["mean_output"], max_output=v["max_output"], causal=causal)
+        return servemem.add_peak(r, spec, v["batch"], v["seq"], r["total_bytes"].value, engine=v["engine"],
+                                 max_batched_tokens=int(v["max_batched_tokens"]), after="total_bytes")
 
     r = inp.evaluate(compute)
-    columns = ["kv_bytes_per_sequence", "kv_bytes", "weights_bytes", "total_bytes", "decode_flops_with_cache"]
+    columns = ["kv_bytes_per_sequence", "kv_bytes", "weights_bytes", "total_bytes", "peak_memory_bytes",
+               "decode_flops_with_cache"]
     if gpu_spec is not None:
         columns += ["max_batch", "max_seq", "fits"]
     if max_output is not None and gpu_spec is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, output, shared_options
+from llmcalc.commands.cost_options import GpuCostOpt, GpuPowerOpt, GridOpt, PueOpt
 
 EPILOG = """Examples:
 
@@ -94,6 +95,7 @@ def parallel(
     reserve: ReserveOpt = None,
     fragmentation: FragmentationOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the layout does not fit (with --search: when none does).")] = False,
+    gpu_cost: GpuCostOpt = None, gpu_power: GpuPowerOpt = None, pue: PueOpt = None, grid_intensity: GridOpt = None,
     arch: dict = None, out: dict = None,
 ) -> int:
     """Data × tensor × pipeline parallelism with ZeRO: per-GPU memory (train-mem's model), DP/TP/PP bytes and
@@ -197,6 +199,11 @@ def parallel(
                      virtual=v["virtual_stages"], zero=zero_stage, recompute=rec, sp=use_sp)
     if not inp.swept:
         r.put("bound", par.bound(r), "str", "what bounds it")
+    from llmcalc.commands import cost_options
+    hours = r["gpu_hours"].value if "gpu_hours" in r else None
+    cost_options.training(r, hours, cost_options.resolve(
+        gpu_spec, gpu_cost=gpu_cost, gpu_power=gpu_power, pue=pue, grid_intensity=grid_intensity,
+        notes=notes if hours is not None else None, inp=inp if hours is not None else None))
     from llmcalc.render import Report
     report = Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_second", "mfu"])

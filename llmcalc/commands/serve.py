@@ -6,10 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from llmcalc.commands.cost_options import GpuCostOpt
 from llmcalc.cli_support import (AllreduceLatencyOpt, GpuOpt, KvDtypeOpt, KvGroupOpt, MbuOpt, MemUtilOpt, MfuOpt,
                                  ModelOpt, ScaleBytesOpt, TpOpt, WeightDtypeOpt, WeightGroupOpt, shared_options)
 
 EPILOG = """Examples:
+
+  llmcalc serve -m llama-3.1-8b -g h100 --rate 20 --prompt 1000 --gen 300 --requests 5000
+
+  llmcalc serve -m llama-3.1-70b -g h100 --tp 2,4,8 --rate 20 --slo-ttft 500ms --slo-tpot 50ms
 
   llmcalc serve -m llama-2-7b -g a100-80gb --batch 1 --prompt 5 --gen 200
 
@@ -25,6 +30,7 @@ EPILOG = """Examples:
 EFF = "Efficiency"
 QUANT = "Precision"
 BATCHING = "Batching"
+LOAD = "Under load (--rate)"
 
 
 def _opt(flag: str, help_: str, panel: str | None = None):
@@ -67,6 +73,17 @@ def serve(
     allreduce_latency: AllreduceLatencyOpt = None,
     mem_util: MemUtilOpt = None,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest prompt + generation that fits at --batch (max_seq; always in the results).")] = False,
+    rate: _opt("--rate", "Requests/s arriving as a Poisson process: simulate a continuous-batching engine under that load.", LOAD) = None,
+    requests: _opt("--requests", "Requests simulated (default 1000).", LOAD) = None,
+    seed: _opt("--seed", "Random seed of the arrivals and lengths (default 0).", LOAD) = None,
+    lengths: _opt("--lengths", "CSV or JSON Lines file of request lengths (prompt and gen columns) instead of --prompt/--gen.", LOAD) = None,
+    max_seqs: _opt("--max-seqs", "Most sequences running at once (default 256, vLLM's).", LOAD) = None,
+    max_batched_tokens: _opt("--max-batched-tokens", "Most tokens per step, decode plus prefill chunks (default 8192).", LOAD) = None,
+    slo_ttft: _opt("--slo-ttft", "Time-to-first-token SLO (e.g. 500ms): find the largest rate one replica sustains.", LOAD) = None,
+    slo_tpot: _opt("--slo-tpot", "Time-per-output-token SLO (e.g. 50ms).", LOAD) = None,
+    slo_percentile: _opt("--slo-percentile", "Percentile at which the SLOs must hold (default 99).", LOAD) = None,
+    gpu_cost: GpuCostOpt = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits; default), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).", show_default=False)] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -81,6 +98,13 @@ def serve(
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
+    if rate is not None or slo_ttft is not None or slo_tpot is not None or lengths is not None:
+        from llmcalc.commands import serve_load
+        return serve_load.run(spec, gpu_spec, weight_dtype=weight_dtype or "bf16", kv_dtype=kv_dtype or "bf16",
+                              out=out, flags=dict(
+            rate=rate, requests=requests, seed=seed, lengths=lengths, max_seqs=max_seqs, prompt=prompt, gen=gen,
+            max_batched_tokens=max_batched_tokens, slo_ttft=slo_ttft, slo_tpot=slo_tpot, tp=tp or "1", mbu=mbu,
+            mfu=mfu, slo_percentile=slo_percentile, mem_util=mem_util, gpu_cost=gpu_cost))
     if plot:
         check_image_path(plot)
         if "," not in batch and ".." not in batch:
@@ -97,6 +121,14 @@ def serve(
     read_efficiency(inp, notes, mfu, mbu, inp.items["weight_dtype"].value)
     read_seconds(inp, "allreduce_latency", allreduce_latency, sv.DEFAULT_ALLREDUCE_LATENCY, "all-reduce latency")
     read_mem_util(inp, notes, mem_util)
+    from llmcalc.commands import cost_options
+    from llmcalc.core import cost, servemem
+    price = cost_options.resolve(gpu_spec, gpu_cost=gpu_cost, notes=notes, energy=False, inp=inp)["price"]
+    inp.choices("engine", engine, servemem.ENGINES, default=servemem.DEFAULT_ENGINE, label="prefill engine")
+    inp.number("max_batched_tokens", max_batched_tokens, default=8192, unit="count", integer=True,
+               label="tokens per prefill chunk (vllm)", outer=True)
+    notes.append("peak_memory_bytes: prefill transient by --engine (default vllm); fits and max_batch count "
+                 "weights + cache")
     target = read_seconds(inp, "target_latency", target_latency, None, "target time per token")
     if target is not None and (inp.swept or inp.outer):
         raise InputError("--target-latency searches over the batch itself; give single values for the rest")
@@ -114,7 +146,11 @@ def serve(
                      mem_util=v["mem_util"], **kw)
         if target is not None:
             sv.add_target_batch(r, spec, gpu_spec, v["prompt"], v["gen"], float(target), v["mem_util"], **kw)
-        return r
+        pre, e2e = r["prefill_seconds"].value, r["e2e_seconds"].value
+        cost.serving(r, gpus=int(v["tp"]), price=price, wall_seconds=e2e, prefill_busy=pre, decode_busy=e2e - pre,
+                     input_tokens=v["batch"] * v["prompt"], output_tokens=v["batch"] * v["gen"])
+        return servemem.add_peak(r, spec, v["batch"], v["prompt"], r["weights_bytes"].value + r["kv_bytes"].value,
+                                 engine=v["engine"], max_batched_tokens=int(v["max_batched_tokens"]), after="kv_bytes")
 
     r = inp.evaluate(compute)
     from llmcalc.core.formula import Results
