@@ -44,8 +44,12 @@ ACT_BYTES = 2.0            # activations all-reduced in 16-bit
 # Formulas (symbols: B sequences, t new tokens each, c cached tokens, L layers, D hidden, E experts,
 # k top-k, T tensor-parallel GPUs, π peak FLOP/s, β HBM bytes/s, λ link bytes/s one way)
 
-# Queries j = 0..t-1 attend to min(c + j + 1, W) keys: m = min(max(W - c, 0), t) of them are below the cap.
-CAP_QUERIES = Formula("min(max(W - c, 0), t)")
+# Query j = 0..t-1 attends to min(c + j + 1, W) keys; it is below the cap iff j <= W - c - 1, so
+# m = clamp(floor(W - c), 0, t) queries see c + j + 1 keys and the other t - m see W:
+#   Σ_j min(c + j + 1, W) = m·c + m(m+1)/2 + (t - m)·W.
+# The floor keeps the sum exact for a fractional c (the generation mean integrates over c); without it,
+# m = min(W - c, t) interpolates linearly and overshoots just below the window (c = 63.2, W = 64, t = 3).
+CAP_QUERIES = Formula("min(max(floor(W - c), 0), t)")
 PAIRS = Formula("m * c + m * (m + 1) / 2 + (t - m) * W")
 # Only the logits that are used: the last prompt token in prefill, every new token in decode/verify.
 STEP_FLOPS = Formula("attn_proj + attn_score + mlp + lm_head")
