@@ -106,9 +106,6 @@ RULES = (
           "it from presets: -m TARGET --draft DRAFT -g GPU"),
     needs("seed", "simulate", "--seed applies to --simulate N; add --simulate (e.g. --simulate 100k)"),
 )
-# The flag of each concept the core names in its errors.
-FLAGS = {"tp": "--tp", "draft_tp": "--draft-tp", "draft_dtype": "--draft-dtype", "k": "--k",
-         "weight_group_size": "--weight-group-size", "simulate": "--simulate"}
 
 
 @shared_options(arch=False)
@@ -136,8 +133,8 @@ def specdec(
     check(RULES, given)
     try:
         _run(given, **flags)
-    except InputError as exc:
-        raise exc.for_flags(FLAGS) from None
+    except InputError as exc:     # the core names concepts; here each is the flag of the same name
+        raise exc.for_flags({name: "--" + name.replace("_", "-") for name in flags}) from None
 
 
 def _run(given, *, alpha, k, cost_ratio, verify_cost, ops_ratio, k_max, medusa_heads, decay, head_alphas, model,
@@ -208,27 +205,16 @@ def _run(given, *, alpha, k, cost_ratio, verify_cost, ops_ratio, k_max, medusa_h
         seed_v = _scalar(inp, "seed", seed or "0", "random seed", minimum=0)
     v = inp.grid()
 
-    acc = None
-    if heads_mode:
-        acc = acc_list if acc_list is not None else sd.head_acceptance(v["alpha"], v["decay"],
-                                                                       sd._top(v["medusa_heads"]))
+    acc = sd.acceptance(v, acc_list) if heads_mode else None
     r = sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=kk_max, spec=spec, gpu=gpu_spec,
                draft_spec=draft_spec, formats=formats, notes=notes)
-    extra = {}
+    extra = {"draft_model": draft_spec.to_dict()} if draft_spec is not None else {}
     if rounds is not None:
         points = max([len(inp.items[name].value) for name in inp.swept] or [1])
         extra["histogram"] = sd.simulate_into(r, v, heads_mode=heads_mode, acceptance=acc, rounds=rounds,
                                               seed=seed_v, points=points)
-
-    columns = ["expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup", "break_even_alpha"]
-    if gpu_spec is not None:
-        columns = ["cost_ratio", "verify_cost_ratio"] + columns[1:-1] + ["speculative_tokens_per_second"]
-    if rounds is not None:
-        columns += ["simulated_tokens_per_step", "simulated_tokens_per_step_stderr"]
-    if draft_spec is not None:
-        extra["draft_model"] = draft_spec.to_dict()
     report = Report("specdec", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=[c for c in columns if c in r], extra=extra, chart=_chart)
+                    columns=sd.sweep_columns(r, gpu_spec is not None), extra=extra, chart=_chart)
     output(report, **out)
 
 
@@ -271,17 +257,14 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft_dtype, draft_group_siz
     dtypes = tuple(d for d in DTYPES if d != "tf32")
     wd = choice("--weight-dtype", weight_dtype, dtypes)
     dd = choice("--draft-dtype", draft_dtype, dtypes) if draft_dtype is not None else None
-    fm = sd.draft_formats(spec, draft_spec, heads_mode, wd, dd, int(_int_flag(weight_group_size)),
-                          int(_int_flag(draft_group_size)))
-    inp.fixed("draft", draft_spec.name if draft_spec is not None else
-              ("heads on the target" if heads_mode else f"{spec.name} in {fm['draft_dtype']}"), unit="str")
+    inp.fixed("draft", draft_spec.name if draft_spec is not None else "heads on the target" if heads_mode
+              else f"{spec.name} in {dd or wd}", unit="str")
     inp.fixed("weight_dtype", wd, unit="str")
-    if wd in sd.QUANTISED_DTYPES:
-        _scalar(inp, "weight_group_size", weight_group_size or "0", "elements per target weight scale")
+    wg = _scalar(inp, "weight_group_size", weight_group_size or "0", "elements per target weight scale")
+    fm = sd.draft_formats(spec, draft_spec, heads_mode, wd, dd, wg,
+                          _scalar(inp, "draft_group_size", draft_group_size or "0", "elements per draft weight scale"))
     if not heads_mode:
         inp.fixed("draft_dtype", fm["draft_dtype"], unit="str")
-    if fm["draft_dtype"] in sd.QUANTISED_DTYPES:
-        _scalar(inp, "draft_group_size", draft_group_size or "0", "elements per draft weight scale")
     if draft_spec is not None and draft_spec.vocab != spec.vocab:
         notes.append(f"the draft's vocabulary ({draft_spec.vocab:,}) differs from the target's ({spec.vocab:,}): "
                      "speculative decoding needs one tokenizer (a padded embedding is harmless)")
@@ -299,7 +282,6 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft_dtype, draft_group_siz
     t = _scalar(inp, "tp", tp or "1", "tensor-parallel GPUs (target)", minimum=1)
     for name, text in (("mbu", mbu), ("mfu", mfu)):
         if text is not None:
-            _single(text, name)
             inp.number(name, text, unit="ratio", label=name.upper(), maximum=1.0)
     dt = t
     if draft_spec is not None:
@@ -307,13 +289,3 @@ def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft_dtype, draft_group_siz
     sd.check_layouts(spec, draft_spec, t, dt)
     return {**fm, "kv_dtype": inp.items["kv_dtype"].value, "tp": t, "draft_tp": dt}
 
-
-def _int_flag(text) -> float:
-    from llmcalc.units import parse_count
-    return 0 if text is None else parse_count(text, "a group size")
-
-
-def _single(text: str, name: str) -> None:
-    from llmcalc.errors import InputError
-    if "," in text or ".." in text:
-        raise InputError(f"--{name} takes one value")

@@ -589,6 +589,22 @@ def run(v: dict, *, heads_mode: bool, acceptance=None, k_max: int = DEFAULT_K_MA
     return first
 
 
+def acceptance(v: dict, head_alphas: list | None = None) -> list:
+    """Per-head acceptance: the list given, or α·d^(i−1) for as many heads as the largest count asked."""
+    if head_alphas is not None:
+        return head_alphas
+    return head_acceptance(v["alpha"], v["decay"], _top(v["medusa_heads"]))
+
+
+def sweep_columns(r: Results, on_gpu: bool) -> list[str]:
+    """The result columns a sweep's table leads with."""
+    cols = ["expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup", "break_even_alpha"]
+    if on_gpu:
+        cols = ["cost_ratio", "verify_cost_ratio"] + cols[1:-1] + ["speculative_tokens_per_second"]
+    cols += ["simulated_tokens_per_step", "simulated_tokens_per_step_stderr"]
+    return [c for c in cols if c in r]
+
+
 _FIRST = ("expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup", "speculation_pays",
           "break_even_alpha")
 
