@@ -25,48 +25,37 @@ PRESETS = "From presets (c and the verify cost from decode-step times)"
 MC = "Monte Carlo"
 
 
-def _opt(*flags: str, help_: str, panel: str = SPEC):
-    return Annotated[Optional[str], typer.Option(*flags, help=help_, rich_help_panel=panel, show_default=False)]
+def _opt(*flags: str, help_: str, panel: str = SPEC, default=None):
+    """A string option read later (numbers, lists and ranges); ``default`` only for the shown text."""
+    kind = Optional[str] if default is None else str
+    return Annotated[kind, typer.Option(*flags, help=help_, rich_help_panel=panel, show_default=default is not None)]
 
 
-def _fixed(*flags: str, help_: str, panel: str):
-    return Annotated[str, typer.Option(*flags, help=help_, rich_help_panel=panel)]
-
-
-AlphaOpt = _opt("-a", "--alpha", help_="Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists/ranges sweep.")
+AlphaOpt = _opt("-a", "--alpha", help_="Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists sweep.")
 KOpt = _opt("-k", "--k", help_="Draft tokens proposed per round (γ); default 4. Lists/ranges sweep.")
-CostOpt = _opt("-c", "--cost-ratio", help_="Draft step time ÷ target step time (c). Or take it from presets with "
-               "-m/--draft/-g.")
-VerifyOpt = _opt("--verify-cost", help_="Target's (k+1)-token verify step ÷ its 1-token step (v); default 1, the "
-                 "paper's assumption.")
-OpsOpt = _opt("--ops-ratio", help_="Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or the "
-              "parameter ratio with -m.")
+CostOpt = _opt("-c", "--cost-ratio", help_="Draft step time ÷ target step time (c), or from presets: -m/--draft/-g.")
+VerifyOpt = _opt("--verify-cost", help_="Target's (k+1)-token verify step ÷ its 1-token step (v); default 1 (paper).")
+OpsOpt = _opt("--ops-ratio", help_="Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or P ratio.")
 KMaxOpt = _opt("--k-max", help_="Largest k tried for optimal_k (default 32; the k asked about is always tried).")
-HeadsOpt = _opt("--medusa-heads", help_="Self-drafting heads on the target (k = heads); --alpha is head 1's "
-                "acceptance.", panel=HEADS)
+HeadsOpt = _opt("--medusa-heads", help_="Self-drafting heads (k = heads); --alpha is head 1's acceptance.", panel=HEADS)
 DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given heads 1..i−1 did).", panel=HEADS)
-HeadAlphasOpt = _opt("--head-alphas", help_="Acceptance of each head in order, e.g. 0.7,0.55,0.4 (instead of "
-                     "--alpha/--decay).", panel=HEADS)
+HeadAlphasOpt = _opt("--head-alphas", help_="Each head's acceptance, e.g. 0.7,0.55,0.4 (not --alpha/--decay).",
+                     panel=HEADS)
 DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
-DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft the draft is a quantised copy of "
-                     "the target (int8, int4, fp8).", panel=PRESETS)
-DraftGroupOpt = _opt("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32 or 128).",
+DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft, a quantised copy of the target.",
                      panel=PRESETS)
+DraftGroupOpt = _opt("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32).", panel=PRESETS)
 BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
 ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
-WeightDtypeOpt = _fixed("--weight-dtype", help_="Target weights dtype (fp32, bf16, fp16, fp8, int8, int4).",
-                        panel=PRESETS)
-WeightGroupOpt = _opt("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.",
-                      panel=PRESETS)
-KvDtypeOpt = _fixed("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS)
+WeightDtypeOpt = _opt("--weight-dtype", help_="Target weights: fp32, bf16, fp16, fp8, int8, int4.", panel=PRESETS,
+                      default="bf16")
+WeightGroupOpt = _opt("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.", panel=PRESETS)
+KvDtypeOpt = _opt("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS, default="bf16")
 TpOpt = _opt("--tp", help_="Tensor-parallel GPUs of the target (default 1).", panel=PRESETS)
-DraftTpOpt = _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft model; default the target's --tp (as vLLM).",
-                  panel=PRESETS)
-MbuOpt = _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype, as serve).",
-              panel=PRESETS)
+DraftTpOpt = _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft; default the target's --tp.", panel=PRESETS)
+MbuOpt = _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype).", panel=PRESETS)
 MfuOpt = _opt("--mfu", help_="Achieved share of peak FLOP/s when compute-bound (default as serve).", panel=PRESETS)
-SimulateOpt = _opt("--simulate", help_="Play N speculation rounds (Monte Carlo) beside the closed form, e.g. 100k.",
-                   panel=MC)
+SimulateOpt = _opt("--simulate", help_="Play N rounds (Monte Carlo) beside the closed form, e.g. 100k.", panel=MC)
 SeedOpt = _opt("--seed", help_="Random seed of --simulate (default 0).", panel=MC)
 
 
@@ -132,14 +121,28 @@ def specdec(
         given.add("heads")
     check(RULES, given)
     try:
-        _run(given, **flags)
+        _run(given, flags)
     except InputError as exc:     # the core names concepts; here each is the flag of the same name
         raise exc.for_flags({name: "--" + name.replace("_", "-") for name in flags}) from None
 
 
-def _run(given, *, alpha, k, cost_ratio, verify_cost, ops_ratio, k_max, medusa_heads, decay, head_alphas, model,
-         draft, draft_dtype, draft_group_size, gpu, batch, context, weight_dtype, weight_group_size, kv_dtype, tp,
-         draft_tp, mbu, mfu, simulate, seed, out) -> None:
+# Each numeric input once: its unit, label and range (Inputs.number's keywords).
+_UNIT = dict(unit="ratio", minimum=0, strict=False, maximum=1)
+_COUNT = dict(unit="count", integer=True, minimum=1, strict=False)
+INPUTS = {
+    "alpha": dict(_UNIT, label="acceptance rate α"), "decay": dict(_UNIT, label="acceptance decay per head"),
+    "k": dict(_COUNT, default=4, label="draft tokens per round (γ)"), "medusa_heads": dict(_COUNT, label="heads (k)"),
+    "cost_ratio": dict(unit="factor", label="draft ÷ target step time (c)", minimum=0, strict=False),
+    "verify_cost": dict(unit="factor", label="verify step ÷ 1-token step (v)", minimum=0, strict=True),
+    "ops_ratio": dict(unit="factor", label="draft ÷ target arithmetic per token (ĉ)", minimum=0, strict=False),
+    "batch": dict(unit="count", default=1, label="sequences per step", integer=True),
+    "context": dict(unit="count", default=1024, label="tokens cached per sequence", integer=True),
+    "mbu": dict(unit="ratio", label="MBU", maximum=1.0), "mfu": dict(unit="ratio", label="MFU", maximum=1.0),
+    "simulate": dict(_COUNT, label="simulated rounds"),
+}
+
+
+def _run(given: set, f: dict) -> None:
     """Read the flags into inputs (scalars or sweep axes), let the core compute, render."""
     from llmcalc.cli_support import Inputs, output, resolve_gpu, resolve_model
     from llmcalc.core import specdec as sd
@@ -149,73 +152,64 @@ def _run(given, *, alpha, k, cost_ratio, verify_cost, ops_ratio, k_max, medusa_h
     heads_mode = "heads" in given
     notes: list[str] = []
     inp = Inputs()
+
+    def number(name: str, **override):
+        return inp.number(name, f[name], **{**INPUTS[name], **override})
+
     acc_list = None
-    if head_alphas is not None:
-        acc_list = _acceptance_list(head_alphas)
+    if f["head_alphas"] is not None:
+        acc_list = _acceptance_list(f["head_alphas"])
         inp.fixed("head_alphas", acc_list, unit="str", label="acceptance of each head")
-        inp.number("medusa_heads", medusa_heads, default=len(acc_list), unit="count", label="heads used",
-                   integer=True, minimum=1, strict=False, maximum=len(acc_list))
+        number("medusa_heads", default=len(acc_list), label="heads used", maximum=len(acc_list))
     else:
-        inp.number("alpha", alpha, unit="ratio", label="acceptance rate α", minimum=0, strict=False, maximum=1)
+        number("alpha")
         if heads_mode:
-            inp.number("medusa_heads", medusa_heads, unit="count", label="heads (k)", integer=True, minimum=1,
-                       strict=False)
-            inp.number("decay", decay, unit="ratio", label="acceptance decay per head", minimum=0, strict=False,
-                       maximum=1)
+            number("medusa_heads")
+            number("decay")
         else:
-            inp.number("k", k, default=4, unit="count", label="draft tokens per round (γ)", integer=True,
-                       minimum=1, strict=False)
-            if k is None:
+            number("k")
+            if f["k"] is None:
                 notes.append("--k 4 assumed; optimal_k gives the best depth")
-    kk_max = sd.DEFAULT_K_MAX if heads_mode or k_max is None else _scalar(inp, "k_max", k_max, "largest k tried",
-                                                                          minimum=1, maximum=sd.MAX_K)
+    k_max = sd.DEFAULT_K_MAX if f["k_max"] is None else _scalar(inp, "k_max", f["k_max"], "largest k tried",
+                                                                minimum=1, maximum=sd.MAX_K)
 
     # -- costs: given (closed form), or from presets
     spec = gpu_spec = draft_spec = None
     formats: dict = {}
-    if model is None:
-        inp.number("cost_ratio", cost_ratio, default=0.0 if heads_mode else None, unit="factor",
-                   label="draft ÷ target step time (c)", minimum=0, strict=False)
-        if heads_mode and cost_ratio is None:
+    if f["model"] is None:
+        number("cost_ratio", default=0.0 if heads_mode else None)
+        if heads_mode and f["cost_ratio"] is None:
             notes.append("--cost-ratio 0 assumed: the heads run inside the target's forward pass (near-zero "
                          "cost); with -m the heads' weight bytes set it")
-        inp.number("verify_cost", verify_cost, default=1.0, unit="factor", label="verify step ÷ 1-token step (v)",
-                   minimum=0, strict=True)
+        number("verify_cost", default=1.0)
     else:
-        spec, gpu_spec = resolve_model(model, {}), resolve_gpu(gpu)
-        draft_spec = resolve_model(draft, {}) if draft else None
-        if verify_cost is not None:
-            inp.number("verify_cost", verify_cost, unit="factor", label="verify step ÷ 1-token step (v)",
-                       minimum=0, strict=True)
-        elif gpu_spec is None:
-            inp.fixed("verify_cost", 1.0, unit="factor", label="verify step ÷ 1-token step (v)")
-    inp.number("ops_ratio", ops_ratio, unit="factor", label="draft ÷ target arithmetic per token (ĉ)", minimum=0,
-               strict=False)
+        spec, gpu_spec = resolve_model(f["model"], {}), resolve_gpu(f["gpu"])
+        draft_spec = resolve_model(f["draft"], {}) if f["draft"] else None
+        if f["verify_cost"] is not None or gpu_spec is None:
+            number("verify_cost", default=1.0)
+    number("ops_ratio")
     if spec is not None:
-        formats = _preset_inputs(inp, spec, gpu_spec, draft_spec, draft_dtype, draft_group_size, weight_dtype,
-                                 weight_group_size, kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode,
-                                 notes)
+        formats = _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes)
 
-    rounds = seed_v = None
-    if simulate is not None:
-        if "," in simulate or ".." in simulate:
+    rounds = seed = None
+    if f["simulate"] is not None:
+        if "," in f["simulate"] or ".." in f["simulate"]:
             raise InputError("--simulate takes one number of rounds, not a list")
-        rounds = int(inp.number("simulate", simulate, unit="count", label="simulated rounds", integer=True,
-                                minimum=1, strict=False))
-        seed_v = _scalar(inp, "seed", seed or "0", "random seed", minimum=0)
+        rounds = int(number("simulate"))
+        seed = _scalar(inp, "seed", f["seed"] or "0", "random seed", minimum=0)
     v = inp.grid()
 
     acc = sd.acceptance(v, acc_list) if heads_mode else None
-    r = sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=kk_max, spec=spec, gpu=gpu_spec,
+    r = sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=k_max, spec=spec, gpu=gpu_spec,
                draft_spec=draft_spec, formats=formats, notes=notes)
     extra = {"draft_model": draft_spec.to_dict()} if draft_spec is not None else {}
     if rounds is not None:
         points = max([len(inp.items[name].value) for name in inp.swept] or [1])
         extra["histogram"] = sd.simulate_into(r, v, heads_mode=heads_mode, acceptance=acc, rounds=rounds,
-                                              seed=seed_v, points=points)
+                                              seed=seed, points=points)
     report = Report("specdec", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=sd.sweep_columns(r, gpu_spec is not None), extra=extra, chart=_chart)
-    output(report, **out)
+    output(report, **f["out"])
 
 
 def _chart(report) -> str:
@@ -246,46 +240,35 @@ def _scalar(inp, name: str, text: str, label: str, minimum: float = 0, maximum: 
                           maximum=maximum))
 
 
-def _preset_inputs(inp, spec, gpu_spec, draft_spec, draft_dtype, draft_group_size, weight_dtype, weight_group_size,
-                   kv_dtype, tp, draft_tp, mbu, mfu, batch, context, heads_mode, notes) -> dict:
+def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes) -> dict:
     """The preset mode's inputs, echoed: formats (the core picks the draft's), and on a GPU the batch, cache,
     layouts and efficiencies."""
     from llmcalc.cli_support import choice
     from llmcalc.core import specdec as sd
+    from llmcalc.core.kv import KV_DTYPES
     from llmcalc.spec import DTYPES
 
     dtypes = tuple(d for d in DTYPES if d != "tf32")
-    wd = choice("--weight-dtype", weight_dtype, dtypes)
-    dd = choice("--draft-dtype", draft_dtype, dtypes) if draft_dtype is not None else None
-    inp.fixed("draft", draft_spec.name if draft_spec is not None else "heads on the target" if heads_mode
-              else f"{spec.name} in {dd or wd}", unit="str")
-    inp.fixed("weight_dtype", wd, unit="str")
-    wg = _scalar(inp, "weight_group_size", weight_group_size or "0", "elements per target weight scale")
-    fm = sd.draft_formats(spec, draft_spec, heads_mode, wd, dd, wg,
-                          _scalar(inp, "draft_group_size", draft_group_size or "0", "elements per draft weight scale"))
-    if not heads_mode:
-        inp.fixed("draft_dtype", fm["draft_dtype"], unit="str")
-    if draft_spec is not None and draft_spec.vocab != spec.vocab:
-        notes.append(f"the draft's vocabulary ({draft_spec.vocab:,}) differs from the target's ({spec.vocab:,}): "
-                     "speculative decoding needs one tokenizer (a padded embedding is harmless)")
+    wd = choice("--weight-dtype", f["weight_dtype"], dtypes)
+    dd = choice("--draft-dtype", f["draft_dtype"], dtypes) if f["draft_dtype"] is not None else None
+    groups = [_scalar(inp, name, f[name] or "0", label) for name, label in (
+        ("weight_group_size", "elements per target weight scale"), ("draft_group_size", "elements per draft scale"))]
+    fm = sd.draft_formats(spec, draft_spec, heads_mode, wd, dd, *groups)
+    for name in ("draft", "weight_dtype") + (() if heads_mode else ("draft_dtype",)):
+        inp.fixed(name, fm[name], unit="str")
+    notes += sd.preset_notes(spec, draft_spec, gpu_spec)
     if gpu_spec is None:
-        notes.append("no GPU: c is the weight-bytes ratio of draft and target, the memory-bound limit; add -g for "
-                     "decode-step times (KV cache, batch, compute-bound verify)")
         return fm
-    from llmcalc.core.kv import KV_DTYPES
-    inp.fixed("kv_dtype", choice("--kv-dtype", kv_dtype, KV_DTYPES), unit="str")
-    inp.number("batch", batch, default=1, unit="count", label="sequences per step", integer=True)
-    inp.number("context", context, default=1024, unit="count", label="tokens cached per sequence", integer=True,
-               flag="--context")
-    if context is None:
+    kv = inp.fixed("kv_dtype", choice("--kv-dtype", f["kv_dtype"], KV_DTYPES), unit="str")
+    number("batch")
+    number("context", flag="--context")
+    if f["context"] is None:
         notes.append("--context 1024 assumed (tokens already cached per sequence)")
-    t = _scalar(inp, "tp", tp or "1", "tensor-parallel GPUs (target)", minimum=1)
-    for name, text in (("mbu", mbu), ("mfu", mfu)):
-        if text is not None:
-            inp.number(name, text, unit="ratio", label=name.upper(), maximum=1.0)
-    dt = t
-    if draft_spec is not None:
-        dt = _scalar(inp, "draft_tp", draft_tp or str(t), "tensor-parallel GPUs (draft)", minimum=1)
+    t = _scalar(inp, "tp", f["tp"] or "1", "tensor-parallel GPUs (target)", minimum=1)
+    for name in ("mbu", "mfu"):
+        if f[name] is not None:
+            number(name)
+    dt = (_scalar(inp, "draft_tp", f["draft_tp"] or str(t), "tensor-parallel GPUs (draft)", minimum=1)
+          if draft_spec else t)
     sd.check_layouts(spec, draft_spec, t, dt)
-    return {**fm, "kv_dtype": inp.items["kv_dtype"].value, "tp": t, "draft_tp": dt}
-
+    return {**fm, "kv_dtype": kv, "tp": t, "draft_tp": dt}

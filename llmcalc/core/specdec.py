@@ -533,9 +533,23 @@ def draft_formats(spec, draft_spec, heads_mode: bool, weight_dtype: str, draft_d
     if weight_group_size and weight_dtype not in QUANTISED_DTYPES:
         raise InputError(f"a weight group size applies to quantised weights (fp8, int8, int4), not {weight_dtype}",
                          concept="weight_group_size")
-    return dict(weight_dtype=weight_dtype, draft_dtype=dd,
+    label = (draft_spec.name if draft_spec is not None else "heads on the target" if heads_mode
+             else f"{spec.name} in {dd}")
+    return dict(draft=label, weight_dtype=weight_dtype, draft_dtype=dd,
                 weight_group_size=weight_group_size if weight_dtype in QUANTISED_DTYPES else 0,
                 draft_group_size=draft_group_size if dd in QUANTISED_DTYPES else 0)
+
+
+def preset_notes(spec, draft_spec, gpu) -> list[str]:
+    """What a reader of a preset-based answer should know: one tokenizer; without a GPU, c is a bound."""
+    notes = []
+    if draft_spec is not None and draft_spec.vocab != spec.vocab:
+        notes.append(f"the draft's vocabulary ({draft_spec.vocab:,}) differs from the target's ({spec.vocab:,}): "
+                     "speculative decoding needs one tokenizer (a padded embedding is harmless)")
+    if gpu is None:
+        notes.append("no GPU: c is the weight-bytes ratio of draft and target, the memory-bound limit; add -g for "
+                     "decode-step times (KV cache, batch, compute-bound verify)")
+    return notes
 
 
 def check_layouts(spec, draft_spec, tp: int, draft_tp: int) -> None:
@@ -561,7 +575,7 @@ def run(v: dict, *, heads_mode: bool, acceptance=None, k_max: int = DEFAULT_K_MA
     ``alpha``, ``k`` or ``medusa_heads``, ``cost_ratio``/``verify_cost`` (closed form), ``ops_ratio``,
     ``batch``, ``context``, ``mbu``, ``mfu`` (on a GPU); ``acceptance``: per-head acceptance (heads)."""
     notes = [] if notes is None else notes
-    kw = dict(formats or {})
+    kw = {key: value for key, value in (formats or {}).items() if key != "draft"}    # the draft's label
     r = Results()
     k = v["medusa_heads"] if heads_mode else v["k"]
     check_k(k)
