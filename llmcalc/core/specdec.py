@@ -459,6 +459,8 @@ def add_timings(r: Results, spec, gpu, draft_spec, inputs: dict, k, heads_mode: 
     lo, any_pays = 0.0, False
     for i in range(BREAK_EVEN_BATCH_LIMIT.bit_length()):            # 1 .. 2^20
         b = float(2 ** i)
+        if not any_of(b <= fit):                                    # past what fits at every point
+            break
         p = pays_at(b) & (b <= fit)
         lo = where(p, b, lo)
         any_pays = any_pays | p
