@@ -97,6 +97,10 @@ RULES = (
 )
 
 
+# Flags whose documented default, typed out, counts as not given (as before the rules table).
+_DEFAULTS = {"tp": "1", "seed": "0", "k_max": "32", "weight_group_size": "0", "draft_group_size": "0"}
+
+
 @shared_options(arch=False)
 def specdec(
     alpha: AlphaOpt = None, k: KOpt = None, cost_ratio: CostOpt = None, verify_cost: VerifyOpt = None,
@@ -116,7 +120,7 @@ def specdec(
     from llmcalc.errors import InputError
     from llmcalc.flagrules import check
 
-    given = {name for name, value in flags.items() if value is not None and name != "out"}
+    given = {name for name, value in flags.items() if value not in (None, _DEFAULTS.get(name)) and name != "out"}
     if medusa_heads is not None or head_alphas is not None:
         given.add("heads")
     check(RULES, given)
