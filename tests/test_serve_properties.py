@@ -174,21 +174,21 @@ def test_roofline_json_is_finite(gpu, dtype, op):
             assert row["bound"] in ("memory", "compute")
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(any_model, any_gpu, st.integers(1, 4096), st.integers(0, 20_000), st.integers(0, 20_000),
        st.sampled_from(WEIGHTS), st.sampled_from(KVS), tp_values, st.integers(1, 8))
 @example(load_model("gemma-2-9b"), load_gpu("h100-sxm"), 64, 3000, 3000, "bf16", "bf16", 2, 1)   # crosses W
 @example(_WINDOWED_1L, load_gpu("a100-80gb-sxm"), 286, 0, 200, "bf16", "fp8", 1, 3)            # window kinks
 @example(load_model("gpt2"), load_gpu("h100-sxm"), 1024, 10, 2000, "bf16", "bf16", 1, 1)       # bound switches
 def test_mean_step_time_is_the_exact_integral(spec, gpu, batch, c0, span, wdt, kdt, tp, tokens):
-    # The closed form against dense numerical integration (trapezoid on 200,001 points) of the step time.
+    # The closed form against dense numerical integration (trapezoid on 50,001 points) of the step time.
     assume(_tp_ok(spec, gpu, tp))
     kw = dict(weight_dtype=wdt, kv_dtype=kdt, tp=tp)
     closed = sv.mean_step_seconds(spec, gpu, batch, c0, c0 + span, tokens, **kw)
     if span == 0:
         assert closed == sv.step(spec, gpu, batch, c0, tokens, **kw)["seconds"].value
         return
-    cs = np.linspace(c0, c0 + span, 200_001)
+    cs = np.linspace(c0, c0 + span, 50_001)
     ts = sv.step(spec, gpu, batch, cs, tokens, **kw)["seconds"].value
     dense = np.trapezoid(ts, cs) / span
     assert abs(closed / dense - 1) < 1e-6
