@@ -605,6 +605,19 @@ def run(v: dict, *, heads_mode: bool, acceptance=None, k_max: int = DEFAULT_K_MA
     return first
 
 
+MAX_HEADS = 64
+
+
+def check_acceptance(values: list[float]) -> list[float]:
+    """Per-head acceptance rates as given: each a probability, at most MAX_HEADS heads."""
+    if any(not 0 <= a <= 1 for a in values):
+        raise InputError(f"acceptance rates are between 0 and 1, got {', '.join(f'{a:g}' for a in values)}",
+                         concept="head_alphas")
+    if len(values) > MAX_HEADS:
+        raise InputError(f"at most {MAX_HEADS} heads, got {len(values)}", concept="head_alphas")
+    return values
+
+
 def acceptance(v: dict, head_alphas: list | None = None) -> list:
     """Per-head acceptance: the list given, or α·d^(i−1) for as many heads as the largest count asked."""
     if head_alphas is not None:
