@@ -555,20 +555,18 @@ def preset_notes(spec, draft_spec, gpu) -> list[str]:
 
 
 def check_layouts(spec, draft_spec, tp: int, draft_tp: int) -> None:
-    """Both models split over their tensor-parallel GPUs (kv.check_tp's rule for each)."""
+    """Both models split over their tensor-parallel GPUs (kv.check_tp's rule for each); the error names the
+    model and the concept (``tp`` of the target, ``draft_tp`` of the draft)."""
     from llmcalc.core.kv import check_tp
-    try:
-        check_tp(spec, tp)
-    except InputError as exc:
-        raise InputError(str(exc), concept="tp") from None
-    if draft_spec is not None:
+    for role, model, degree, concept in (("target", spec, tp, "tp"), ("draft", draft_spec, draft_tp, "draft_tp")):
+        if model is None:
+            continue
         try:
-            check_tp(draft_spec, draft_tp)
+            check_tp(model, degree)
         except InputError:
-            raise InputError(f"tensor-parallel degree {draft_tp} does not split the draft {draft_spec.name} "
-                             f"({draft_spec.heads} attention heads, {draft_spec.kv_heads} KV heads): it must "
-                             "divide the heads, and divide or be divided by the KV heads",
-                             concept="draft_tp") from None
+            raise InputError(f"tensor-parallel degree {degree} does not split the {role} {model.name} "
+                             f"({model.heads} attention heads, {model.kv_heads} KV heads): it must divide the "
+                             "heads, and divide or be divided by the KV heads", concept=concept) from None
 
 
 def run(v: dict, *, heads_mode: bool, acceptance=None, k_max: int = DEFAULT_K_MAX, spec=None, gpu=None,
