@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import GpuOpt, KvDtypeOpt, MemUtilOpt, ModelOpt, shared_options
 from llmcalc.flagrules import conflict, needs
 
 EPILOG = """Examples:
@@ -75,8 +75,8 @@ def roofline(
     phase: Annotated[str, typer.Option("--phase", help="Model phase whose keys are unprefixed: decode or prefill (the other is prefixed).", rich_help_panel=MODEL_PANEL)] = "decode",
     weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 (default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
     group_size: _opt("--weight-group-size", "Quantised weights: elements per scale (0 = per-channel scales, not counted).", MODEL_PANEL) = None,
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype.", rich_help_panel=MODEL_PANEL)] = "bf16",
-    mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", MODEL_PANEL) = None,
+    kv_dtype: KvDtypeOpt = None,
+    mem_util: MemUtilOpt = None,
     tiers: Annotated[bool, typer.Option("--tiers", help="Show the memory hierarchy (shown by default when no operation is given).")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write the chart to FILE.png or FILE.svg (needs matplotlib, the plot extra of llmcalc).", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -85,7 +85,7 @@ def roofline(
     element-wise, softmax, layer norm, naive vs flash attention) or a model's prefill and decode phases
     on the roofline, with T_math, T_mem, their max and sum, and the bound; draw it."""
     from llmcalc.charts import check_image_path
-    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.cli_support import KV_FORMATS, Inputs, choice, output, read_mem_util, resolve_gpu, resolve_model
     from llmcalc.core import roofline as rl
     from llmcalc.flagrules import check
     from llmcalc.render import Report
@@ -108,6 +108,7 @@ def roofline(
 
     inp = Inputs()
     inp.fixed("dtype", dtype, unit="str")
+    notes: list[str] = []
     kw: dict = {}
     spec = None
     if mode == "intensity":
@@ -131,10 +132,9 @@ def roofline(
         inp.fixed("head_dim", kw["head_dim"], unit="count", label="head dim d")
         inp.number("tile", tile, default=128, unit="count", label="flash query block Br", integer=True)
     elif mode == "model":
-        from llmcalc.core.kv import DEFAULT_MEM_UTIL
         from llmcalc.core.serve import check_dtype
         spec = resolve_model(model, arch)
-        kw = dict(phase=choice("--phase", phase, PHASES), kv_dtype=kv_dtype.lower(),
+        kw = dict(phase=choice("--phase", phase, PHASES), kv_dtype=choice("--kv-dtype", kv_dtype or "bf16", KV_FORMATS),
                   weight_dtype=check_dtype("--weight-dtype", weight_dtype or (dtype if dtype != "tf32" else "fp32")))
         inp.number("batch", batch, unit="count", label="sequences", integer=True)
         inp.number("seq", seq, default=1024, unit="count", label="prompt (prefill) / cached tokens (decode)",
@@ -144,12 +144,12 @@ def roofline(
         kw["group_size"] = int(inp.number("weight_group_size", group_size, default=0, unit="count",
                                           label="weight group size", integer=True, strict=False))
         inp.fixed("kv_dtype", kw["kv_dtype"], unit="str")
-        inp.number("mem_util", mem_util, default=DEFAULT_MEM_UTIL, unit="ratio", label="usable memory share",
-                   maximum=1.0)
+        read_mem_util(inp, notes, mem_util)
         _single(inp, "weight_group_size", "mem_util")
     check(RULES, given | ({"sweep"} if inp.swept else set()))
     v = inp.grid()
-    r, points, notes = rl.run(mode, v, gpu_spec, dtype, spec=spec, tiers=tiers, **kw)
+    r, points, found = rl.run(mode, v, gpu_spec, dtype, spec=spec, tiers=tiers, **kw)
+    notes += found
 
     from llmcalc.charts_roofline import chart_for, write_image
     batch_sweep = mode == "model" and "batch" in inp.swept
