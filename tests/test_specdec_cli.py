@@ -126,7 +126,7 @@ def test_defaults_are_stated(cli):
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--verify-cost", "0"), "--verify-cost must be greater than 0"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--weight-group-size", "32"), "add -m TARGET"),
     (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft", "llama-3.1-8b", "-g", "h100-sxm", "--weight-group-size",
-      "32"), "--weight-group-size: a weight group size applies to quantised weights"),
+      "32"), "--weight-group-size: a weight group size applies to fp8, int8, int4, gptq-int4"),
     (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft", "llama-3.1-8b", "-g", "h100-sxm", "--draft-tp", "3"),
      "--draft-tp: tensor-parallel degree 3 does not split the draft llama-3.1-8b"),
     (("--alpha", "0.5", "-m", "llama-3.1-70b", "--draft-dtype", "int4", "-g", "h100-sxm", "--draft-tp", "2"),

@@ -73,7 +73,7 @@ def roofline(
     seq: Annotated[Optional[str], typer.Option("-s", "--seq", help="Tokens: the prompt (prefill) and the cache (decode); attention's length (default 1024).",
                                                      rich_help_panel=MODEL_PANEL, show_default=False)] = None,
     phase: Annotated[str, typer.Option("--phase", help="Model phase whose keys are unprefixed: decode or prefill (the other is prefixed).", rich_help_panel=MODEL_PANEL)] = "decode",
-    weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 (default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
+    weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 or a named format (q4_k_m, gptq-int4, nf4, ...; default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
     group_size: _opt("--weight-group-size", "Quantised weights: elements per scale (0 = per-channel scales, not counted).", MODEL_PANEL) = None,
     kv_dtype: KvDtypeOpt = None,
     mem_util: MemUtilOpt = None,
@@ -146,6 +146,8 @@ def roofline(
         inp.fixed("kv_dtype", kw["kv_dtype"], unit="str")
         read_mem_util(inp, notes, mem_util)
         _single(inp, "weight_group_size", "mem_util")
+        from llmcalc.core.quant import check_overrides
+        check_overrides(kw["weight_dtype"], kw["group_size"])
     check(RULES, given | ({"sweep"} if inp.swept else set()))
     v = inp.grid()
     r, points, found = rl.run(mode, v, gpu_spec, dtype, spec=spec, tiers=tiers, **kw)

@@ -42,13 +42,13 @@ DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given h
 HeadAlphasOpt = _opt("--head-alphas", help_="Each head's acceptance, e.g. 0.7,0.55,0.4 (not --alpha/--decay).",
                      panel=HEADS)
 DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
-DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights dtype; without --draft, a quantised copy of the target.",
-                     panel=PRESETS)
+DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights: a dtype or named format (int4, q4_k_m, nf4, ...); "
+                     "without --draft, a quantised copy of the target.", panel=PRESETS)
 DraftGroupOpt = _opt("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32).", panel=PRESETS)
 BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
 ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
-WeightDtypeOpt = _opt("--weight-dtype", help_="Target weights: fp32, bf16, fp16, fp8, int8, int4.", panel=PRESETS,
-                      default="bf16")
+WeightDtypeOpt = _opt("--weight-dtype", help_="Target weights: fp32, bf16, fp16, fp8, int8, int4 or a named format "
+                      "(q4_k_m, gptq-int4, nf4, ...).", panel=PRESETS, default="bf16")
 WeightGroupOpt = _opt("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.", panel=PRESETS)
 KvDtypeOpt = _opt("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS, default="bf16")
 TpOpt = _opt("--tp", help_="Tensor-parallel GPUs of the target (default 1).", panel=PRESETS)
@@ -245,9 +245,8 @@ def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes
     from llmcalc.cli_support import choice
     from llmcalc.core import specdec as sd
     from llmcalc.core.kv import KV_DTYPES
-    from llmcalc.spec import DTYPES
+    from llmcalc.core.quant import WEIGHT_FORMATS as dtypes
 
-    dtypes = tuple(d for d in DTYPES if d != "tf32")
     wd = choice("--weight-dtype", f["weight_dtype"], dtypes)
     dd = choice("--draft-dtype", f["draft_dtype"], dtypes) if f["draft_dtype"] is not None else None
     groups = [_scalar(inp, name, f[name] or "0", label) for name, label in (

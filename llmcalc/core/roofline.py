@@ -186,8 +186,8 @@ def model_phases(r: Results, spec, gpu: GpuSpec, batch, seq, *, dtype: str = "bf
     flops.forward_breakdown, cache bytes from kv.kv_cache_bytes). The ``main`` phase's keys are unprefixed;
     the other's carry its name. Adds the decode crossover batch and the batch where the cache stops fitting."""
     from llmcalc.core.kv import kv_cache_bytes
-    from llmcalc.core.params import weight_bytes
-    from llmcalc.core.serve import gathered_bytes, step
+    from llmcalc.core.quant import weight_parts
+    from llmcalc.core.serve import step
 
     peak, bw = gpu.peak_flops(dtype), gpu.hbm_bytes_per_s
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, mbu=1.0, mfu=1.0,
@@ -203,10 +203,11 @@ def model_phases(r: Results, spec, gpu: GpuSpec, batch, seq, *, dtype: str = "bf
     r.put("weights_read_bytes", d["weights_read_bytes"].value, "byte", "decode: weights read per step")
     r.put("kv_read_bytes", d["kv_read_bytes"].value, "byte", "decode: KV cache read per step")
     one = step(spec, gpu, 1, seq, 1, **kw)
-    W = weight_bytes(spec, weight_dtype, group_size)
+    wp = weight_parts(spec, weight_dtype, group_size=group_size)
+    W = wp["total"]
     r.calc("crossover_batch", CROSSOVER, "count", "decode batch where T_math overtakes T_mem (at this length)",
            f1=one["flops"].value, peak=peak, k=one["kv_read_bytes"].value + one["kv_write_bytes"].value, bw=bw,
-           W_r=W - gathered_bytes(spec, weight_dtype), inf=math.inf)
+           W_r=W - wp["gathered"], inf=math.inf)
     kv = r.put("kv_bytes", kv_cache_bytes(spec, batch, seq, kv_dtype), "byte", "KV cache of the batch at S")
     r.calc("max_batch", KV_FIT, "count", "batch where the KV cache stops fitting beside the weights",
            u=mem_util, M=gpu.device_memory_bytes, W=W, per_seq=kv_cache_bytes(spec, 1, seq, kv_dtype))

@@ -336,16 +336,15 @@ def weight_bytes_ratio(r: Results, spec, draft_spec, weight_dtype: str, draft_dt
                        heads=None, weight_group_size: int = 0):
     """c as the ratio of weight bytes read per step (memory-bound decode): a draft model, a quantised copy
     of the target, or ``heads`` Medusa heads on it."""
-    from llmcalc.core.dtypes import bytes_per_element
-    from llmcalc.core.params import weight_bytes
+    from llmcalc.core.quant import bits_per_weight, weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
+    W_t = weight_bytes(spec, weight_dtype, group_size=weight_group_size)
     if heads is not None:
         P_head = r.calc("head_params", HEAD_PARAMS, "params", "parameters of one head (residual block + vocab projection)",
                         H=spec.hidden, V=spec.vocab)
         return r.calc("cost_ratio", HEADS_BYTES_RATIO, "factor", "heads ÷ target weight bytes (c)",
-                      n=heads, P_head=P_head, b=bytes_per_element(weight_dtype), W_target=W_t)
-    W_d = weight_bytes(draft_spec if draft_spec is not None else spec, draft_dtype, group_size)
+                      n=heads, P_head=P_head, b=bits_per_weight(weight_dtype, weight_group_size) / 8, W_target=W_t)
+    W_d = weight_bytes(draft_spec if draft_spec is not None else spec, draft_dtype, group_size=group_size)
     return r.calc("cost_ratio", BYTES_RATIO, "factor", "draft ÷ target weight bytes (c, memory-bound)",
                   W_draft=W_d, W_target=W_t)
 
@@ -496,17 +495,17 @@ def max_batch(r: Results, spec, gpu, draft_spec, context, k, heads_mode: bool, *
               draft_dtype="bf16", draft_group_size=0, weight_group_size=0, kv_dtype="bf16", tp=1, mem_util=None):
     """Sequences that fit with both models' weights and caches at context + k + 1 tokens."""
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, kv_cache_bytes
-    from llmcalc.core.params import weight_bytes
+    from llmcalc.core.quant import weight_bytes
 
-    W_t = weight_bytes(spec, weight_dtype, weight_group_size)
+    W_t = weight_bytes(spec, weight_dtype, group_size=weight_group_size)
     if heads_mode:
         W_d = r["cost_ratio"].value * W_t          # the heads' weight bytes (c is their byte ratio)
         kv_d = 0.0
     elif draft_spec is not None:
-        W_d = weight_bytes(draft_spec, draft_dtype, draft_group_size)
+        W_d = weight_bytes(draft_spec, draft_dtype, group_size=draft_group_size)
         kv_d = kv_cache_bytes(draft_spec, 1, context + k, kv_dtype)
     else:
-        W_d = weight_bytes(spec, draft_dtype, draft_group_size)
+        W_d = weight_bytes(spec, draft_dtype, group_size=draft_group_size)
         kv_d = kv_cache_bytes(spec, 1, context + k, kv_dtype)
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     budget = r.calc("memory_budget_bytes", SPEC_BUDGET, "byte",
@@ -521,25 +520,26 @@ def max_batch(r: Results, spec, gpu, draft_spec, context, k, heads_mode: bool, *
 # One run: the mode (c given; c from weight bytes; c and v from decode-step times on a GPU), the closed form,
 # best depth, break-even α, timings and the Monte Carlo. Errors name concepts; the command maps them to flags.
 
-QUANTISED_DTYPES = ("fp8", "int8", "int4")
-
-
 def draft_formats(spec, draft_spec, heads_mode: bool, weight_dtype: str, draft_dtype: str | None,
                   weight_group_size: int, draft_group_size: int) -> dict:
     """The draft's weight format: the draft model in bf16 by default, a quantised copy of the target in
-    ``draft_dtype``, or heads in the target's format; group sizes only where the format is quantised."""
+    ``draft_dtype``, or heads in the target's format; group sizes only where the format takes one
+    (core.quant.GROUPED)."""
+    from llmcalc.core.quant import GROUPED, check_overrides
+
     dd = draft_dtype or (weight_dtype if draft_spec is None else "bf16")
     if draft_spec is None and not heads_mode and dd == weight_dtype:
         raise InputError(f"a quantised copy of the target needs a smaller draft dtype than the target's "
                          f"{weight_dtype} (e.g. int4)", concept="draft_dtype")
-    if weight_group_size and weight_dtype not in QUANTISED_DTYPES:
-        raise InputError(f"a weight group size applies to quantised weights (fp8, int8, int4), not {weight_dtype}",
-                         concept="weight_group_size")
+    try:
+        check_overrides(weight_dtype, weight_group_size)
+    except InputError as exc:
+        raise InputError(str(exc), concept="weight_group_size") from None
     label = (draft_spec.name if draft_spec is not None else "heads on the target" if heads_mode
              else f"{spec.name} in {dd}")
     return dict(draft=label, weight_dtype=weight_dtype, draft_dtype=dd,
-                weight_group_size=weight_group_size if weight_dtype in QUANTISED_DTYPES else 0,
-                draft_group_size=draft_group_size if dd in QUANTISED_DTYPES else 0)
+                weight_group_size=weight_group_size if weight_dtype in GROUPED else 0,
+                draft_group_size=draft_group_size if dd in GROUPED else 0)
 
 
 def preset_notes(spec, draft_spec, gpu) -> list[str]:
