@@ -54,7 +54,13 @@ def make_app(only: str | None = None) -> typer.Typer:
     return application
 
 
-app = make_app()
+def __getattr__(name: str):
+    """``llmcalc.cli.app``, the whole app, is built on first use: a run builds only its own subcommand
+    (``_click_command``), so it imports and introspects one command module, not eight."""
+    if name == "app":
+        globals()["app"] = application = make_app()
+        return application
+    raise AttributeError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +171,7 @@ def _subcommand(argv: list[str]) -> str | None:
 def _click_command(only: str | None = None):
     """The Click command Typer builds, once per process and subcommand (tests call main() often)."""
     if only not in _BUILT:
-        _BUILT[only] = typer.main.get_command(app if only is None else make_app(only))
+        _BUILT[only] = typer.main.get_command(make_app(only))
     return _BUILT[only]
 
 

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings as _hypothesis_settings
 
 from llmcalc.cli import main
+
+# Hypothesis profiles: `ci` (selected by CI=true) draws the same examples on every run and keeps no example
+# database, so a green run stays green; `default` for local runs; `explore` for long hunts by hand
+# (HYPOTHESIS_PROFILE=explore, with --hypothesis-seed=N to vary the draw): ten times each test's examples.
+# Loaded here, before the test modules import, so their @settings(...) inherit the profile.
+EXPLORE_FACTOR = 10
+_hypothesis_settings.register_profile("default")
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+_hypothesis_settings.register_profile("explore", print_blob=True)
+_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() == "true" else "default")
+_hypothesis_settings.load_profile(_PROFILE)
+
+
+def pytest_collection_modifyitems(items):
+    """Under `explore`, scale each property test's own max_examples (an explicit @settings beats a profile)."""
+    if _PROFILE != "explore":
+        return
+    for test in {id(i.obj): i.obj for i in items if hasattr(getattr(i, "obj", None), "hypothesis")}.values():
+        own = test._hypothesis_internal_use_settings
+        test._hypothesis_internal_use_settings = _hypothesis_settings(own, max_examples=own.max_examples
+                                                                      * EXPLORE_FACTOR)
 
 
 @dataclass

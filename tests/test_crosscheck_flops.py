@@ -19,6 +19,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.torch
+
 from reference.hf import build_meta, count_flops, count_params  # noqa: E402
 
 from llmcalc.core.flops import training_step_flops  # noqa: E402

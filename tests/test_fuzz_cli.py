@@ -108,6 +108,7 @@ def run(args: list[str]) -> tuple[int, str, str]:
     return int(code), out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_fuzz_cli(hostile_files):
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))

@@ -33,6 +33,8 @@ import pytest
 torch = pytest.importorskip("torch")      # a guard only: CI installs the test extra and runs these
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.torch
+
 from llmcalc.core.kv import kv_bytes_per_token, kv_cache_bytes  # noqa: E402
 from llmcalc.presets import builtin_dir, load_model  # noqa: E402
 from llmcalc.spec import replace  # noqa: E402

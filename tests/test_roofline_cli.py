@@ -82,6 +82,7 @@ def test_no_chart_in_machine_formats(cli):
         assert run.code == 0 and "ridge 153 FLOP/B" not in run.stdout, fmt
 
 
+@pytest.mark.slow   # loads matplotlib
 @pytest.mark.parametrize("ext", ["png", "svg"])
 def test_plot_file(cli, tmp_path, ext):
     path = tmp_path / f"roof.{ext}"

@@ -8,7 +8,7 @@ import io
 import json
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_finite
@@ -51,9 +51,15 @@ def _tp_ok(spec, gpu, tp):
             and tp <= gpu.gpus_per_node and (tp == 1 or gpu.nvlink_bytes_per_s_unidir or gpu.pcie_bytes_per_s_unidir))
 
 
+# Falsified once (issue 10): the window cap of a 3-token step overshot between contexts 63 and 64 (W = 64).
+_WINDOWED_1L = ModelSpec(name="h", layers=1, hidden=64, heads=1, kv_heads=1, head_dim=32, ffn=16384, vocab=100,
+                         mlp="plain", sliding_window=64, tie_embeddings=False)
+
+
 @settings(max_examples=120, deadline=None)
 @given(any_model, any_gpu, st.integers(1, 512), st.integers(0, 200_000), st.integers(1, 100_000),
        st.sampled_from(WEIGHTS), st.sampled_from(KVS), tp_values, st.integers(1, 8))
+@example(_WINDOWED_1L, load_gpu("a100-80gb-sxm"), 286, 63, 1, "bf16", "fp8", 1, 3)
 def test_time_per_token_never_falls_as_the_cache_grows(spec, gpu, batch, c1, extra, wdt, kdt, tp, tokens):
     assume(_tp_ok(spec, gpu, tp))
     kw = dict(tokens_per_step=tokens, weight_dtype=wdt, kv_dtype=kdt, tp=tp)
@@ -166,3 +172,27 @@ def test_roofline_json_is_finite(gpu, dtype, op):
         assert row["ridge_intensity"] > 0
         if "bound" in row:
             assert row["bound"] in ("memory", "compute")
+
+
+@settings(max_examples=50, deadline=None)
+@given(any_model, any_gpu, st.integers(1, 4096), st.integers(0, 20_000), st.integers(0, 20_000),
+       st.sampled_from(WEIGHTS), st.sampled_from(KVS), tp_values, st.integers(1, 8))
+@example(load_model("gemma-2-9b"), load_gpu("h100-sxm"), 64, 3000, 3000, "bf16", "bf16", 2, 1)   # crosses W
+@example(_WINDOWED_1L, load_gpu("a100-80gb-sxm"), 286, 0, 200, "bf16", "fp8", 1, 3)            # window kinks
+@example(load_model("gpt2"), load_gpu("h100-sxm"), 1024, 10, 2000, "bf16", "bf16", 1, 1)       # bound switches
+def test_mean_step_time_is_the_exact_integral(spec, gpu, batch, c0, span, wdt, kdt, tp, tokens):
+    # The closed form against dense numerical integration (trapezoid on 50,001 points) of the step time.
+    assume(_tp_ok(spec, gpu, tp))
+    kw = dict(weight_dtype=wdt, kv_dtype=kdt, tp=tp)
+    closed = sv.mean_step_seconds(spec, gpu, batch, c0, c0 + span, tokens, **kw)
+    if span == 0:
+        assert closed == sv.step(spec, gpu, batch, c0, tokens, **kw)["seconds"].value
+        return
+    cs = np.linspace(c0, c0 + span, 50_001)
+    ts = sv.step(spec, gpu, batch, cs, tokens, **kw)["seconds"].value
+    dense = np.trapezoid(ts, cs) / span
+    assert abs(closed / dense - 1) < 1e-6
+    # and element-wise over arrays of batches and contexts
+    arr = sv.mean_step_seconds(spec, gpu, np.array([batch, batch + 1]), np.array([c0, c0]),
+                               np.array([c0 + span, c0 + span]), tokens, **kw)
+    assert abs(arr[0] / closed - 1) < 1e-12

@@ -75,8 +75,11 @@ def test_heads_tokens_between_1_and_n_plus_1_and_grow_with_heads(acc, c):
     E = [sd.heads_tokens_per_step(acc, n) for n in range(1, len(acc) + 1)]
     assert all(1 <= e <= n + 1 for n, e in enumerate(E, start=1))
     assert all(b >= a for a, b in zip(E, E[1:]))     # one more head never lowers tokens per step
+    # c is one head's cost: n heads cost n·c (each its own block and vocabulary projection, Medusa-1)
     k_best, s_best = sd.optimal_heads(np.asarray(acc), c)
-    assert abs(s_best - max(e / (c + 1) for e in E)) <= 1e-12 * s_best   # summation order: ulps
+    best = max(e / (n * c + 1) for n, e in enumerate(E, start=1))
+    assert abs(s_best - best) <= 1e-12 * s_best   # summation order: ulps
+    assert abs(E[k_best - 1] / (k_best * c + 1) - best) <= 1e-12 * best
 
 
 # the cli fixture reads capsys afresh on every call, so reusing it across examples is safe
@@ -116,3 +119,33 @@ def test_sweep_equals_pointwise(cli, alpha_list, k_list):
         for key in ("expected_tokens_per_step", "speedup", "optimal_speedup"):
             # NumPy's vectorised pow and the scalar one differ in the last bit (amplified near α = 1)
             assert abs(row[key] - one["results"][key]) <= 1e-9 * abs(row[key]), key
+
+
+@settings(max_examples=20, **CLI)
+@given(st.integers(2, 6), st.floats(0.3, 0.95), st.floats(0.3, 1.0))
+def test_best_number_of_heads_beats_every_head_count(cli, heads, alpha, decay):
+    # Issue 10: with 5 heads (decay 0.8, α 0.8) optimal_k said 5 (2.03×) while 3 heads gave 2.14×: the search
+    # held the draft cost at 5 heads. Each head count run on its own must not beat the reported optimum.
+    base = ("specdec", "-m", "llama-3.1-8b", "--alpha", repr(alpha), "--decay", repr(decay), "--json")
+    r = cli(*base, "--medusa-heads", str(heads)).json()["results"]
+    each = [cli(*base, "--medusa-heads", str(n)).json()["results"]["speedup"] for n in range(1, heads + 1)]
+    assert r["optimal_speedup"] == max(each) or abs(r["optimal_speedup"] / max(each) - 1) < 1e-12
+    assert abs(each[r["optimal_k"] - 1] / r["optimal_speedup"] - 1) < 1e-12
+
+
+def test_the_issue_medusa_example(cli):
+    r = cli("specdec", "-m", "llama-3.1-8b", "--medusa-heads", "5", "--decay", "0.8", "--alpha", "0.8",
+            "--json").json()["results"]
+    three = cli("specdec", "-m", "llama-3.1-8b", "--medusa-heads", "3", "--decay", "0.8", "--alpha", "0.8",
+                "--json").json()["results"]
+    assert r["optimal_speedup"] >= three["speedup"] * (1 - 1e-12)
+    assert r["optimal_k"] < 5
+
+
+@settings(max_examples=40, deadline=None)
+@given(alphas, st.integers(1, 200), st.integers(1, 64), costs, verifies)
+def test_optimal_k_is_never_worse_than_the_k_asked_about(a, k, k_max, c, v):
+    # The search covers 1..max(k_max, k): the user's own k is always a candidate.
+    r = sd.speculation(a, k, c, v, k_max=k_max)
+    assert r["optimal_speedup"].value >= r["speedup"].value * (1 - 1e-9)
+    assert 1 <= r["optimal_k"].value <= max(k, k_max)

@@ -20,6 +20,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.torch
+
 from llmcalc.core.memory import training_memory  # noqa: E402
 from llmcalc.spec import ModelSpec  # noqa: E402
 

@@ -20,7 +20,8 @@ HAVE_TORCH = all(importlib.util.find_spec(m) is not None for m in ("torch", "tra
 DOC = Path(__file__).resolve().parents[1] / "docs" / "validation.md"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.torch] if c.torch else [])
+                                  for c in CASES])
 def test_ratio_within_band(case):
     if case.torch and not HAVE_TORCH:
         pytest.skip("reference measured with torch + transformers (pip install -e '.[test]')")

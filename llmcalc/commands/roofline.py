@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import GpuOpt, KvDtypeOpt, MemUtilOpt, ModelOpt, shared_options
+from llmcalc.flagrules import conflict, needs
 
 EPILOG = """Examples:
 
@@ -22,6 +23,8 @@ EPILOG = """Examples:
 """
 
 OPS = ("matmul", "elementwise", "softmax", "layernorm", "attention")
+ROW_OPS = "--op matmul / elementwise / softmax / layernorm"
+ONE_OP = "give one operation: {} were both given; use --intensity, --op, or -m MODEL alone"
 PHASES = ("decode", "prefill")
 OP_PANEL = "Operation"
 MODEL_PANEL = "Model phases (with -m)"
@@ -29,6 +32,28 @@ MODEL_PANEL = "Model phases (with -m)"
 
 def _opt(flag: str, help_: str, panel: str = OP_PANEL):
     return Annotated[Optional[str], typer.Option(flag, help=help_, rich_help_panel=panel, show_default=False)]
+
+
+# Which flags go together (checked in order). "op" is an --op other than attention (which may take -m for
+# its heads); "model" is -m or an inline architecture beyond --heads/--head-dim; "rowwise" one of
+# elementwise, softmax, layernorm.
+RULES = (
+    conflict(("intensity", "op"), ONE_OP.format("--intensity and --op")),
+    conflict(("intensity", "attention"), ONE_OP.format("--intensity and --op")),
+    conflict(("intensity", "model"), ONE_OP.format("--intensity and -m")),
+    conflict(("op", "model"), ONE_OP.format("--op and -m")),
+    needs("m", ("matmul", "rowwise"), f"--m applies to {ROW_OPS}"),
+    needs("k", "matmul", "--k applies to --op matmul"),
+    needs("n", ("matmul", "rowwise"), f"--n applies to {ROW_OPS}"),
+    needs("flops_per_element", "elementwise", "--flops-per-element applies to --op elementwise"),
+    needs("inputs", "elementwise", "--inputs applies to --op elementwise"),
+    needs("tile", "attention", "--tile applies to --op attention"),
+    *(needs("matmul", name, f"--op matmul needs --m, --k and --n ([M,K]x[K,N]); --{name} is missing")
+      for name in ("m", "k", "n")),
+    *(needs(op, "n", f"--op {op} needs --n (elements per row) and optionally --m (rows, default 1)")
+      for op in ("elementwise", "softmax", "layernorm")),
+    conflict(("tiers", "sweep"), "--tiers shows one GPU's memory hierarchy; drop the sweep"),
+)
 
 
 @shared_options()
@@ -50,8 +75,8 @@ def roofline(
     phase: Annotated[str, typer.Option("--phase", help="Model phase whose keys are unprefixed: decode or prefill (the other is prefixed).", rich_help_panel=MODEL_PANEL)] = "decode",
     weight_dtype: _opt("--weight-dtype", "Weights: fp32, bf16, fp16, fp8, int8, int4 or a named format (q4_k_m, gptq-int4, nf4, ...; default: --dtype, 16-bit for tf32).", MODEL_PANEL) = None,
     group_size: _opt("--weight-group-size", "Quantised weights: elements per scale (0 = per-channel scales, not counted).", MODEL_PANEL) = None,
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache dtype.", rich_help_panel=MODEL_PANEL)] = "bf16",
-    mem_util: _opt("--mem-util", "Share of GPU memory usable for weights + cache (default 0.9, as vLLM).", MODEL_PANEL) = None,
+    kv_dtype: KvDtypeOpt = None,
+    mem_util: MemUtilOpt = None,
     tiers: Annotated[bool, typer.Option("--tiers", help="Show the memory hierarchy (shown by default when no operation is given).")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write the chart to FILE.png or FILE.svg (needs matplotlib, the plot extra of llmcalc).", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -60,259 +85,99 @@ def roofline(
     element-wise, softmax, layer norm, naive vs flash attention) or a model's prefill and decode phases
     on the roofline, with T_math, T_mem, their max and sum, and the bound; draw it."""
     from llmcalc.charts import check_image_path
-    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.cli_support import KV_FORMATS, Inputs, choice, output, read_mem_util, resolve_gpu, resolve_model
     from llmcalc.core import roofline as rl
-    from llmcalc.core.dtypes import dtype_bytes
-    from llmcalc.core.formula import Results
-    from llmcalc.errors import InputError
+    from llmcalc.flagrules import check
     from llmcalc.render import Report
     from llmcalc.spec import DTYPES
-    from llmcalc.units import parse_count
 
     gpu_spec = resolve_gpu(gpu, required=True)
     dtype = choice("--dtype", dtype, DTYPES)
     if plot:
         check_image_path(plot)
     op = choice("--op", op, OPS) if op else None
-    given = [name for name, v in (("--intensity", intensity), ("--op", op)) if v is not None]
     arch_given = any(v is not None for key, v in arch.items() if key not in ("heads", "head_dim"))
-    if model or arch_given:
-        if op != "attention":
-            given.append("-m")
-    if len(given) > 1:
-        raise InputError(f"give one operation: {' and '.join(given)} were both given; use --intensity, --op, "
-                         "or -m MODEL alone")
-    for flag, value, ok in (("--m", m, ("matmul", "elementwise", "softmax", "layernorm")), ("--k", k, ("matmul",)),
-                            ("--n", n, ("matmul", "elementwise", "softmax", "layernorm")),
-                            ("--flops-per-element", flops_per_element, ("elementwise",)),
-                            ("--inputs", inputs, ("elementwise",)), ("--tile", tile, ("attention",))):
-        if value is not None and op not in ok:
-            raise InputError(f"{flag} applies to --op {' / '.join(ok)}")
+    mode = ("intensity" if intensity is not None else op if op else "model" if model or arch_given else "ceilings")
+    flags = dict(m=m, k=k, n=n, flops_per_element=flops_per_element, inputs=inputs, tile=tile, tiers=tiers or None)
+    given = {name for name, value in flags.items() if value}
+    given |= {"intensity"} if intensity is not None else set()
+    given |= {"model"} if model or arch_given else set()
+    given |= {"op"} if op and op != "attention" else set()
+    given |= {mode, "rowwise"} if op in rl.ROWWISE else {mode}
+    check(RULES, given)
 
-    peak = gpu_spec.peak_flops(dtype)
-    bw = gpu_spec.hbm_bytes_per_s
-    p = dtype_bytes(dtype)
     inp = Inputs()
     inp.fixed("dtype", dtype, unit="str")
-    points: list[tuple[str, object]] = []
     notes: list[str] = []
-    model_spec = None
-    sweep_chart = None
-    v: dict = {}
-
-    no_operation = False
-    if intensity is not None:
+    kw: dict = {}
+    spec = None
+    if mode == "intensity":
         inp.number("intensity", intensity, unit="flop/byte", label="arithmetic intensity")
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        rl.place_intensity(r, v["intensity"], peak, bw)
-        points = [("op", v["intensity"])]
-    elif op == "matmul":
+    elif mode == "matmul":
         for name, val in (("m", m), ("k", k), ("n", n)):
-            if val is None:
-                raise InputError(f"--op matmul needs --m, --k and --n ([M,K]x[K,N]); --{name} is missing")
             inp.number(name, val, unit="count", label=f"matmul {name.upper()}", integer=True)
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        F, Q = rl.matmul(v["m"], v["k"], v["n"], p)
-        rl.place(r, F, Q, peak, bw, label="matmul")
-        points = [("matmul", r["intensity"].value)]
-    elif op in ("elementwise", "softmax", "layernorm"):
-        if n is None:
-            raise InputError(f"--op {op} needs --n (elements per row) and optionally --m (rows, default 1)")
+    elif mode in rl.ROWWISE:
         inp.number("m", m, default=1, unit="count", label="rows", integer=True)
         inp.number("n", n, unit="count", label="elements per row", integer=True)
         if op == "elementwise":
             inp.number("flops_per_element", flops_per_element, default=1, unit="count", label="FLOPs per element")
             inp.number("inputs", inputs, default=1, unit="count", label="input tensors read", integer=True)
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        if op == "elementwise":
-            F, Q = rl.elementwise(v["m"] * v["n"], p, v["flops_per_element"], v["inputs"])
-        else:
-            F, Q = (rl.softmax if op == "softmax" else rl.layernorm)(v["m"], v["n"], p)
-        rl.place(r, F, Q, peak, bw, label=op)
-        points = [(op, r["intensity"].value)]
-    elif op == "attention":
+    elif mode == "attention":
         spec = resolve_model(model, arch, required=False) if (model or arch_given) else None
-        if spec is not None:
-            model_spec = spec
-            h_default, d_default = spec.heads, spec.head_dim
-        else:
-            h_default = _int(arch["heads"], "--heads", parse_count) if arch["heads"] else 1
-            d_default = _int(arch["head_dim"], "--head-dim", parse_count) if arch["head_dim"] else 128
+        kw = dict(heads=spec.heads if spec else _int(arch["heads"], "--heads", 1),
+                  head_dim=spec.head_dim if spec else _int(arch["head_dim"], "--head-dim", 128))
         inp.number("batch", batch, unit="count", label="sequences", integer=True)
         inp.number("seq", seq, default=1024, unit="count", label="sequence length S", integer=True)
-        inp.fixed("heads", h_default, unit="count", label="heads")
-        inp.fixed("head_dim", d_default, unit="count", label="head dim d")
+        inp.fixed("heads", kw["heads"], unit="count", label="heads")
+        inp.fixed("head_dim", kw["head_dim"], unit="count", label="head dim d")
         inp.number("tile", tile, default=128, unit="count", label="flash query block Br", integer=True)
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        Z = v["batch"] * h_default
-        F, Q = rl.attention(Z, v["seq"], d_default, p, flash=True, Br=v["tile"])
-        rl.place(r, F, Q, peak, bw, label="flash attention")
-        Fn, Qn = rl.attention(Z, v["seq"], d_default, p, flash=False)
-        rl.place(r, Fn, Qn, peak, bw, prefix="naive_", label="naive attention")
-        r.calc("flash_traffic_reduction", rl.TRAFFIC_RATIO, "factor", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
-        points = [("flash attn", r["intensity"].value), ("naive attn", r["naive_intensity"].value)]
-    elif model or arch_given:
-        model_spec = spec = resolve_model(model, arch)
+    elif mode == "model":
         from llmcalc.core.serve import check_dtype
-        phase = choice("--phase", phase, PHASES)
-        wdt = check_dtype("--weight-dtype", weight_dtype or (dtype if dtype != "tf32" else "fp32"))
+        spec = resolve_model(model, arch)
+        kw = dict(phase=choice("--phase", phase, PHASES), kv_dtype=choice("--kv-dtype", kv_dtype or "bf16", KV_FORMATS),
+                  weight_dtype=check_dtype("--weight-dtype", weight_dtype or (dtype if dtype != "tf32" else "fp32")))
         inp.number("batch", batch, unit="count", label="sequences", integer=True)
         inp.number("seq", seq, default=1024, unit="count", label="prompt (prefill) / cached tokens (decode)",
                    integer=True)
-        inp.fixed("phase", phase, unit="str")
-        inp.fixed("weight_dtype", wdt, unit="str")
-        gs = inp.number("weight_group_size", group_size, default=0, unit="count", label="weight group size",
-                        integer=True, strict=False)
-        inp.fixed("kv_dtype", kv_dtype.lower(), unit="str")
-        inp.number("mem_util", mem_util, default=0.9, unit="ratio", label="usable memory share", maximum=1.0)
-        if "weight_group_size" in inp.swept or "mem_util" in inp.swept:
-            raise InputError("--weight-group-size and --mem-util take one value")
+        inp.fixed("phase", kw["phase"], unit="str")
+        inp.fixed("weight_dtype", kw["weight_dtype"], unit="str")
+        kw["group_size"] = int(inp.number("weight_group_size", group_size, default=0, unit="count",
+                                          label="weight group size", integer=True, strict=False))
+        inp.fixed("kv_dtype", kw["kv_dtype"], unit="str")
+        read_mem_util(inp, notes, mem_util)
+        _single(inp, "weight_group_size", "mem_util")
         from llmcalc.core.quant import check_overrides
-        check_overrides(wdt, group_size and gs)
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        from llmcalc.core.roofline import model_phases
-        model_phases(r, spec, gpu_spec, v["batch"], v["seq"], dtype=dtype, weight_dtype=wdt, group_size=int(gs),
-                     kv_dtype=kv_dtype, mem_util=v["mem_util"], main=phase)
-        other = "prefill" if phase == "decode" else "decode"
-        points = [(phase, r["intensity"].value), (other, r[other + "_intensity"].value)]
-        if "batch" in inp.swept:
-            sweep_chart = "batch"
-            _sweep_notes(r, notes)
-        elif "seq" not in inp.swept:
-            _phase_notes(r, notes, phase)
-    else:
-        v = inp.grid()
-        r = rl.ceilings(gpu_spec, dtype)
-        no_operation = True
-    tiers_flag = tiers  # asked for explicitly: then say which tiers the preset lacks
-    tiers = tiers or no_operation
-    if tiers:
-        if inp.swept:
-            raise InputError("--tiers shows one GPU's memory hierarchy; drop the sweep")
-        rl.add_hierarchy(r, gpu_spec)
-        known = [t for t in rl.hierarchy(gpu_spec) if not t["bytes_per_s"] and t["tier"] in ("sram", "l2")]
-        if known and tiers_flag:
-            notes.append(f"{gpu_spec.name} preset has no bandwidth for: {', '.join(t['tier'] for t in known)}")
+        check_overrides(kw["weight_dtype"], kw["group_size"])
+    check(RULES, given | ({"sweep"} if inp.swept else set()))
+    v = inp.grid()
+    r, points, found = rl.run(mode, v, gpu_spec, dtype, spec=spec, tiers=tiers, **kw)
+    notes += found
 
-    extra = {}
-    if gpu_spec.l2_bytes_per_s:
-        extra["L2"] = gpu_spec.l2_bytes_per_s
-    labelled = _label_points(points, inp)
-    title = f"roofline · {gpu_spec.name} · {dtype}"
-
-    def chart(report: Report) -> str:
-        from llmcalc import charts
-        if sweep_chart:
-            return _batch_chart(report, charts)
-        return charts.roofline(peak, bw, labelled, title, extra)
-
+    from llmcalc.charts_roofline import chart_for, write_image
+    batch_sweep = mode == "model" and "batch" in inp.swept
     if plot:
-        from llmcalc import charts
-        if sweep_chart:
-            res = r
-            import numpy as np
-            x = np.asarray(inp.items["batch"].value, dtype=float)
-            vl = {}
-            xb = _first(res["crossover_batch"].value)
-            if xb is not None and xb <= x.max() * 2:
-                vl[f"crossover B={xb:,.0f}"] = xb
-            mb = _first(res["max_batch"].value)
-            if mb and mb <= x.max() * 2:
-                vl[f"cache full B={mb:,.0f}"] = mb
-            charts.lines_image(plot, x, {"T_mem (decode step)": np.asarray(res["t_mem_seconds"].value) * 1e3,
-                                         "T_math (decode step)": np.asarray(res["t_math_seconds"].value) * 1e3},
-                               f"decode step vs batch · {model_spec.name} · {gpu_spec.name}", "batch B",
-                               "time per step (ms)", logx=True, logy=True, vlines=vl)
-        else:
-            charts.roofline_image(plot, peak, bw, labelled, title, extra)
+        write_image(plot, r, gpu_spec, dtype, points, inp, spec.name if spec else None, batch_sweep)
         notes.append(f"chart written to {plot}")
-
-    cols = (["intensity", "attainable_flops", "bound", "t_math_seconds", "t_mem_seconds", "time_seconds"]
-            if "intensity" in r else [])
-    if intensity is not None:
-        cols = ["attainable_flops", "fraction_of_peak", "bound"]
-    if sweep_chart:
-        cols = ["t_math_seconds", "t_mem_seconds", "bound", "intensity", "kv_bytes", "fits"]
-    report = Report("roofline", inp.items, r, model=model_spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=[c for c in cols if c in r], chart=chart)
+    report = Report("roofline", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
+                    columns=rl.table_columns(mode, r, batch_sweep),
+                    chart=chart_for(gpu_spec, dtype, points, inp, batch_sweep))
     output(report, **out)
 
 
-def _int(text, flag, parse):
+def _int(text, flag: str, default: int) -> int:
+    """An inline --heads / --head-dim for --op attention without a model: a whole number of at least 1."""
     from llmcalc.errors import InputError
-    value = parse(text, flag)
+    from llmcalc.units import parse_count
+    if text is None:
+        return default
+    value = parse_count(text, flag)
     if value != int(value) or value < 1:
         raise InputError(f"{flag} must be a whole number of at least 1, got {text!r}")
     return int(value)
 
 
-def _first(value):
-    import math
-    try:
-        x = float(value.reshape(-1)[0]) if hasattr(value, "reshape") else float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _label_points(points, inp) -> list[tuple[str, float]]:
-    """One (label, intensity) per point; a sweep labels each row by its swept values (at most 12)."""
-    out = []
-    for label, value in points:
-        if hasattr(value, "__len__") and getattr(value, "ndim", 1) > 0 and len(value) > 1:
-            n = len(value)
-            step = max(1, -(-n // 12))
-            for i in range(0, n, step):
-                tag = ",".join(f"{k}={_short(inp.items[k].value[i])}" for k in inp.swept)
-                out.append((f"{label} {tag}" if label not in ("op",) else tag, float(value[i])))
-        else:
-            out.append((label, float(value.reshape(-1)[0]) if hasattr(value, "reshape") else float(value)))
-    return out
-
-
-def _short(x) -> str:
-    x = float(x)
-    for f, s in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= f and x % (f / 1000) == 0:
-            return f"{x / f:g}{s}"
-    return f"{x:g}"
-
-
-def _batch_chart(report, charts) -> str:
-    import numpy as np
-    r = report.results
-    x = np.asarray(report.inputs["batch"].value, dtype=float)
-    mem = np.asarray(r["t_mem_seconds"].value, dtype=float) * 1e3
-    series = {"T_mem": mem, "T_math": np.asarray(r["t_math_seconds"].value, dtype=float) * 1e3}
-    points = {}
-    for key, name in (("crossover_batch", "crossover"), ("max_batch", "cache full")):
-        b = _first(r[key].value)
-        if b and x.min() <= b <= x.max():
-            points[f"{name}: B={b:,.0f}"] = (b, float(np.interp(np.log(b), np.log(x), mem)))
-    return charts.lines(x, series, "decode step time (ms) vs batch: memory vs compute", "batch B", "ms",
-                        logx=True, logy=True, points=points)
-
-
-def _sweep_notes(r, notes) -> None:
-    xb = _first(r["crossover_batch"].value)
-    mb = _first(r["max_batch"].value)
-    msg = (f"decode turns compute-bound at batch {xb:,.0f}" if xb is not None else
-           "decode never turns compute-bound at this length: cache reads grow with batch as fast as FLOPs do")
-    if mb is not None:
-        msg += f"; the KV cache stops fitting beyond batch {mb:,.0f}"
-    notes.append(msg)
-
-
-def _phase_notes(r, notes, phase) -> None:
-    xb = _first(r["crossover_batch"].value)
-    mb = _first(r["max_batch"].value)
-    if xb is not None:
-        msg = f"decode is compute-bound from batch {xb:,.0f} at this length"
-        if mb is not None:
-            msg += f"; the cache fits up to batch {mb:,.0f}" + (" (crossover out of reach)" if xb > mb else "")
-        notes.append(msg)
+def _single(inp, *names: str) -> None:
+    from llmcalc.errors import InputError
+    swept = [n for n in names if n in inp.swept]
+    if swept:
+        raise InputError(" and ".join("--" + n.replace("_", "-") for n in names) + " take one value")

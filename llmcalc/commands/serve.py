@@ -159,9 +159,9 @@ def serve(
     if target is not None and not r["target_batch"].value:
         notes.append("no batch meets the target latency" + (" (not even one sequence fits)"
                                                              if r["max_batch"].value < 1 else ""))
-    import numpy as np
-    fits = np.asarray(r["fits"].value)
-    if not fits.all():
+    from llmcalc.core.formula import all_of
+    fits = all_of(r["fits"].value)       # a bool for one point: no NumPy
+    if not fits:
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")
                      + " max_batch (weights + KV cache > mem-util × memory per GPU)")
     columns, chart = [], None
@@ -177,7 +177,7 @@ def serve(
     report = Report("serve", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=chart, schema=SCHEMA)
     output(report, **out)
-    if check and not fits.all():
+    if check and not fits:
         raise typer.Exit(int(ExitStatus.CHECK_FAILED))
 
 

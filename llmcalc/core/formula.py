@@ -35,6 +35,8 @@ floor = _scalar_or_numpy("floor", math.floor)
 ceil = _scalar_or_numpy("ceil", math.ceil)
 log = _scalar_or_numpy("log", math.log)
 sqrt = _scalar_or_numpy("sqrt", math.sqrt)
+any_of = _scalar_or_numpy("any", bool)    # any_of(x > y): a bool for a number or an array
+all_of = _scalar_or_numpy("all", bool)
 
 
 _NAMESPACE = {"__builtins__": {}, "min": minimum, "max": maximum, "where": where, "floor": floor,

@@ -16,6 +16,8 @@ Every function accepts NumPy arrays for sweeps. No I/O here.
 
 from __future__ import annotations
 
+import math
+
 from llmcalc.core.formula import Formula, Results, where
 from llmcalc.spec import GpuSpec
 
@@ -173,7 +175,7 @@ TRAFFIC_RATIO = Formula("naive / flash")
 # (read + written) of one sequence's step, W_r the weights read. They cross at B* = (W_r/β)/(f1/π − k/β);
 # when k/β ≥ f1/π (long contexts: attention reads as many bytes as it does FLOPs) decode never turns
 # compute-bound. MoE: W_r counts every expert (all are touched long before B*).
-CROSSOVER = Formula("where(f1 / peak > k / bw, ceil(W_r / bw / (f1 / peak - k / bw)), inf)")
+CROSSOVER = Formula("where(f1 / peak > k / bw, ceil(W_r / bw / max(f1 / peak - k / bw, 1e-300)), inf)")
 KV_FIT = Formula("max(0, floor((u * M - W) / per_seq))")
 
 
@@ -200,17 +202,101 @@ def model_phases(r: Results, spec, gpu: GpuSpec, batch, seq, *, dtype: str = "bf
     d = phases["decode"]
     r.put("weights_read_bytes", d["weights_read_bytes"].value, "byte", "decode: weights read per step")
     r.put("kv_read_bytes", d["kv_read_bytes"].value, "byte", "decode: KV cache read per step")
-    import numpy as np
     one = step(spec, gpu, 1, seq, 1, **kw)
     wp = weight_parts(spec, weight_dtype, group_size=group_size)
     W = wp["total"]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        f1 = np.asarray(one["flops"].value, dtype=float)  # NumPy, so the never-crossing branch is inf, not an error
-        r.calc("crossover_batch", CROSSOVER, "count", "decode batch where T_math overtakes T_mem (at this length)",
-               f1=f1, peak=peak, k=one["kv_read_bytes"].value + one["kv_write_bytes"].value, bw=bw,
-               W_r=W - wp["gathered"], inf=np.inf)
+    r.calc("crossover_batch", CROSSOVER, "count", "decode batch where T_math overtakes T_mem (at this length)",
+           f1=one["flops"].value, peak=peak, k=one["kv_read_bytes"].value + one["kv_write_bytes"].value, bw=bw,
+           W_r=W - wp["gathered"], inf=math.inf)
     kv = r.put("kv_bytes", kv_cache_bytes(spec, batch, seq, kv_dtype), "byte", "KV cache of the batch at S")
     r.calc("max_batch", KV_FIT, "count", "batch where the KV cache stops fitting beside the weights",
            u=mem_util, M=gpu.device_memory_bytes, W=W, per_seq=kv_cache_bytes(spec, 1, seq, kv_dtype))
     r.put("fits", (W + kv) <= mem_util * gpu.device_memory_bytes, "bool", "weights + cache fit (mem-util × memory)")
     return r
+
+
+# ---------------------------------------------------------------------------------------------
+# One run of `llmcalc roofline`: the GPU's ceilings and, by mode, one operation or a model's phases
+
+ROWWISE = ("elementwise", "softmax", "layernorm")
+
+
+def run(mode: str, v: dict, gpu: GpuSpec, dtype: str, *, spec=None, heads: int = 1, head_dim: int = 128,
+        phase: str = "decode", weight_dtype: str = "bf16", group_size: int = 0, kv_dtype: str = "bf16",
+        tiers: bool = False) -> tuple[Results, list[tuple[str, object]], list[str]]:
+    """``mode``: "intensity", "matmul", one of ROWWISE, "attention", "model" or "ceilings"; ``v`` holds its
+    inputs (numbers or arrays of one sweep). Returns the results, the points to draw (label, intensity) and
+    notes."""
+    from llmcalc.core.dtypes import dtype_bytes
+
+    peak, bw, p = gpu.peak_flops(dtype), gpu.hbm_bytes_per_s, dtype_bytes(dtype)
+    r, notes = ceilings(gpu, dtype), []
+    if mode == "intensity":
+        place_intensity(r, v["intensity"], peak, bw)
+        points = [("op", v["intensity"])]
+    elif mode in ("matmul",) + ROWWISE:
+        if mode == "matmul":
+            F, Q = matmul(v["m"], v["k"], v["n"], p)
+        elif mode == "elementwise":
+            F, Q = elementwise(v["m"] * v["n"], p, v["flops_per_element"], v["inputs"])
+        else:
+            F, Q = (softmax if mode == "softmax" else layernorm)(v["m"], v["n"], p)
+        place(r, F, Q, peak, bw, label=mode)
+        points = [(mode, r["intensity"].value)]
+    elif mode == "attention":
+        Z = v["batch"] * heads
+        F, Q = attention(Z, v["seq"], head_dim, p, flash=True, Br=v["tile"])
+        place(r, F, Q, peak, bw, label="flash attention")
+        Fn, Qn = attention(Z, v["seq"], head_dim, p, flash=False)
+        place(r, Fn, Qn, peak, bw, prefix="naive_", label="naive attention")
+        r.calc("flash_traffic_reduction", TRAFFIC_RATIO, "factor", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
+        points = [("flash attn", r["intensity"].value), ("naive attn", r["naive_intensity"].value)]
+    elif mode == "model":
+        model_phases(r, spec, gpu, v["batch"], v["seq"], dtype=dtype, weight_dtype=weight_dtype,
+                     group_size=group_size, kv_dtype=kv_dtype, mem_util=v["mem_util"], main=phase)
+        other = "prefill" if phase == "decode" else "decode"
+        points = [(phase, r["intensity"].value), (other, r[other + "_intensity"].value)]
+        notes += phase_notes(r, batch_swept=hasattr(v["batch"], "shape"), seq_swept=hasattr(v["seq"], "shape"))
+    else:
+        points = []
+    if tiers or mode == "ceilings":
+        add_hierarchy(r, gpu)
+        missing = [t["tier"] for t in hierarchy(gpu) if not t["bytes_per_s"] and t["tier"] in ("sram", "l2")]
+        if missing and tiers:
+            notes.append(f"{gpu.name} preset has no bandwidth for: {', '.join(missing)}")
+    return r, points, notes
+
+
+def first_value(value) -> float | None:
+    """A result's (first) value as a finite float, else None."""
+    try:
+        x = float(value.reshape(-1)[0]) if hasattr(value, "reshape") else float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def phase_notes(r: Results, batch_swept: bool, seq_swept: bool) -> list[str]:
+    """What the decode crossover and the cache limit mean for this run."""
+    xb, mb = first_value(r["crossover_batch"].value), first_value(r["max_batch"].value)
+    if batch_swept:
+        msg = (f"decode turns compute-bound at batch {xb:,.0f}" if xb is not None else
+               "decode never turns compute-bound at this length: cache reads grow with batch as fast as FLOPs do")
+        return [msg + (f"; the KV cache stops fitting beyond batch {mb:,.0f}" if mb is not None else "")]
+    if seq_swept or xb is None:
+        return []
+    msg = f"decode is compute-bound from batch {xb:,.0f} at this length"
+    if mb is not None:
+        msg += f"; the cache fits up to batch {mb:,.0f}" + (" (crossover out of reach)" if xb > mb else "")
+    return [msg]
+
+
+def table_columns(mode: str, r: Results, batch_swept: bool) -> list[str]:
+    """The result columns a sweep's table leads with."""
+    if mode == "intensity":
+        cols = ["attainable_flops", "fraction_of_peak", "bound"]
+    elif mode == "model" and batch_swept:
+        cols = ["t_math_seconds", "t_mem_seconds", "bound", "intensity", "kv_bytes", "fits"]
+    else:
+        cols = ["intensity", "attainable_flops", "bound", "t_math_seconds", "t_mem_seconds", "time_seconds"]
+    return [c for c in cols if c in r]

@@ -44,8 +44,12 @@ ACT_BYTES = 2.0            # activations all-reduced in 16-bit
 # Formulas (symbols: B sequences, t new tokens each, c cached tokens, L layers, D hidden, E experts,
 # k top-k, T tensor-parallel GPUs, π peak FLOP/s, β HBM bytes/s, λ link bytes/s one way)
 
-# Queries j = 0..t-1 attend to min(c + j + 1, W) keys: m = min(max(W - c, 0), t) of them are below the cap.
-CAP_QUERIES = Formula("min(max(W - c, 0), t)")
+# Query j = 0..t-1 attends to min(c + j + 1, W) keys; it is below the cap iff j <= W - c - 1, so
+# m = clamp(floor(W - c), 0, t) queries see c + j + 1 keys and the other t - m see W:
+#   Σ_j min(c + j + 1, W) = m·c + m(m+1)/2 + (t - m)·W.
+# The floor keeps the sum exact for a fractional c (the generation mean integrates over c); without it,
+# m = min(W - c, t) interpolates linearly and overshoots just below the window (c = 63.2, W = 64, t = 3).
+CAP_QUERIES = Formula("min(max(floor(W - c), 0), t)")
 PAIRS = Formula("m * c + m * (m + 1) / 2 + (t - m) * W")
 # Only the logits that are used: the last prompt token in prefill, every new token in decode/verify.
 STEP_FLOPS = Formula("attn_proj + attn_score + mlp + lm_head")
@@ -68,6 +72,8 @@ PER_SEQ = Formula("x / B")
 TOKENS_PER_S = Formula("t / seconds")
 THROUGHPUT = Formula("B * t / seconds")
 E2E = Formula("prefill + (G - 1) * decode")
+# Decode steps 1..G-1 run with c = P .. P + G - 2 cached tokens (token 1 comes from prefill).
+LAST_CONTEXT = Formula("max(P + G - 2, P)")
 E2E_THROUGHPUT = Formula("B * G / e2e")
 ACHIEVED = Formula("F / seconds / T")
 UTILISATION = Formula("achieved / peak")
@@ -208,24 +214,40 @@ def decode_step_seconds(spec: ModelSpec, gpu: GpuSpec, batch, context, *, tokens
     return r["seconds"].value
 
 
-def _mean_over_context(fn, c0, c1, points: int = 65):
-    """Mean of fn(c) over c in [c0, c1] (trapezoid on ``points`` nodes; exact for a linear fn, and the step
-    time is piecewise linear in c)."""
-    import numpy as np
-    u = np.linspace(0.0, 1.0, points)
-    c0a, c1a = np.asarray(c0, dtype=float), np.asarray(c1, dtype=float)
-    cs = c0a[..., None] + (c1a - c0a)[..., None] * u
-    vals = np.asarray(fn(cs), dtype=float)
-    vals = np.broadcast_to(vals, np.broadcast_shapes(vals.shape, cs.shape))
-    mean = np.trapezoid(vals, u, axis=-1) if hasattr(np, "trapezoid") else np.trapz(vals, u, axis=-1)
-    return mean if mean.ndim else float(mean)
+# The mean step time over a generation, in closed form. As the cache grows from c0 to c1 every term of a
+# step is linear in c between kinks (the window cap: the attention pairs at c = W - t .. W - 1, the cache
+# read at c = W), so max(T_math, T_mem) + T_comm is piecewise linear, with one more kink where the bound
+# switches (T_math = T_mem). Its integral is exact as trapezoids between those nodes.
+SEGMENT = Formula("(b - a) * (y_a + y_b) / 2")
+CROSSING = Formula("where(d_a * d_b < 0, d_a / where(d_a * d_b < 0, d_a - d_b, 1), 0)")
+LERP = Formula("y_a + f * (y_b - y_a)")
+MEAN_OVER = Formula("where(c1 > c0, area / max(c1 - c0, 1e-300), y0)")
 
 
-def _col(x):
-    """A value that broadcasts against the trailing context axis."""
-    import numpy as np
-    a = np.asarray(x, dtype=float)
-    return a[..., None] if a.ndim else x
+def mean_step_seconds(spec: ModelSpec, gpu: GpuSpec, batch, c0, c1, tokens=1, **kw):
+    """Mean over c in [c0, c1] of the step time at context c: (1/(c1 − c0))·∫ max(T_math, T_mem) + T_comm dc,
+    exactly (piecewise linear: nodes at the window kinks and where the bound switches). Scalars give a
+    float without NumPy; arrays (one broadcastable shape) give an array."""
+    from llmcalc.core.formula import maximum, minimum
+
+    nodes = [c0]
+    if spec.window_layers:
+        W = spec.sliding_window
+        nodes += [minimum(maximum(W - j, c0), c1) for j in range(int(tokens), -1, -1)]   # ascending
+    nodes.append(c1)
+    pts = [step(spec, gpu, batch, c, tokens, **kw) for c in nodes]
+    m_ = [p["t_math_seconds"].value for p in pts]
+    q_ = [p["t_mem_seconds"].value for p in pts]
+    y_ = [p["seconds"].value for p in pts]
+    comm = pts[0]["t_comm_seconds"].value
+    area = 0.0
+    for i in range(len(nodes) - 1):
+        a, b = nodes[i], nodes[i + 1]
+        f = CROSSING(d_a=m_[i] - q_[i], d_b=m_[i + 1] - q_[i + 1])      # where T_math = T_mem, as a fraction
+        x = LERP(y_a=a, y_b=b, f=f)
+        y_x = maximum(LERP(y_a=m_[i], y_b=m_[i + 1], f=f), LERP(y_a=q_[i], y_b=q_[i + 1], f=f)) + comm
+        area = area + SEGMENT(a=a, b=x, y_a=y_[i], y_b=y_x) + SEGMENT(a=x, b=b, y_a=y_x, y_b=y_[i + 1])
+    return MEAN_OVER(c0=c0, c1=c1, area=area, y0=y_[0])
 
 
 def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
@@ -247,7 +269,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     peak, bw = gpu.peak_flops(gpu.half_dtype), gpu.hbm_bytes_per_s
     r = Results()
 
-    # -- decode: steps 1..G-1 run with c = P .. P+G-2 cached tokens (token 1 comes from prefill)
+    # -- decode
     dec = step(spec, gpu, B, P, 1, **kw)   # at the start of the generation
     r.put("memory_ceiling_tokens_per_second", dec["memory_ceiling_tokens_per_second"].value, "token/s",
           "bandwidth ceiling per sequence: HBM bytes/s ÷ bytes read per step (start of decode)")
@@ -260,18 +282,10 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     r.put("prefill_bytes", pre["bytes"].value, "byte", "prefill bytes per GPU (weights + K/V written)")
     r.put("prefill_bound", pre["bound"].value, "str", "prefill bound")
 
-    import numpy as np
-    last_c = np.maximum(np.asarray(P, dtype=float) + np.asarray(G, dtype=float) - 2, np.asarray(P, dtype=float))
-    if not (hasattr(B, "shape") or hasattr(P, "shape") or hasattr(G, "shape")):
-        last_c = float(last_c)
-
-    kw_col = {k: _col(v) if hasattr(v, "shape") else v for k, v in kw.items()}
-
-    def step_time(c):
-        return step(spec, gpu, _col(B), c, 1, **kw_col)["seconds"].value
-
-    avg = r.put("decode_seconds_per_token", _mean_over_context(step_time, P, last_c), "s",
-                "decode time per output token, mean over the generation")
+    last_c = LAST_CONTEXT(P=P, G=G)
+    avg = r.put("decode_seconds_per_token", mean_step_seconds(spec, gpu, B, P, last_c, 1, **kw), "s",
+                "decode time per output token, mean over the generation",
+                note="exact mean of the step time as the cache grows from prompt to prompt + gen − 2 tokens")
     r.put("decode_seconds_first", dec["seconds"].value, "s", "decode step at the start (attends over prompt + 1 tokens)")
     end = step(spec, gpu, B, last_c, 1, **kw)
     r.put("decode_seconds_last", end["seconds"].value, "s", "decode step at the end (attends over prompt + gen - 1 tokens)")
@@ -352,11 +366,6 @@ def target_batch(spec: ModelSpec, gpu: GpuSpec, prompt, gen, target_seconds: flo
         return 0
     Bs = np.arange(1, hi + 1, dtype=float)
     P, G = float(prompt), float(gen)
-    last = max(P + G - 2, P)
-
-    def fn(c):
-        return step(spec, gpu, Bs[:, None], c, 1, **kw)["seconds"].value
-
-    times = _mean_over_context(fn, np.full_like(Bs, P), np.full_like(Bs, last))
+    times = mean_step_seconds(spec, gpu, Bs, P, LAST_CONTEXT(P=P, G=G), 1, **kw)
     ok = np.nonzero(times <= target_seconds)[0]
     return int(Bs[ok[-1]]) if ok.size else 0
