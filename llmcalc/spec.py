@@ -372,6 +372,13 @@ def validate_model(spec: ModelSpec, where: str = "model") -> ModelSpec:
     _check_str(where, "position", spec.position, POSITION_KINDS)
     if spec.sliding_window_layers > spec.layers:
         raise InputError(f"{where}: sliding_window_layers ({spec.sliding_window_layers}) exceeds layers ({spec.layers})")
+    if spec.moe and (spec.moe.experts < 1 or spec.moe.top_k < 1 or spec.moe.expert_ffn < 1):
+        raise InputError(f"{where}: moe experts ({spec.moe.experts}), top_k ({spec.moe.top_k}) and expert_ffn "
+                         f"({spec.moe.expert_ffn}) must each be at least 1 (num_local_experts / n_routed_experts, "
+                         "num_experts_per_tok, moe_intermediate_size in a config.json)")
+    if spec.moe and spec.moe.top_k > spec.moe.experts:
+        raise InputError(f"{where}: moe top_k ({spec.moe.top_k}, num_experts_per_tok in a config.json) exceeds "
+                         f"the {spec.moe.experts} routed experts; a token cannot use more experts than exist")
     if spec.moe and spec.moe.dense_layers > spec.layers:
         raise InputError(f"{where}: moe.dense_layers ({spec.moe.dense_layers}) exceeds layers ({spec.layers})")
     return spec
