@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from llmcalc.errors import InputError
+from llmcalc.errors import InputError, printable
 from llmcalc.units import parse_count, parse_quantity
 
 MLP_KINDS = ("gated", "plain")
@@ -293,7 +293,7 @@ def _coerce(cls, where: str, data: Mapping[str, Any], nested: dict[str, Any]) ->
         elif kind == "bool":
             out[key] = _check_bool(where, key, value)
         elif kind == "str":
-            out[key] = _check_str(where, key, value if value is not None else "")
+            out[key] = printable(_check_str(where, key, value if value is not None else ""))  # no terminal escapes
         elif kind.startswith("tuple"):
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)) or not all(isinstance(a, str) for a in items):
