@@ -104,7 +104,7 @@ def parallel(
     from llmcalc.core import parallel as par
     from llmcalc.errors import ExitStatus
     from llmcalc.spec import DTYPES
-    from llmcalc.units import parse_bytes, parse_rate
+    from llmcalc.units import parse_bandwidth, parse_bytes, parse_time
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
@@ -122,10 +122,11 @@ def parallel(
     cluster = par.Cluster.from_gpu(
         gpu_spec,
         _scalar(scratch, "gpus_per_node", gpus_per_node, gpu_spec.gpus_per_node or 1, "GPUs per node"),
-        _scalar(scratch, "nvlink_bw", nvlink_bw, None, "", unit="byte/s", parse=parse_rate),
-        _scalar(scratch, "net_bw", net_bw, None, "", unit="byte/s", parse=parse_rate),
-        _scalar(scratch, "nvlink_latency", nvlink_latency, None, "", unit="s", minimum=0, strict=False),
-        _scalar(scratch, "net_latency", net_latency, None, "", unit="s", minimum=0, strict=False))
+        _scalar(scratch, "nvlink_bw", nvlink_bw, None, "", unit="byte/s", parse=parse_bandwidth),
+        _scalar(scratch, "net_bw", net_bw, None, "", unit="byte/s", parse=parse_bandwidth),
+        _scalar(scratch, "nvlink_latency", nvlink_latency, None, "", unit="s", minimum=0, strict=False,
+                parse=parse_time),
+        _scalar(scratch, "net_latency", net_latency, None, "", unit="s", minimum=0, strict=False, parse=parse_time))
     reserve_v = _scalar(scratch, "reserve", reserve, mem.DEFAULT_RESERVE_BYTES, "", unit="byte",
                         parse=parse_bytes, minimum=0, strict=False)
     frag_v = _scalar(scratch, "fragmentation", fragmentation, mem.DEFAULT_FRAGMENTATION, "", unit="ratio",
