@@ -322,7 +322,8 @@ def _explain_best(spec, gpu_spec, cluster, run, lay) -> str:
 
 def _min_dp(spec, N: int, gpus_per_node: int, space) -> int:
     from llmcalc.core import parallel as par
-    tps = space.tp or [t for t in par.divisors(N) if t <= gpus_per_node and spec.heads % t == 0]
+    from llmcalc.core.layout import tp_allowed
+    tps = space.tp or [t for t in par.divisors(N) if t <= gpus_per_node and tp_allowed(spec, t)]
     best = 0
     for t in tps:
         for p in par.divisors(N // t) if N % t == 0 else []:

@@ -178,11 +178,10 @@ def _weights(r: Results, spec: ModelSpec, dtype: str, group_size: int) -> float:
 
 
 def check_tp(spec: ModelSpec, tp: int) -> None:
-    """vLLM's rule: T divides the query heads, and T divides K or K divides T (then K/T heads replicate)."""
-    if tp < 1 or spec.heads % tp:
-        raise InputError(f"--tp {tp} must divide the {spec.heads} attention heads of {spec.name}")
-    if not spec.mla and spec.kv_heads % tp and tp % spec.kv_heads:
-        raise InputError(f"--tp {tp} and the {spec.kv_heads} KV heads of {spec.name} must divide one another")
+    """The tensor-parallel rule of core/layout.py (vLLM's: T divides the query heads and the MLP width, and T
+    divides K or K divides T, then K/T heads replicate), for the ``--tp`` flag."""
+    from llmcalc.core.layout import check_tp as layout_check_tp
+    layout_check_tp(spec, tp, "--tp")
 
 
 def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype: str = "bf16",
