@@ -180,6 +180,10 @@ def _run(argv: list[str]) -> int:
         what = "install shell completion in" if "--install-completion" in argv else "use"
         _error(f"can't {what}{where}: {exc.strerror or exc}")
         return ExitStatus.BAD_INPUT
+    except MemoryError as exc:  # a sweep too large for this machine: say so, never a traceback
+        detail = str(exc).split(" for an array")[0] if str(exc) else "out of memory"
+        _error(f"not enough memory for this run ({detail}); use fewer sweep points")
+        return ExitStatus.BAD_INPUT
     except KeyboardInterrupt:
         return 130
     return rv if isinstance(rv, int) else ExitStatus.OK

@@ -53,7 +53,8 @@ COMMANDS = _commands()
 
 NUMBERS = ["0", "-1", "1", "2", "8", "0.5", "1e309", "nan", "inf", "-inf", "1e30", "7B", "32Ki", "32k", "1.5",
            "1,2", "1..8x2", "8..1", "1..4+1", "", " ", "abc", "1e-9", "3", "0.9", "12", "4096", "1_000", "2T",
-           "80GB", "3.35TB/s", "989TFLOPS", "0x10", "--", "1,", "..", "1..2x1", "99999999999"]
+           "80GB", "3.35TB/s", "989TFLOPS", "0x10", "--", "1,", "..", "1..2x1", "99999999999",
+           "9" * 5000, "-0", "1e-400", "400Gb/s", "50TFLOPS", "3.35tb/s", "30ms", "20us", "1GiB/s", "\x1b[2J"]
 NAMES = ["gpt2", "llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gemma-2-9b", "h100-sxm", "a100-40gb",
          "tpu-v5e", "no-such", "GPT2", "llama-3.1-8b,mistral-7b", "", "../../etc/passwd", "bf16", "fp8", "int4",
          "adamw", "mixed", "selective", "full", "none", "megatron", "eager", "matmul", "table", "json", "xml"]
@@ -74,8 +75,18 @@ def hostile_files(tmp_path_factory):
         "array.json": b"[1, 2, 3]",
         "notjson.json": b"{'single': quotes}",
         "gpu.yaml": b"name: x\nmemory_bytes: -5\nhbm_bytes_per_s: 0\nflops_per_s: {bf16: nan}\n",
+        "hugeint.json": b'{"model_type": "gpt2", "n_layer": ' + b"9" * 5000 + b', "n_embd": 768, "n_head": 12}',
+        "hugeint.yaml": b"layers: " + b"9" * 5000 + b"\nhidden: 64\nheads: 4\nffn: 256\nvocab: 100\n",
+        "noexperts.json": json.dumps({"model_type": "mixtral", "hidden_size": 256, "num_hidden_layers": 2,
+                                      "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 512,
+                                      "vocab_size": 1000, "num_local_experts": 0,
+                                      "num_experts_per_tok": 2}).encode(),
+        "escape\x1b[2J.yaml": b'name: "a\\x1b[31m"\nlayers: 2\nhidden: 64\nheads: 4\nffn: 256\nvocab: 100\n',
     }
-    paths = []
+    paths = ["/dev/zero", str(d)]  # a device and a directory as paths
+    fifo = d / "fifo.yaml"
+    os.mkfifo(fifo)
+    paths.append(str(fifo))
     for name, data in files.items():
         p = d / name
         p.write_bytes(data)
@@ -115,6 +126,7 @@ def test_fuzz_cli(hostile_files):
     def case(args):
         code, out, err = run(args)
         assert "Traceback" not in err + out, (args, err)
+        assert "\x1b" not in err + out, (args, "a terminal escape was echoed")
         assert code in (0, 2, 3), (args, code, err)
         if code == 2:
             assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("llmcalc: error: "), (args, err)
