@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmcalc import spec as specs
 from llmcalc.core import layout
@@ -163,3 +165,16 @@ def test_target_batch_is_the_largest_within_the_target(target):
     if b < max_batch:
         assert tpot(b + 1) > target
     assert 0 <= b <= max_batch and not math.isnan(b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=40), st.from_regex(
+    r"\A[+-]?[0-9_.]{0,12}(e[+-]?[0-9]{1,4})? ?[kKmMgGtTpP]?i?(B/s|b/s|bps|Bps|FLOPS|flop/s|OPS|B|b|s|ms|us|ns|min|h)?\Z")))
+def test_parsers_answer_a_finite_number_or_one_input_error(text):
+    for parse in (parse_count, parse_bytes, parse_bandwidth, parse_flop_rate, parse_time):
+        try:
+            value = parse(text, "--flag")
+        except InputError as exc:
+            assert "\n" not in str(exc)
+        else:
+            assert math.isfinite(value)
