@@ -76,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = _Stdout(real)
     try:
         code = _main(argv)
-        real.flush()
-        return code
     except OutputError as exc:
-        return _output_failed(real, exc.errno)
-    except OSError as exc:  # the final flush
         return _output_failed(real, exc.errno)
     finally:
         sys.stdout = real
+    try:
+        real.flush()  # what is still buffered: the write that fails may be this one
+    except OSError as exc:
+        return _output_failed(real, exc.errno)
+    return code
 
 
 def _main(argv: list[str] | None) -> int:
