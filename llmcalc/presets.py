@@ -52,7 +52,8 @@ def preset_files(kind: str) -> dict[str, Path]:
 
 def _aliases(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")[:4096]
+        with open(path, "rb") as f:  # a regular file (preset_files checks): read its head, never all of it
+            text = f.read(4096).decode("utf-8", errors="replace")
     except OSError:
         return []
     m = _ALIASES_RE.search(text)
