@@ -132,6 +132,17 @@ def test_paths_that_are_not_small_regular_files(tmp_path, places, flag, template
         assert_refused(llmcalc(tmp_path, *args))
 
 
+def test_huge_preset_files_are_not_read(tmp_path):
+    """A 5 GB (sparse) file among the user's presets: named, it is refused by size; unnamed, the alias scan
+    that looks for a close name reads only its head."""
+    models = tmp_path / "config" / "models"
+    models.mkdir(parents=True)
+    with open(models / "huge.yaml", "wb") as f:
+        f.truncate(5 * 10**9)
+    assert_refused(llmcalc(tmp_path, "kv", "-m", "huge"), "too large")
+    assert_refused(llmcalc(tmp_path, "kv", "-m", "hugh"), "unknown model preset")
+
+
 # ----------------------------------------------------------------------------------------------
 # Product sizes and long sweeps
 
