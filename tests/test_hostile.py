@@ -49,7 +49,8 @@ def _limit_memory() -> None:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMCALC_", "PYTHONIOENCODING", "COLUMNS"))}
+    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k in keep}  # nothing an earlier test may have left behind
     env.update(PYTHONPATH=str(ROOT), LLMCALC_CONFIG_DIR=str(tmp_path / "config"), HOME=str(tmp_path / "home"),
                HF_HUB_OFFLINE="1", OPENBLAS_NUM_THREADS="1")
     env.update(extra)
@@ -61,7 +62,7 @@ class Run:
         self.args, self.code, self.out, self.err = args, code, out, err
 
     def __repr__(self) -> str:
-        return f"Run({self.args!r}, exit {self.code}, stderr {self.err[-600:]!r})"
+        return f"Run({self.args!r}, exit {self.code}, stdout {self.out[-300:]!r}, stderr {self.err[-600:]!r})"
 
 
 def llmcalc(tmp_path: Path, *args: str, env: dict | None = None, stdout=subprocess.PIPE, shell: str | None = None) -> Run:
