@@ -151,6 +151,12 @@ def _comparisons(args: list[str]) -> list[list[str]] | None:
 
 
 def _run(argv: list[str]) -> int:
+    if any(a in ("--install-completion", "--show-completion") for a in argv):
+        return _completion(argv)
+    return _invoke(argv)
+
+
+def _invoke(argv: list[str]) -> int:
     from typer import Abort
     try:
         from typer._click.exceptions import ClickException  # Typer >= 0.26 ships its own Click
@@ -188,6 +194,29 @@ def _run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return rv if isinstance(rv, int) else ExitStatus.OK
+
+
+def _completion(argv: list[str]) -> int:
+    """Typer's completion flags, whose failures (a shell it cannot detect: "Shell None is not supported", on
+    stdout, exit 1) become one line on stderr and exit 2 like any other bad input or environment."""
+    import io
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    try:
+        try:
+            code = _invoke(argv)
+        except SystemExit as exc:  # Typer's callbacks end with sys.exit(0) when they succeed
+            code = exc.code if isinstance(exc.code, int) else 0
+        text, problem = sys.stdout.getvalue(), sys.stderr.getvalue()
+    finally:
+        sys.stdout, sys.stderr = out, err
+    if code == 1:
+        detail = (problem + " " + text).strip() or "it failed"
+        _error(f"can't set up shell completion: {detail} (run it from bash, zsh, fish or powershell)")
+        return ExitStatus.BAD_INPUT
+    sys.stderr.write(problem)
+    sys.stdout.write(text)
+    return code
 
 
 _BUILT: dict = {}

@@ -295,8 +295,15 @@ def test_narrow_terminal(tmp_path):
 
 
 def test_unwritable_home_for_completion(tmp_path):
-    run = llmcalc(tmp_path, "--install-completion", "bash", env=_env(tmp_path, HOME="/dev/null/home"))
+    # from bash (detected: the install fails on HOME), or from a parent Typer cannot name (shell None)
+    run = llmcalc(tmp_path, shell="LLMCALC --install-completion; exit $?", env=_env(tmp_path, HOME="/dev/null/home"))
     assert_refused(run, "completion")
+
+
+@pytest.mark.parametrize("flag", ["--install-completion", "--show-completion"])
+def test_completion_from_an_unsupported_shell(tmp_path, flag):
+    run = llmcalc(tmp_path, shell=f"sh -c 'LLMCALC {flag}; exit $?'")
+    assert_refused(run, "completion", "bash")
 
 
 # ----------------------------------------------------------------------------------------------
