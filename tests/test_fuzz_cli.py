@@ -3,7 +3,8 @@ numbers (0, negative, huge, NaN, inf, fractions, suffixes, lists, ranges), rando
 files, run in-process. Every case must end in exit 0 with a valid result (JSON: one object of finite
 numbers), exit 2 with one line on stderr, or exit 3 (--check): never a traceback or another code.
 
-LLMCALC_FUZZ_EXAMPLES raises the count for a long run by hand (default 5,000 in the suite).
+The quick loop draws 600 cases; the ``slow`` run 5,000 others (another seed); LLMCALC_FUZZ_EXAMPLES raises
+the slow run's count for a long run by hand.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as seed_
 from hypothesis import strategies as st
 
 from conftest import assert_finite
 from llmcalc.cli import app, main
 
+QUICK = 600
 EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "5000"))
 SLOW_FLAGS = {"--search", "--simulate", "--plot", "--install-completion", "--show-completion", "--help", "-h",
               "--version"}
@@ -119,10 +122,11 @@ def run(args: list[str]) -> tuple[int, str, str]:
     return int(code), out.getvalue(), err.getvalue()
 
 
-def test_fuzz_cli(hostile_files):
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+def _fuzz(files, examples: int, seed: int) -> None:
+    @settings(max_examples=examples, deadline=None, database=None,  # @seed: the same cases every run
               suppress_health_check=list(HealthCheck))
-    @given(argv(hostile_files))
+    @seed_(seed)
+    @given(argv(files))
     def case(args):
         code, out, err = run(args)
         assert "Traceback" not in err + out, (args, err)
@@ -134,3 +138,12 @@ def test_fuzz_cli(hostile_files):
             assert_finite(json.loads(out))
 
     case()
+
+
+def test_fuzz_cli(hostile_files):
+    _fuzz(hostile_files, QUICK, seed=0)
+
+
+@pytest.mark.slow
+def test_fuzz_cli_long(hostile_files):
+    _fuzz(hostile_files, EXAMPLES, seed=1)
