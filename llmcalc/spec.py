@@ -298,7 +298,7 @@ def _coerce(cls, where: str, data: Mapping[str, Any], nested: dict[str, Any]) ->
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)) or not all(isinstance(a, str) for a in items):
                 raise InputError(f"{where}: field '{key}' must be a list of names")
-            out[key] = tuple(a.lower() for a in items)
+            out[key] = tuple(printable(a.lower()) for a in items)
         elif kind.startswith("Mapping"):
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}: field '{key}' must be a mapping of dtype to FLOP/s")
