@@ -136,6 +136,7 @@ def parse_time(text: str, what: str = "a time") -> float:
 
 
 parse_size = parse_bytes  # the name by kind: count, size, bandwidth, FLOP rate, time
+parse_seconds = parse_time
 
 
 def parse_rate(text: str, what: str = "a rate") -> float:
@@ -364,21 +365,3 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
     if unit == "usd/h":
         return f"${v:,.2f}/h"
     return fmt_count(v)
-
-
-# ----------------------------------------------------------------------------------------------
-# Times
-
-_TIME_RE = re.compile(r"^\s*([0-9.eE+_-]+)\s*(s|ms|us|µs|ns)?\s*$")
-
-
-def parse_seconds(text: str, what: str = "a time") -> float:
-    """``30ms`` -> 0.03, ``20us`` -> 2e-5, ``0.5`` or ``0.5s`` -> 0.5."""
-    m = _TIME_RE.match(str(text))
-    if not m:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s")
-    try:
-        value = float(m.group(1).replace("_", ""))
-    except ValueError:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s") from None
-    return _finite(value * {"s": 1.0, None: 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)], text, what)
