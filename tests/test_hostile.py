@@ -148,9 +148,6 @@ def test_huge_preset_files_are_not_read(tmp_path):
 # Product sizes and long sweeps
 
 
-@pytest.mark.xfail(strict=False, reason="the cap on the product of sweep axes lands with the lead's "
-                                        "cli_support.Inputs.grid work (issue 10); until then the run is "
-                                        "refused only by running out of memory")
 def test_sweep_product_is_capped_before_allocating(tmp_path):
     run = llmcalc(tmp_path, "kv", "-m", "gpt2", "--batch", "1..1e5+1", "--seq", "1..1e5+1")
     assert_refused(run, "points")
@@ -347,8 +344,6 @@ def test_impossible_layouts_and_throughputs(tmp_path, args, words):
 # The same key set in sweep rows and single points
 
 
-@pytest.mark.xfail(strict=False, reason="stable keys (a key that does not apply is null) land with the lead's "
-                                        "render.py work for schema_version 2")
 @pytest.mark.parametrize("command,args,axis", sample([
     ("kv", ["-m", "gpt2", "-g", "h100-sxm"], "--batch"), ("serve", ["-m", "gpt2", "-g", "h100-sxm"], "--batch"),
     ("flops", ["-m", "gpt2"], "--seq"), ("train-mem", ["-m", "gpt2", "-g", "h100-sxm"], "--batch")], 1,
@@ -359,7 +354,7 @@ def test_same_keys_for_a_point_and_a_sweep(tmp_path, command, args, axis):
     assert_contract(one)
     assert_contract(many)
     point, sweep = json.loads(one.out), json.loads(many.out)
-    swept = set(sweep.get("inputs", {})) | {axis.lstrip("-").replace("-", "_")}
+    swept = {axis.lstrip("-").replace("-", "_")}  # a row holds the swept inputs, then every result key
     assert set(point["results"]) == set(sweep["rows"][0]) - swept
 
 
