@@ -63,7 +63,7 @@ KEYS_DECODE = Formula("S + 1")
 KEYS_DECODE_WINDOWED = Formula("min(S + 1, W)")
 RATIO = Formula("without / with_cache")
 # Bytes read per decode step: every streamed weight once, the whole cache once; the gathered embedding tables
-# (untied token table, learned positions: core/serve.py gathered_bytes) give one row per sequence, not the table.
+# (untied token table, learned positions: core/quant.py weight_parts) give one row per sequence, not the table.
 READ = Formula("weights - tables + B * rows + kv")
 INTENSITY = Formula("flops / bytes")
 # Capacity on one GPU (seed 000 ch. 5: (40 - 14) GB / 512 MB ≈ 50 requests), per GPU under TP.
@@ -245,8 +245,9 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
                       + (" (causal)" if causal else " (full S×S scores)"))
     r.calc("decode_flops_ratio", RATIO, "factor", "FLOPs without the cache ÷ with it",
            without=f_without, with_cache=f_with)
-    from llmcalc.core.serve import gathered_bytes
-    tables = gathered_bytes(spec, weight_dtype)  # V·D (untied) + max_seq·D (learned positions), in bytes
+    from llmcalc.core.quant import check_format, weight_parts
+    tables = weight_parts(spec, check_format(weight_dtype), group_size=weight_group_size,
+                          scale_bytes=SCALE_BYTES)["gathered"]  # V·D (untied) + max_seq·D (learned positions)
     n_rows = (0 if spec.tie_embeddings else spec.vocab) + (spec.max_seq if spec.position == "learned" else 0)
     width = (0 if spec.tie_embeddings else 1) + (1 if spec.position == "learned" else 0)  # rows read per token
     rows = tables / n_rows * width if n_rows else 0.0
