@@ -78,7 +78,7 @@ def _kind_of(unit: str) -> str | None:
     """What a unit text measures, for the message when a flag is given the wrong kind."""
     u = unit.lower()
     if "flop" in u or u.endswith(("ops", "op/s", "ops/s")):
-        return "a FLOP rate (FLOP/s)"
+        return "a compute rate (FLOP/s)"
     if u.endswith(("b/s", "bps", "byte/s", "bytes/s", "bit/s", "bits/s")):
         return "a bandwidth (bytes/s)"
     if u.endswith(("ib", "b", "byte", "bytes")):
@@ -126,7 +126,7 @@ def parse_bandwidth(text: str, what: str = "a bandwidth") -> float:
 def parse_flop_rate(text: str, what: str = "a FLOP rate") -> float:
     """FLOP/s: ``989TFLOPS`` -> 9.89e14, ``989 TFLOP/s``, ``2POPS`` (int ops); a bare number is FLOP/s.
     A bandwidth or a size is refused."""
-    return _with_unit(text, what, _FLOP_RATE_UNITS, "a FLOP rate (FLOP/s)", "989TFLOPS, 1.98e15",
+    return _with_unit(text, what, _FLOP_RATE_UNITS, "a compute rate (FLOP/s)", "989TFLOPS, 1.98e15",
                       case_sensitive=False)
 
 
@@ -143,7 +143,7 @@ def parse_rate(text: str, what: str = "a rate") -> float:
     """A bandwidth or a FLOP rate, whichever its unit says (kept for callers that take either); prefer
     ``parse_bandwidth`` or ``parse_flop_rate``, which refuse the other kind."""
     m = _NUMBER_THEN_UNIT.match(str(text).strip())
-    if m and _kind_of(m.group(2)) == "a FLOP rate (FLOP/s)":
+    if m and _kind_of(m.group(2)) == "a compute rate (FLOP/s)":
         return parse_flop_rate(text, what)
     return parse_bandwidth(text, what)
 
@@ -167,6 +167,9 @@ def _unit_kind(unit: str) -> str:
     return "W"
 
 
+_RATE_PARSERS = {"byte/s": parse_bandwidth, "flop/s": parse_flop_rate}
+
+
 def parse_quantity(text, kind: str, what: str = "a value") -> int | float:
     """A number with an optional SI/binary prefix and a unit that must be of ``kind`` (byte, byte/s, flop/s, W).
 
@@ -176,6 +179,8 @@ def parse_quantity(text, kind: str, what: str = "a value") -> int | float:
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return text
+    if kind in _RATE_PARSERS:  # the command line's parsers: bits (Gb/s) are an eighth of bytes (GB/s)
+        return _as_number(_RATE_PARSERS[kind](text, what))
     raw = str(text).strip()
     m = _QUANTITY_RE.match(raw)
     if not m:

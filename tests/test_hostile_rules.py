@@ -35,7 +35,7 @@ def test_bandwidth(text, bytes_per_s):
 
 
 @pytest.mark.parametrize("parse,text,kind", [
-    (parse_bandwidth, "50TFLOPS", "FLOP rate"), (parse_bandwidth, "80GB", "size"), (parse_bandwidth, "30ms", "time"),
+    (parse_bandwidth, "50TFLOPS", "compute rate"), (parse_bandwidth, "80GB", "size"), (parse_bandwidth, "30ms", "time"),
     (parse_flop_rate, "3.35TB/s", "bandwidth"), (parse_flop_rate, "400Gb/s", "bandwidth"),
     (parse_flop_rate, "80GiB", "size"), (parse_time, "5GB", "size"), (parse_time, "1TB/s", "bandwidth")])
 def test_each_parser_refuses_the_other_kinds_by_name(parse, text, kind):
@@ -178,3 +178,15 @@ def test_parsers_answer_a_finite_number_or_one_input_error(text):
             assert "\n" not in str(exc)
         else:
             assert math.isfinite(value)
+
+
+def test_preset_files_read_bits_as_the_command_line_does(tmp_path):
+    """A NIC written as network datasheets give it (400 Gb/s) is 50 GB/s in a preset too (one parser per kind)."""
+    path = tmp_path / "g.yaml"
+    path.write_text("memory_bytes: 80GiB\nhbm_bytes_per_s: 3.35TB/s\nflops_per_s: {bf16: 989TFLOPS}\n"
+                    "nic_bytes_per_s_unidir: 400Gb/s\n")
+    gpu = load_gpu(str(path))
+    assert gpu.nic_bytes_per_s_unidir == 400e9 / 8 and gpu.hbm_bytes_per_s == 3.35e12
+    path.write_text("memory_bytes: 80GiB\nhbm_bytes_per_s: 3.35tb/s\nflops_per_s: {bf16: 989TFLOPS}\n")
+    with pytest.raises(InputError, match="ambiguous"):
+        load_gpu(str(path))
