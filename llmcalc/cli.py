@@ -14,7 +14,7 @@ import typer.main
 import importlib
 
 from llmcalc import __version__
-from llmcalc.errors import ExitStatus, InputError
+from llmcalc.errors import ExitStatus, InputError, OutputError, printable
 
 HELP = "Count every FLOP, trace every byte: training and inference arithmetic for transformers."
 
@@ -67,7 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback.
 
     ``-m a,b,c`` and ``-g x,y`` compare: the command runs once per model × GPU and the reports are
-    printed together, one row per model/GPU (and per sweep point)."""
+    printed together, one row per model/GPU (and per sweep point).
+
+    Standard output that cannot take the answer is handled here, not by Click (which exits 1 on EPIPE):
+    the reader leaving early (``| head -1``) is exit 0 and silence, as ripgrep does: the reader had what it
+    wanted; a closed stdout (``>&-``) or a full device (``>/dev/full``) is one line and exit 2, since the
+    answer was not delivered. A console that cannot encode ×, ·, µ or box drawing gets ASCII stand-ins."""
+    if sys.stdout is None:  # started with fd 1 closed
+        _error("standard output is closed; nothing can be printed (run without >&-)")
+        return ExitStatus.BAD_INPUT
+    real = sys.stdout
+    for stream in (sys.stdout, sys.stderr):
+        _degrade_encoding(stream)
+    sys.stdout = _Stdout(real)
+    try:
+        code = _main(argv)
+    except OutputError as exc:
+        return _output_failed(real, exc.errno)
+    finally:
+        sys.stdout = real
+    try:
+        real.flush()  # what is still buffered: the write that fails may be this one
+    except OSError as exc:
+        return _output_failed(real, exc.errno)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     variants = _comparisons(args)
     if variants is None:
@@ -131,6 +157,12 @@ def _comparisons(args: list[str]) -> list[list[str]] | None:
 
 
 def _run(argv: list[str]) -> int:
+    if any(a in ("--install-completion", "--show-completion") for a in argv):
+        return _completion(argv)
+    return _invoke(argv)
+
+
+def _invoke(argv: list[str]) -> int:
     from typer import Abort
     try:
         from typer._click.exceptions import ClickException  # Typer >= 0.26 ships its own Click
@@ -143,19 +175,54 @@ def _run(argv: list[str]) -> int:
         _error(str(exc))
         return ExitStatus.BAD_INPUT
     except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `llmcalc` (or a group): the help is the answer
+            message = exc.format_message()  # empty when Typer's Rich formatter already printed it
+            if message:
+                sys.stdout.write(message + "\n")
+            return ExitStatus.OK
         _error(exc.format_message())
         return ExitStatus.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except Abort:
         _error("aborted")
         return 130
-    except BrokenPipeError:
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return ExitStatus.OK
+    except OutputError:
+        raise
+    except OSError as exc:  # a path that cannot be probed (name too long, a loop), an unwritable HOME
+        name = str(exc.filename or "")
+        where = f" {name if len(name) <= 120 else name[:60] + '…' + name[-60:]}" if name else ""
+        what = "install shell completion in" if "--install-completion" in argv else "use"
+        _error(f"can't {what}{where}: {exc.strerror or exc}")
+        return ExitStatus.BAD_INPUT
+    except MemoryError as exc:  # a sweep too large for this machine: say so, never a traceback
+        detail = str(exc).split(" for an array")[0] if str(exc) else "out of memory"
+        _error(f"not enough memory for this run ({detail}); use fewer sweep points")
+        return ExitStatus.BAD_INPUT
     except KeyboardInterrupt:
         return 130
     return rv if isinstance(rv, int) else ExitStatus.OK
+
+
+def _completion(argv: list[str]) -> int:
+    """Typer's completion flags, whose failures (a shell it cannot detect: "Shell None is not supported", on
+    stdout, exit 1) become one line on stderr and exit 2 like any other bad input or environment."""
+    import io
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+    try:
+        try:
+            code = _invoke(argv)
+        except SystemExit as exc:  # Typer's callbacks end with sys.exit(0) when they succeed
+            code = exc.code if isinstance(exc.code, int) else 0
+        text, problem = sys.stdout.getvalue(), sys.stderr.getvalue()
+    finally:
+        sys.stdout, sys.stderr = out, err
+    if code == 1:
+        detail = (problem + " " + text).strip() or "it failed"
+        _error(f"can't set up shell completion: {detail} (run it from bash, zsh, fish or powershell)")
+        return ExitStatus.BAD_INPUT
+    sys.stderr.write(problem)
+    sys.stdout.write(text)
+    return code
 
 
 _BUILT: dict = {}
@@ -176,7 +243,85 @@ def _click_command(only: str | None = None):
 
 
 def _error(message: str) -> None:
-    text = " ".join(str(message).split())  # one line
+    text = " ".join(printable(message).split())  # one line, no terminal escapes
     import re
     text = re.sub(r"( [^.?!]+[.?!])(\1)+", r"\1", text)  # Click and Typer both append "Did you mean …?"
-    sys.stderr.write(f"llmcalc: error: {text}\n")
+    if len(text) > 2000:
+        text = text[:1000] + " … " + text[-500:]
+    try:
+        sys.stderr.write(f"llmcalc: error: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # stderr closed too: the exit status still tells
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Standard output that may be closed, full, gone, or unable to encode the answer
+
+
+class _Stdout:
+    """sys.stdout, whose write errors become OutputError (which Click does not intercept)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _output_failed(stream, errno_: int | None) -> int:
+    """Point fd 1 at /dev/null so the interpreter's last flush cannot fail again; EPIPE is a quiet exit 0."""
+    import errno
+    import os
+    try:
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests pass a StringIO)
+    if errno_ == errno.EPIPE:
+        return ExitStatus.OK
+    reason = os.strerror(errno_) if errno_ else "write failed"
+    _error(f"can't write the output to standard output: {reason}")
+    return ExitStatus.BAD_INPUT
+
+
+_STAND_INS = {"×": "x", "·": "*", "µ": "u", "−": "-", "–": "-", "—": "-", "…": "...", "≤": "<=", "≥": ">=",
+              "≈": "~", "∞": "inf", "²": "^2", "³": "^3", "ᵀ": "^T", "√": "sqrt", "Σ": "sum", "⌈": "ceil(",
+              "⌉": ")", "⌊": "floor(", "⌋": ")", "→": "->", "₂": "2", "‘": "'", "’": "'", "“": '"', "”": '"',
+              "│": "|", "─": "-", "┃": "|", "━": "-", "█": "#", "▏": "|", "•": "*", "✓": "v", "✗": "x"}
+
+
+def _stand_in(err: UnicodeError):
+    bad = err.object[err.start:err.end]
+    return "".join(_STAND_INS.get(c, "?") for c in bad), err.end
+
+
+def _degrade_encoding(stream) -> None:
+    """On a console that is not UTF-8 (PYTHONIOENCODING=ascii, a Latin-1 terminal), write ASCII stand-ins
+    (× as x, µ as u, ᵀ as ^T) instead of failing with UnicodeEncodeError."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if not encoding or encoding.startswith("utf") or not hasattr(stream, "reconfigure"):
+        return
+    import codecs
+    try:
+        codecs.lookup_error("llmcalc-stand-in")
+    except LookupError:
+        codecs.register_error("llmcalc-stand-in", _stand_in)
+    try:
+        stream.reconfigure(errors="llmcalc-stand-in")
+    except (ValueError, OSError):
+        pass

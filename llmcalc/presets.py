@@ -52,7 +52,8 @@ def preset_files(kind: str) -> dict[str, Path]:
 
 def _aliases(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")[:4096]
+        with open(path, "rb") as f:  # a regular file (preset_files checks): read its head, never all of it
+            text = f.read(4096).decode("utf-8", errors="replace")
     except OSError:
         return []
     m = _ALIASES_RE.search(text)
@@ -114,6 +115,10 @@ def _parse_yaml(path: Path):
         raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise InputError(f"{path}: YAML nested too deeply") from None
+    except InputError:
+        raise
+    except (ValueError, OverflowError) as exc:  # e.g. an integer past Python's int-str digit limit
+        raise InputError(f"{_shown(path)}: a value cannot be read: {str(exc).splitlines()[0]}") from None
 
 
 MAX_NESTING = 64
@@ -136,19 +141,50 @@ def _check_events(path: Path, text: str, yaml, loader) -> None:
 
 
 def read_small_text(path: Path) -> str:
+    """The text of a small regular file. Devices, FIFOs and directories are refused before any read (a
+    FIFO is opened non-blocking, so it cannot hang; ``/dev/zero`` has ``st_size`` 0, so the size is also
+    bounded by reading at most MAX_FILE_BYTES + 1 bytes); every OS error is one line naming the file."""
+    import stat
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: {size:,} bytes is too large for a preset or config file (limit 1 MiB)")
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise InputError(f"can't read {path}: {exc.strerror or exc}") from None
+        raise InputError(f"can't read {_shown(path)}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else \
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+            raise InputError(f"{_shown(path)}: is {kind}, not a preset YAML or config.json file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise InputError(f"{_shown(path)}: {st.st_size:,} bytes is too large for a preset or config file "
+                             "(limit 1 MiB)")
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"can't read {_shown(path)}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{_shown(path)}: more than 1 MiB is too large for a preset or config file")
     if b"\x00" in data:
-        raise InputError(f"{path}: is a binary file, not YAML or JSON")
+        raise InputError(f"{_shown(path)}: is a binary file, not YAML or JSON")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: is not UTF-8 text") from None
+        raise InputError(f"{_shown(path)}: is not UTF-8 text") from None
+
+
+def _shown(path, limit: int = 120) -> str:
+    """A path as echoed in a message: long names shortened in the middle."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
 def _unknown(kind: str, name: str) -> InputError:
@@ -204,12 +240,30 @@ def load_gpu(ref: str) -> GpuSpec:
 
 
 def _read_json(path: Path):
+    """Parse a small JSON file. Integers longer than Python's digit limit, and NaN/Infinity literals, are
+    errors naming the file (a config holds no such numbers)."""
+    text = read_small_text(path)
     try:
-        return json.loads(read_small_text(path))
+        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise InputError(f"{_shown(path)}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply") from None
+        raise InputError(f"{_shown(path)}: JSON nested too deeply") from None
+    except ValueError as exc:  # from the two hooks below, or the int-str conversion limit itself
+        raise InputError(f"{_shown(path)}: {str(exc).splitlines()[0] if str(exc) else 'bad number'}") from None
+
+
+MAX_JSON_DIGITS = 30  # no count in a config comes near 10^30; longer integers are refused, not converted
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-')):,} digits is not a plausible config value")
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a valid number in a config file")
 
 
 def load_all(kind: str) -> list:

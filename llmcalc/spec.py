@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from llmcalc.errors import InputError
+from llmcalc.errors import InputError, printable
 from llmcalc.units import parse_count, parse_quantity
 
 MLP_KINDS = ("gated", "plain")
@@ -293,12 +293,12 @@ def _coerce(cls, where: str, data: Mapping[str, Any], nested: dict[str, Any]) ->
         elif kind == "bool":
             out[key] = _check_bool(where, key, value)
         elif kind == "str":
-            out[key] = _check_str(where, key, value if value is not None else "")
+            out[key] = printable(_check_str(where, key, value if value is not None else ""))  # no terminal escapes
         elif kind.startswith("tuple"):
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)) or not all(isinstance(a, str) for a in items):
                 raise InputError(f"{where}: field '{key}' must be a list of names")
-            out[key] = tuple(a.lower() for a in items)
+            out[key] = tuple(printable(a.lower()) for a in items)
         elif kind.startswith("Mapping"):
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}: field '{key}' must be a mapping of dtype to FLOP/s")
@@ -372,6 +372,13 @@ def validate_model(spec: ModelSpec, where: str = "model") -> ModelSpec:
     _check_str(where, "position", spec.position, POSITION_KINDS)
     if spec.sliding_window_layers > spec.layers:
         raise InputError(f"{where}: sliding_window_layers ({spec.sliding_window_layers}) exceeds layers ({spec.layers})")
+    if spec.moe and (spec.moe.experts < 1 or spec.moe.top_k < 1 or spec.moe.expert_ffn < 1):
+        raise InputError(f"{where}: moe experts ({spec.moe.experts}), top_k ({spec.moe.top_k}) and expert_ffn "
+                         f"({spec.moe.expert_ffn}) must each be at least 1 (num_local_experts / n_routed_experts, "
+                         "num_experts_per_tok, moe_intermediate_size in a config.json)")
+    if spec.moe and spec.moe.top_k > spec.moe.experts:
+        raise InputError(f"{where}: moe top_k ({spec.moe.top_k}, num_experts_per_tok in a config.json) exceeds "
+                         f"the {spec.moe.experts} routed experts; a token cannot use more experts than exist")
     if spec.moe and spec.moe.dense_layers > spec.layers:
         raise InputError(f"{where}: moe.dense_layers ({spec.moe.dense_layers}) exceeds layers ({spec.layers})")
     return spec

@@ -18,8 +18,6 @@ _BINARY = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40, "pi": 2**50}
 _NUMBER = r"[+-]?(?:\d[\d_]*\.?\d*|\.\d+)(?:e[+-]?\d+)?"
 _COUNT_RE = re.compile(rf"^({_NUMBER})\s*([a-z]{{0,2}})$", re.IGNORECASE)
 _BYTES_RE = re.compile(rf"^({_NUMBER})\s*([kmgtp]i?)?(b|bytes?)?$", re.IGNORECASE)
-_RATE_RE = re.compile(rf"^({_NUMBER})\s*([kmgtp]i?)?(b/s|bytes?/s|flops?(?:/s)?|flop/s|ops?(?:/s)?)?$",
-                      re.IGNORECASE)
 
 MAX_SWEEP_POINTS = 10_000_000
 
@@ -65,14 +63,89 @@ def parse_bytes(text: str, what: str = "a size") -> int | float:
     return _as_number(_finite(value, raw, what))
 
 
-def parse_rate(text: str, what: str = "a rate") -> float:
-    """``3.35TB/s`` -> 3.35e12 bytes/s; ``989TFLOPS`` -> 9.89e14 FLOP/s; a bare number is taken as is."""
+# Units of each kind of rate. Bits and bytes differ by case, as in SI/IEC usage and network datasheets:
+# ``B`` is a byte, ``b`` a bit (``400Gb/s`` = ``400Gbps`` = ``400Gbit/s`` = 50 GB/s; ``3.35TB/s`` bytes).
+_BANDWIDTH_UNITS = {"B/s": 1.0, "Bps": 1.0, "byte/s": 1.0, "bytes/s": 1.0, "b/s": 0.125, "bps": 0.125,
+                    "bit/s": 0.125, "bits/s": 0.125, "": 1.0}
+_FLOP_RATE_UNITS = {"flops": 1.0, "flop/s": 1.0, "flops/s": 1.0, "ops": 1.0, "op/s": 1.0, "ops/s": 1.0, "": 1.0}
+_TIME_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9,
+               "min": 60.0, "h": 3600.0}
+_NUMBER_THEN_UNIT = re.compile(rf"^({_NUMBER})\s*(\S*)$", re.IGNORECASE)
+_PREFIXED = re.compile(r"^([kKmMgGtTpP]i?)?(.*)$")
+
+
+def _kind_of(unit: str) -> str | None:
+    """What a unit text measures, for the message when a flag is given the wrong kind."""
+    u = unit.lower()
+    if "flop" in u or u.endswith(("ops", "op/s", "ops/s")):
+        return "a compute rate (FLOP/s)"
+    if u.endswith(("b/s", "bps", "byte/s", "bytes/s", "bit/s", "bits/s")):
+        return "a bandwidth (bytes/s)"
+    if u.endswith(("ib", "b", "byte", "bytes")):
+        return "a size (bytes)"
+    if u in _TIME_UNITS:
+        return "a time"
+    return None
+
+
+def _with_unit(text, what: str, units: dict[str, float], kind: str, example: str, case_sensitive: bool,
+               prefixes: bool = True) -> float:
     raw = str(text).strip()
-    m = _RATE_RE.match(raw)
+    m = _NUMBER_THEN_UNIT.match(raw)
     if not m:
-        raise InputError(f"can't read {raw!r} as {what}; try e.g. 3.35TB/s, 989TFLOPS, 2e12")
-    number = float(m.group(1).replace("_", ""))
-    return _finite(number * _multiplier(m.group(2) or "", what, raw), raw, what)
+        raise InputError(f"can't read {raw!r} as {what}; try e.g. {example}")
+    rest = m.group(2)
+    table = units if case_sensitive else {k.lower(): v for k, v in units.items()}
+    readings = [("", rest)]  # "ms" is a time unit, "Ms" is not
+    if prefixes and _PREFIXED.match(rest).group(1):
+        readings.insert(0, _PREFIXED.match(rest).groups())
+    for prefix, unit in readings:
+        key = unit if case_sensitive else unit.lower()
+        if key in table:
+            if prefix and prefix[0] in "mgtp" and unit in ("b/s", "bps"):
+                raise InputError(f"{raw!r} for {what} is ambiguous: write {prefix.upper()}B/s for bytes or "
+                                 f"{prefix.upper()}b/s (bits, ÷ 8)")
+            number = float(m.group(1).replace("_", ""))
+            scale = _multiplier(prefix, what, raw) if prefix else 1
+            factor = table[key]  # divide by 10^6 rather than multiply by 1e-6: 20us is exactly 2e-05
+            value = number * scale * factor if factor >= 1 else number * scale / round(1 / factor)
+            return _finite(value, raw, what)
+    other = _kind_of(rest)
+    if other and other != kind:
+        raise InputError(f"{what} takes {kind}, but {raw!r} is {other}; try e.g. {example}")
+    raise InputError(f"can't read {raw!r} as {what}: unknown unit {rest!r}; try e.g. {example}")
+
+
+def parse_bandwidth(text: str, what: str = "a bandwidth") -> float:
+    """Bytes/s: ``3.35TB/s`` -> 3.35e12; bits: ``400Gb/s`` = ``400Gbps`` = ``400Gbit/s`` -> 5e10 (÷ 8); a bare
+    number (``2e12``) is bytes/s. A FLOP rate or a size is refused."""
+    return _with_unit(text, what, _BANDWIDTH_UNITS, "a bandwidth (bytes/s)", "3.35TB/s, 400Gb/s, 2e12",
+                      case_sensitive=True)
+
+
+def parse_flop_rate(text: str, what: str = "a FLOP rate") -> float:
+    """FLOP/s: ``989TFLOPS`` -> 9.89e14, ``989 TFLOP/s``, ``2POPS`` (int ops); a bare number is FLOP/s.
+    A bandwidth or a size is refused."""
+    return _with_unit(text, what, _FLOP_RATE_UNITS, "a compute rate (FLOP/s)", "989TFLOPS, 1.98e15",
+                      case_sensitive=False)
+
+
+def parse_time(text: str, what: str = "a time") -> float:
+    """Seconds: ``30ms`` -> 0.03, ``20us``/``20µs`` -> 2e-5, ``0.5``/``0.5s`` -> 0.5, ``2min``, ``1h``."""
+    return _with_unit(text, what, _TIME_UNITS, "a time", "30ms, 20us, 0.5s", case_sensitive=True, prefixes=False)
+
+
+parse_size = parse_bytes  # the name by kind: count, size, bandwidth, FLOP rate, time
+parse_seconds = parse_time
+
+
+def parse_rate(text: str, what: str = "a rate") -> float:
+    """A bandwidth or a FLOP rate, whichever its unit says (kept for callers that take either); prefer
+    ``parse_bandwidth`` or ``parse_flop_rate``, which refuse the other kind."""
+    m = _NUMBER_THEN_UNIT.match(str(text).strip())
+    if m and _kind_of(m.group(2)) == "a compute rate (FLOP/s)":
+        return parse_flop_rate(text, what)
+    return parse_bandwidth(text, what)
 
 
 _QUANTITY_RE = re.compile(
@@ -94,6 +167,9 @@ def _unit_kind(unit: str) -> str:
     return "W"
 
 
+_RATE_PARSERS = {"byte/s": parse_bandwidth, "flop/s": parse_flop_rate}
+
+
 def parse_quantity(text, kind: str, what: str = "a value") -> int | float:
     """A number with an optional SI/binary prefix and a unit that must be of ``kind`` (byte, byte/s, flop/s, W).
 
@@ -103,6 +179,8 @@ def parse_quantity(text, kind: str, what: str = "a value") -> int | float:
     """
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return text
+    if kind in _RATE_PARSERS:  # the command line's parsers: bits (Gb/s) are an eighth of bytes (GB/s)
+        return _as_number(_RATE_PARSERS[kind](text, what))
     raw = str(text).strip()
     m = _QUANTITY_RE.match(raw)
     if not m:
@@ -298,21 +376,3 @@ def fmt_value(value, unit: str, compact: bool = False) -> str:
     if unit == "usd/h":
         return f"${v:,.2f}/h"
     return fmt_count(v)
-
-
-# ----------------------------------------------------------------------------------------------
-# Times
-
-_TIME_RE = re.compile(r"^\s*([0-9.eE+_-]+)\s*(s|ms|us|µs|ns)?\s*$")
-
-
-def parse_seconds(text: str, what: str = "a time") -> float:
-    """``30ms`` -> 0.03, ``20us`` -> 2e-5, ``0.5`` or ``0.5s`` -> 0.5."""
-    m = _TIME_RE.match(str(text))
-    if not m:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s")
-    try:
-        value = float(m.group(1).replace("_", ""))
-    except ValueError:
-        raise InputError(f"can't read {text!r} as {what}; try e.g. 30ms, 20us, 0.5s") from None
-    return _finite(value * {"s": 1.0, None: 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}[m.group(2)], text, what)

@@ -3,7 +3,8 @@ numbers (0, negative, huge, NaN, inf, fractions, suffixes, lists, ranges), rando
 files, run in-process. Every case must end in exit 0 with a valid result (JSON: one object of finite
 numbers), exit 2 with one line on stderr, or exit 3 (--check): never a traceback or another code.
 
-LLMCALC_FUZZ_EXAMPLES raises the count for a long run by hand (default 5,000 in the suite).
+The quick loop draws 600 cases; the ``slow`` run 5,000 others (another seed); LLMCALC_FUZZ_EXAMPLES raises
+the slow run's count for a long run by hand.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as seed_
 from hypothesis import strategies as st
 
 from conftest import assert_finite
 from llmcalc.cli import app, main
 
+QUICK = 600
 EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "5000"))
 SLOW_FLAGS = {"--search", "--simulate", "--plot", "--install-completion", "--show-completion", "--help", "-h",
               "--version"}
@@ -53,7 +56,8 @@ COMMANDS = _commands()
 
 NUMBERS = ["0", "-1", "1", "2", "8", "0.5", "1e309", "nan", "inf", "-inf", "1e30", "7B", "32Ki", "32k", "1.5",
            "1,2", "1..8x2", "8..1", "1..4+1", "", " ", "abc", "1e-9", "3", "0.9", "12", "4096", "1_000", "2T",
-           "80GB", "3.35TB/s", "989TFLOPS", "0x10", "--", "1,", "..", "1..2x1", "99999999999"]
+           "80GB", "3.35TB/s", "989TFLOPS", "0x10", "--", "1,", "..", "1..2x1", "99999999999",
+           "9" * 5000, "-0", "1e-400", "400Gb/s", "50TFLOPS", "3.35tb/s", "30ms", "20us", "1GiB/s", "\x1b[2J"]
 NAMES = ["gpt2", "llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gemma-2-9b", "h100-sxm", "a100-40gb",
          "tpu-v5e", "no-such", "GPT2", "llama-3.1-8b,mistral-7b", "", "../../etc/passwd", "bf16", "fp8", "int4",
          "adamw", "mixed", "selective", "full", "none", "megatron", "eager", "matmul", "table", "json", "xml"]
@@ -74,8 +78,18 @@ def hostile_files(tmp_path_factory):
         "array.json": b"[1, 2, 3]",
         "notjson.json": b"{'single': quotes}",
         "gpu.yaml": b"name: x\nmemory_bytes: -5\nhbm_bytes_per_s: 0\nflops_per_s: {bf16: nan}\n",
+        "hugeint.json": b'{"model_type": "gpt2", "n_layer": ' + b"9" * 5000 + b', "n_embd": 768, "n_head": 12}',
+        "hugeint.yaml": b"layers: " + b"9" * 5000 + b"\nhidden: 64\nheads: 4\nffn: 256\nvocab: 100\n",
+        "noexperts.json": json.dumps({"model_type": "mixtral", "hidden_size": 256, "num_hidden_layers": 2,
+                                      "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 512,
+                                      "vocab_size": 1000, "num_local_experts": 0,
+                                      "num_experts_per_tok": 2}).encode(),
+        "escape\x1b[2J.yaml": b'name: "a\\x1b[31m"\nlayers: 2\nhidden: 64\nheads: 4\nffn: 256\nvocab: 100\n',
     }
-    paths = []
+    paths = ["/dev/zero", str(d)]  # a device and a directory as paths
+    fifo = d / "fifo.yaml"
+    os.mkfifo(fifo)
+    paths.append(str(fifo))
     for name, data in files.items():
         p = d / name
         p.write_bytes(data)
@@ -108,14 +122,15 @@ def run(args: list[str]) -> tuple[int, str, str]:
     return int(code), out.getvalue(), err.getvalue()
 
 
-@pytest.mark.slow
-def test_fuzz_cli(hostile_files):
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+def _fuzz(files, examples: int, seed: int) -> None:
+    @settings(max_examples=examples, deadline=None, database=None,  # @seed: the same cases every run
               suppress_health_check=list(HealthCheck))
-    @given(argv(hostile_files))
+    @seed_(seed)
+    @given(argv(files))
     def case(args):
         code, out, err = run(args)
         assert "Traceback" not in err + out, (args, err)
+        assert "\x1b" not in err + out, (args, "a terminal escape was echoed")
         assert code in (0, 2, 3), (args, code, err)
         if code == 2:
             assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("llmcalc: error: "), (args, err)
@@ -123,3 +138,12 @@ def test_fuzz_cli(hostile_files):
             assert_finite(json.loads(out))
 
     case()
+
+
+def test_fuzz_cli(hostile_files):
+    _fuzz(hostile_files, QUICK, seed=0)
+
+
+@pytest.mark.slow
+def test_fuzz_cli_long(hostile_files):
+    _fuzz(hostile_files, EXAMPLES, seed=1)

@@ -54,7 +54,8 @@ def test_monotone_nonnegative_and_bounded(spec, batch, seq, dtype, g):
 @given(models(), st.integers(1, 64), st.integers(1, 100_000), dtypes, st.sampled_from([1, 2, 4, 8]),
        st.floats(0.05, 1.0), st.integers(1, 64), st.integers(0, 4096), st.integers(0, 4096))
 def test_report_is_sane(spec, batch, seq, dtype, tp, util, block, o1, o2):
-    if spec.heads % tp or (not spec.mla and spec.kv_heads % tp and tp % spec.kv_heads):
+    from llmcalc.core.layout import tp_allowed
+    if not tp_allowed(spec, tp):
         tp = 1
     o_mean, o_max = sorted((o1, o2))
     r = kv_report(spec, batch, seq, kv_dtype=dtype, gpu=load_gpu("h100-sxm"), mem_util=util, tp=tp,

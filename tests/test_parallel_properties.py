@@ -43,7 +43,8 @@ def runs(seq, B):
 
 
 def tp_ok(spec, t):
-    return spec.heads % t == 0 and (spec.kv_heads % t == 0 or t % spec.kv_heads == 0)
+    from llmcalc.core.layout import tp_allowed
+    return bool(tp_allowed(spec, t))
 
 
 def total(spec, gpu, run, **layout):

@@ -47,7 +47,8 @@ tp_values = st.sampled_from([1, 2, 4, 8])
 
 
 def _tp_ok(spec, gpu, tp):
-    return (spec.heads % tp == 0 and (spec.mla or spec.kv_heads % tp == 0 or tp % spec.kv_heads == 0)
+    from llmcalc.core.layout import tp_allowed
+    return (tp_allowed(spec, tp)
             and tp <= gpu.gpus_per_node and (tp == 1 or gpu.nvlink_bytes_per_s_unidir or gpu.pcie_bytes_per_s_unidir))
 
 

@@ -12,12 +12,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import results
 from llmcalc import spec as specs
 from llmcalc.core import memory as mem
+from llmcalc.core.layout import tp_allowed
 from llmcalc.presets import load_model
 
 GPT2_INLINE = ("--hidden", "768", "--layers", "12", "--heads", "12", "--vocab", "50257")
@@ -222,10 +223,16 @@ def _kw(cfg):
     return dict(cfg)
 
 
+def _splittable(spec, cfg):
+    """Only layouts the model can take (core/layout.py's rule; others are refused)."""
+    assume(tp_allowed(spec, cfg["tp"]) and cfg["pp"] <= spec.layers)
+
+
 @settings(max_examples=60, deadline=None)
 @given(name=st.sampled_from(MODELS), cfg=CONFIG, b=st.integers(1, 512), s=st.integers(1, 65536))
 def test_monotone_in_batch_and_seq(name, cfg, b, s):
     spec = load_model(name)
+    _splittable(spec, cfg)
     base = mem.training_memory(spec, b, s, **cfg)["total_bytes"].value
     assert mem.training_memory(spec, b + 1, s, **cfg)["total_bytes"].value > base
     assert mem.training_memory(spec, b, s + 1, **cfg)["total_bytes"].value > base
@@ -235,6 +242,7 @@ def test_monotone_in_batch_and_seq(name, cfg, b, s):
 @given(cfg=CONFIG, L=st.integers(1, 96), b=st.integers(1, 64), s=st.integers(1, 8192))
 def test_monotone_in_layers(cfg, L, b, s):
     spec = load_model("llama-3.1-8b")
+    _splittable(specs.replace(spec, layers=L), cfg)
     a = mem.training_memory(specs.replace(spec, layers=L), b, s, **cfg)["total_bytes"].value
     c = mem.training_memory(specs.replace(spec, layers=L + 1), b, s, **cfg)["total_bytes"].value
     assert c >= a
@@ -244,6 +252,7 @@ def test_monotone_in_layers(cfg, L, b, s):
 @given(name=st.sampled_from(MODELS), cfg=CONFIG, b=st.integers(1, 64), s=st.integers(1, 32768))
 def test_zero_stage_never_needs_more(name, cfg, b, s):
     spec = load_model(name)
+    _splittable(spec, cfg)
     totals = [mem.training_memory(spec, b, s, **{**cfg, "zero": k})["total_bytes"].value for k in range(4)]
     assert all(totals[k] <= totals[k - 1] for k in range(1, 4))
 
@@ -253,6 +262,7 @@ def test_zero_stage_never_needs_more(name, cfg, b, s):
        which=st.sampled_from(["dp", "tp", "pp"]))
 def test_more_gpus_never_need_more_per_gpu(name, cfg, b, s, which):
     spec = load_model(name)
+    _splittable(spec, cfg)
     if which == "pp":
         # Stages of whole layers: compare divisors of L (ceil(L/pp) rounds up otherwise). Model states and the
         # layers' activations never grow; the first stage's embedding activations do, by design: it holds them
@@ -264,7 +274,8 @@ def test_more_gpus_never_need_more_per_gpu(name, cfg, b, s, which):
             vals = [r[key].value for r in rs]
             assert all(vals[i] <= vals[i - 1] * (1 + 1e-12) for i in range(1, len(vals))), key
         return
-    totals = [mem.training_memory(spec, b, s, **{**cfg, which: n})["total_bytes"].value for n in (1, 2, 4, 8)]
+    degrees = [n for n in (1, 2, 4, 8) if which != "tp" or tp_allowed(spec, n)]
+    totals = [mem.training_memory(spec, b, s, **{**cfg, which: n})["total_bytes"].value for n in degrees]
     assert all(totals[i] <= totals[i - 1] * (1 + 1e-12) for i in range(1, len(totals)))
 
 
@@ -272,6 +283,7 @@ def test_more_gpus_never_need_more_per_gpu(name, cfg, b, s, which):
 @given(name=st.sampled_from(MODELS), cfg=CONFIG, b=st.integers(1, 64), s=st.integers(1, 32768))
 def test_every_explain_formula_evaluates_to_its_value(name, cfg, b, s):
     spec = load_model(name)
+    _splittable(spec, cfg)
     r = mem.training_memory(spec, b, s, **cfg)
     mem.add_gpu_fit(r, 80e9)
     mem.breakeven(spec, s, r, **{k: v for k, v in cfg.items()})

@@ -106,7 +106,7 @@ def parallel(
     from llmcalc.core import parallel as par
     from llmcalc.errors import ExitStatus
     from llmcalc.spec import DTYPES
-    from llmcalc.units import parse_bytes, parse_rate
+    from llmcalc.units import parse_bandwidth, parse_bytes, parse_time
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu, required=True)
@@ -124,10 +124,11 @@ def parallel(
     cluster = par.Cluster.from_gpu(
         gpu_spec,
         _scalar(scratch, "gpus_per_node", gpus_per_node, gpu_spec.gpus_per_node or 1, "GPUs per node"),
-        _scalar(scratch, "nvlink_bw", nvlink_bw, None, "", unit="byte/s", parse=parse_rate),
-        _scalar(scratch, "net_bw", net_bw, None, "", unit="byte/s", parse=parse_rate),
-        _scalar(scratch, "nvlink_latency", nvlink_latency, None, "", unit="s", minimum=0, strict=False),
-        _scalar(scratch, "net_latency", net_latency, None, "", unit="s", minimum=0, strict=False))
+        _scalar(scratch, "nvlink_bw", nvlink_bw, None, "", unit="byte/s", parse=parse_bandwidth),
+        _scalar(scratch, "net_bw", net_bw, None, "", unit="byte/s", parse=parse_bandwidth),
+        _scalar(scratch, "nvlink_latency", nvlink_latency, None, "", unit="s", minimum=0, strict=False,
+                parse=parse_time),
+        _scalar(scratch, "net_latency", net_latency, None, "", unit="s", minimum=0, strict=False, parse=parse_time))
     reserve_v = _scalar(scratch, "reserve", reserve, mem.DEFAULT_RESERVE_BYTES, "", unit="byte",
                         parse=parse_bytes, minimum=0, strict=False)
     frag_v = _scalar(scratch, "fragmentation", fragmentation, mem.DEFAULT_FRAGMENTATION, "", unit="ratio",
@@ -328,7 +329,8 @@ def _explain_best(spec, gpu_spec, cluster, run, lay) -> str:
 
 def _min_dp(spec, N: int, gpus_per_node: int, space) -> int:
     from llmcalc.core import parallel as par
-    tps = space.tp or [t for t in par.divisors(N) if t <= gpus_per_node and spec.heads % t == 0]
+    from llmcalc.core.layout import tp_allowed
+    tps = space.tp or [t for t in par.divisors(N) if t <= gpus_per_node and tp_allowed(spec, t)]
     best = 0
     for t in tps:
         for p in par.divisors(N // t) if N % t == 0 else []:

@@ -62,7 +62,9 @@ PER_GPU = Formula("x / T")
 KEYS_DECODE = Formula("S + 1")
 KEYS_DECODE_WINDOWED = Formula("min(S + 1, W)")
 RATIO = Formula("without / with_cache")
-READ = Formula("weights + kv")           # bytes read per decode step: every weight once, the whole cache once
+# Bytes read per decode step: every streamed weight once, the whole cache once; the gathered embedding tables
+# (untied token table, learned positions: core/quant.py weight_parts) give one row per sequence, not the table.
+READ = Formula("weights - tables + B * rows + kv")
 INTENSITY = Formula("flops / bytes")
 # Capacity on one GPU (seed 000 ch. 5: (40 - 14) GB / 512 MB ≈ 50 requests), per GPU under TP.
 # Contiguous pre-allocation to the maximum length versus paging (seed 002 "Challenge with KV cache memory
@@ -178,11 +180,10 @@ def _weights(r: Results, spec: ModelSpec, dtype: str, group_size: int) -> float:
 
 
 def check_tp(spec: ModelSpec, tp: int) -> None:
-    """vLLM's rule: T divides the query heads, and T divides K or K divides T (then K/T heads replicate)."""
-    if tp < 1 or spec.heads % tp:
-        raise InputError(f"--tp {tp} must divide the {spec.heads} attention heads of {spec.name}")
-    if not spec.mla and spec.kv_heads % tp and tp % spec.kv_heads:
-        raise InputError(f"--tp {tp} and the {spec.kv_heads} KV heads of {spec.name} must divide one another")
+    """The tensor-parallel rule of core/layout.py (vLLM's: T divides the query heads and the MLP width, and T
+    divides K or K divides T, then K/T heads replicate), for the ``--tp`` flag."""
+    from llmcalc.core.layout import check_tp as layout_check_tp
+    layout_check_tp(spec, tp, "--tp")
 
 
 def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype: str = "bf16",
@@ -244,8 +245,15 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
                       + (" (causal)" if causal else " (full S×S scores)"))
     r.calc("decode_flops_ratio", RATIO, "factor", "FLOPs without the cache ÷ with it",
            without=f_without, with_cache=f_with)
+    from llmcalc.core.quant import check_format, weight_parts
+    tables = weight_parts(spec, check_format(weight_dtype), group_size=weight_group_size,
+                          scale_bytes=SCALE_BYTES)["gathered"]  # V·D (untied) + max_seq·D (learned positions)
+    n_rows = (0 if spec.tie_embeddings else spec.vocab) + (spec.max_seq if spec.position == "learned" else 0)
+    width = (0 if spec.tie_embeddings else 1) + (1 if spec.position == "learned" else 0)  # rows read per token
+    rows = tables / n_rows * width if n_rows else 0.0
     read = r.calc("decode_bytes_with_cache", READ, "byte", "bytes read per decode step with the cache "
-                  "(every weight once + the whole cache)", weights=weights, kv=kv,
+                  "(every weight once, one embedding row per sequence, the whole cache)", weights=weights,
+                  tables=tables, B=B, rows=rows, kv=kv,
                   note="MoE: counts every expert's weights (all are touched at large batch)" if spec.moe else "")
     r.calc("decode_intensity_with_cache", INTENSITY, "flop/byte", "decode arithmetic intensity with the cache",
            flops=f_with, bytes=read)

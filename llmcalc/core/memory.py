@@ -297,6 +297,9 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     recompute = _check("recompute", recompute, RECOMPUTE_MODES)
     if zero not in (0, 1, 2, 3):
         raise InputError(f"--zero must be 0, 1, 2 or 3; got {zero!r}")
+    from llmcalc.core import layout
+    layout.check_tp(spec, tp, "--tp")  # whole heads, KV heads and MLP columns per GPU
+    layout.check_pp(spec, pp, "--pp")  # at least one layer per stage
 
     parts = Results()
     P_layers, _, P_ends_pp = stage_params(spec)

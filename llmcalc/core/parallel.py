@@ -257,15 +257,11 @@ def default_global_batch(seq: int, multiple: int = 1) -> int:
 
 def check_degrees(spec: ModelSpec, t: int | None, p: int | None) -> list[str]:
     """Errors for a tensor or pipeline degree the model cannot take, whatever the GPU count."""
-    if t is not None and spec.heads % t:
-        ok = [x for x in divisors(spec.heads) if x <= 64]
-        raise InputError(f"--tp {t} does not divide the {spec.heads} attention heads of {spec.name}; "
-                         f"use one of {', '.join(map(str, ok))}")
-    if t is not None and spec.kv_heads % t and t % spec.kv_heads:
-        raise InputError(f"--tp {t} neither divides nor is a multiple of the {spec.kv_heads} key/value heads "
-                         f"of {spec.name}")
-    if p is not None and p > spec.layers:
-        raise InputError(f"--pp {p} exceeds the {spec.layers} layers of {spec.name}")
+    from llmcalc.core import layout
+    if t is not None:
+        layout.check_tp(spec, t, "--tp")
+    if p is not None:
+        layout.check_pp(spec, p, "--pp")
     return []
 
 
@@ -509,10 +505,10 @@ def enumerate_layouts(spec: ModelSpec, N: int, global_batch: int, gpus_per_node:
     dividing the layers (any p ≤ L with ``uneven_pp``), d the rest; b dividing B/d; v dividing L/p."""
     np = _np()
     L = spec.layers
-    tps = [x for x in divisors(N) if x <= gpus_per_node and spec.heads % x == 0
-           and (spec.kv_heads % x == 0 or x % spec.kv_heads == 0)]
+    from llmcalc.core.layout import tp_allowed
+    tps = [x for x in divisors(N) if x <= gpus_per_node and tp_allowed(spec, x)]
     if space.tp is not None:            # asked for explicitly: allowed across nodes too
-        tps = [x for x in space.tp if N % x == 0 and spec.heads % x == 0]
+        tps = [x for x in space.tp if N % x == 0 and tp_allowed(spec, x)]
     rows = []
     for t in tps:
         for p in divisors(N // t):

@@ -359,13 +359,24 @@ def add_target_batch(r: Results, spec: ModelSpec, gpu: GpuSpec, prompt, gen, tar
 
 def target_batch(spec: ModelSpec, gpu: GpuSpec, prompt, gen, target_seconds: float, max_batch: int, **kw):
     """Largest batch (≤ max_batch) whose mean decode time per token stays ≤ target_seconds; 0 if none.
-    The step time never falls with batch, so the feasible batches are 1..answer."""
+    The step time never falls with batch, so the feasible batches are 1..answer: a 64-way search over
+    [1, max_batch] (about log₆₄ max_batch rounds of 64 batches each; memory bounded whatever max_batch is)."""
     import numpy as np
-    hi = int(max(0, min(max_batch, 1_000_000)))
-    if hi < 1:
-        return 0
-    Bs = np.arange(1, hi + 1, dtype=float)
     P, G = float(prompt), float(gen)
-    times = mean_step_seconds(spec, gpu, Bs, P, LAST_CONTEXT(P=P, G=G), 1, **kw)
-    ok = np.nonzero(times <= target_seconds)[0]
-    return int(Bs[ok[-1]]) if ok.size else 0
+    last = LAST_CONTEXT(P=P, G=G)
+
+    def feasible(batches) -> np.ndarray:
+        Bs = np.asarray(batches, dtype=float)
+        return np.asarray(mean_step_seconds(spec, gpu, Bs, P, last, 1, **kw)) <= target_seconds
+
+    lo, hi = 0, int(max(0, max_batch))  # invariant: lo is feasible (0 trivially), every batch > hi is not
+    while lo < hi:
+        probes = np.unique(np.linspace(lo + 1, hi, num=min(64, hi - lo)).round().astype(np.int64))
+        ok = feasible(probes)
+        passing = probes[ok]
+        failing = probes[~ok]
+        lo = int(passing.max()) if passing.size else lo
+        hi = int(failing.min()) - 1 if failing.size else hi
+        if passing.size == probes.size:
+            lo = hi = int(probes.max())
+    return lo
