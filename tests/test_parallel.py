@@ -297,13 +297,14 @@ def test_overlap_hides_dp_communication(cli):
 
 
 def test_links_inside_and_across_nodes(cli):
-    # TP 8 inside a DGX uses NVLink; TP 16 spills onto the network and costs far more.
+    # TP 8 inside a DGX uses NVLink; TP 16 spills onto the network and costs far more, even run hierarchically
+    # (each layer's all-reduce then also crosses the 50 GB/s rails: 2·(1/2)·(S/8)/50e9 on top of NVLink's share).
     base = ("parallel", "-m", "llama-3.1-70b", "-g", "h100-sxm", "--gpus", "64", "--global-batch", "64", "--seq",
             "4096", "--recompute", "full", "--json")
     in_node = results(cli(*base, "--tp", "8"))
     across = cli(*base, "--tp", "16")
     assert any("spans nodes" in n for n in across.json()["notes"])
-    assert results(across)["tp_comm_seconds"] > 5 * in_node["tp_comm_seconds"]
+    assert results(across)["tp_comm_seconds"] > 2 * in_node["tp_comm_seconds"]
     # --net-bw and --gpus-per-node are honoured.
     faster = results(cli(*base, "--tp", "16", "--gpus-per-node", "16"))
     assert faster["tp_comm_seconds"] < results(across)["tp_comm_seconds"]

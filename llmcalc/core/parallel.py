@@ -65,19 +65,29 @@ SEARCH_MAX_VIRTUAL = 8
 MICRO_BATCHES = Formula("B / (d * b)")
 LAYERS_PER_STAGE = Formula("ceil(L / p)")
 IN_FLIGHT = Formula("where(gpipe, m, min(p, m) * where(v > 1, 1 + (p - 1) / (p * v), 1))")
-# Ring collectives: bytes each GPU sends, and time (α-β model).
-ALLREDUCE_BYTES = Formula("2 * (n - 1) / n * size")
-GATHER_BYTES = Formula("(n - 1) / n * size")               # all-gather and reduce-scatter alike
-ALLREDUCE_SECONDS = Formula("2 * (n - 1) * alpha + 2 * (n - 1) / n * size / bw")
-GATHER_SECONDS = Formula("(n - 1) * alpha + (n - 1) / n * size / bw")
-P2P_SECONDS = Formula("alpha + size / bw")
+# Collectives are core/comm.py's: ring bytes, and hierarchical (rail-aligned) times over r ranks inside a node
+# and k nodes (r·k = the group), NVLink inside, every GPU's own network rail across.
+from llmcalc.core import comm as _c  # noqa: E402
+ALLREDUCE_BYTES, GATHER_BYTES = _c.ALLREDUCE_BYTES, _c.GATHER_BYTES
+ALLREDUCE_SECONDS, GATHER_SECONDS, P2P_SECONDS = _c.ALLREDUCE_SECONDS, _c.GATHER_SECONDS, _c.P2P_SECONDS
+_LINKS = dict(g="r", k="k", bw_in="bw_in", bw_out="bw_out", a_in="a_in", a_out="a_out")
+
+
+def _ar(size: str) -> str:
+    return _c.hier_allreduce_seconds_expr(size, **_LINKS)
+
+
+def _ag(size: str) -> str:
+    return _c.hier_gather_seconds_expr(size, **_LINKS)
+
+
 # Pipeline bubble.
 BUBBLE_FRACTION = Formula("(p - 1) / (v * m + p - 1)")
 BUBBLE_RATIO = Formula("(p - 1) / (v * m)")
 BUBBLE_SECONDS = Formula("(p - 1) / (v * m) * (t_compute + t_tp)")
 # Tensor parallelism: c collectives of b·s·h·a bytes per layer per micro-batch (c = 4, 6 with full recompute).
-TP_BYTES = Formula("c * L_s * m * 2 * (t - 1) / t * b * s * h * a")
-TP_SECONDS = Formula("c * L_s * m * (2 * (t - 1) * alpha + 2 * (t - 1) / t * b * s * h * a / bw)")
+TP_BYTES = Formula(f"c * L_s * m * {_c.allreduce_bytes_expr('t', 'b * s * h * a')}")
+TP_SECONDS = Formula(f"c * L_s * m * ({_ar('b * s * h * a')})")
 # Pipeline parallelism: 2·v·m point-to-point sends of b·s·h·a/t bytes (scatter/gather).
 PP_BYTES = Formula("where(p > 1, 2 * v * m * b * s * h * a / t, 0)")
 PP_SECONDS = Formula("where(p > 1, 2 * v * m * (alpha + b * s * h * a / t / bw), 0)")
@@ -89,24 +99,26 @@ DP_BYTES = {
     3: Formula("m * (d - 1) / d * psi * (2 * w + g)"),
 }
 DP_GRAD_SECONDS = {      # the gradient part: may overlap the backward pass
-    0: Formula("2 * (d - 1) * alpha + 2 * (d - 1) / d * psi * g / bw"),
-    1: Formula("(d - 1) * alpha + (d - 1) / d * psi * g / bw"),
-    2: Formula("m * ((d - 1) * alpha + (d - 1) / d * psi * g / bw)"),
-    3: Formula("m * (L_s * (d - 1) * alpha + (d - 1) / d * psi * g / bw)"),
+    0: Formula(_ar("psi * g")),
+    1: Formula(_ag("psi * g")),
+    2: Formula(f"m * ({_ag('psi * g')})"),
+    3: Formula(f"m * L_s * ({_ag('psi * g / L_s')})"),          # one reduce-scatter per layer
 }
 DP_PARAM_SECONDS = {     # the weight all-gathers
     0: Formula("0 * d"),
-    1: Formula("(d - 1) * alpha + (d - 1) / d * psi * w / bw"),
-    2: Formula("(d - 1) * alpha + (d - 1) / d * psi * w / bw"),
-    3: Formula("m * 2 * (L_s * (d - 1) * alpha + (d - 1) / d * psi * w / bw)"),
+    1: Formula(_ag("psi * w")),
+    2: Formula(_ag("psi * w")),
+    3: Formula(f"m * 2 * L_s * ({_ag('psi * w / L_s')})"),      # per layer, forward and backward
 }
-# What the DP communication may hide behind when --overlap-dp: ZeRO-0/1 the last micro-batch's backward,
-# ZeRO-2 every backward, ZeRO-3 (prefetching) all the compute.
+# What the DP communication may hide behind when --overlap-dp: the gradient reduction, ZeRO-0/1 the last
+# micro-batch's backward, ZeRO-2 every backward; the weight all-gather of ZeRO-1/2 the next step's first
+# forward (Megatron-Core's --overlap-param-gather); ZeRO-3/FSDP prefetches the next layer's weights behind
+# the current layer's compute, so all but each micro-batch's first-layer gather hides behind all the compute.
 DP_EXPOSED_OVERLAP = {
     0: Formula("max(t_grad - t_bwd / m, 0) + t_param"),
-    1: Formula("max(t_grad - t_bwd / m, 0) + t_param"),
-    2: Formula("max(t_grad - t_bwd, 0) + t_param"),
-    3: Formula("max(t_grad + t_param - t_compute, 0)"),
+    1: Formula("max(t_grad - t_bwd / m, 0) + max(t_param - (t_compute - t_bwd) / m, 0)"),
+    2: Formula("max(t_grad - t_bwd, 0) + max(t_param - (t_compute - t_bwd) / m, 0)"),
+    3: Formula("t_param / (2 * L_s) + max(t_grad + t_param * (1 - 1 / (2 * L_s)) - t_compute, 0)"),
 }
 DP_EXPOSED = Formula("t_grad + t_param")
 COMPUTE_SECONDS = Formula("F_hw / N * imbalance / (peak * eta)")
@@ -139,7 +151,7 @@ class Cluster:
                  net_latency=None) -> "Cluster":
         g = int(gpus_per_node or gpu.gpus_per_node or 1)
         intra = nvlink_bw or gpu.nvlink_bytes_per_s_unidir or gpu.pcie_bytes_per_s_unidir
-        inter = net_bw or gpu.net_bytes_per_s_unidir
+        inter = net_bw or network_bw_per_gpu(gpu, g)
         if not intra:
             raise InputError(f"{gpu.name} has no NVLink or PCIe bandwidth in its preset; give --nvlink-bw")
         if not inter:
@@ -148,6 +160,25 @@ class Cluster:
         return cls(g, float(intra), float(inter),
                    DEFAULT_NVLINK_LATENCY if nvlink_latency is None else float(nvlink_latency),
                    DEFAULT_NET_LATENCY if net_latency is None else float(net_latency))
+
+    def links(self, n, stride) -> dict[str, Any]:
+        """The symbols of core/comm.py's hierarchical collectives for a group of n ranks ``stride`` apart: r
+        ranks inside a node, k nodes, and each side's bandwidth and latency."""
+        from llmcalc.core.comm import ranks_per_node
+        r, k = ranks_per_node(n, stride, self.gpus_per_node)
+        return dict(r=r, k=k, bw_in=self.nvlink_bw, bw_out=self.net_bw, a_in=self.nvlink_latency,
+                    a_out=self.net_latency)
+
+
+def network_bw_per_gpu(gpu: GpuSpec, gpus_per_node: int) -> float:
+    """One-way network bytes/s each GPU of a node has across nodes: the node's NICs shared by its GPUs
+    (nics_per_node × nic_bytes_per_s_unidir / gpus_per_node: one 400 Gb/s NIC per GPU on DGX H100/B200), else
+    the preset's per-GPU figure."""
+    nics = getattr(gpu, "nics_per_node", 0) or 0
+    nic_bw = getattr(gpu, "nic_bytes_per_s_unidir", 0.0) or 0.0
+    if nics and nic_bw:
+        return nics * nic_bw / gpus_per_node
+    return gpu.net_bytes_per_s_unidir
 
 
 @dataclass(frozen=True)
@@ -362,12 +393,9 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
 
     # Tensor parallelism.
     c = 6 if recompute == "full" else 4
-    tp_in = _within(t, 1, G)
-    tp_bw = where(tp_in == 1, cluster.nvlink_bw, cluster.net_bw)
-    tp_alpha = where(tp_in == 1, cluster.nvlink_latency, cluster.net_latency)
     t_tp = r.calc("tp_comm_seconds", TP_SECONDS, "s",
                   f"TP: {c} all-reduces per layer per micro-batch" + (" (as all-gather + reduce-scatter, SP)" if sp else ""),
-                  c=c, L_s=L_s, m=m, t=t, alpha=tp_alpha, b=b, s=s, h=h, a=a, bw=tp_bw)
+                  c=c, L_s=L_s, m=m, b=b, s=s, h=h, a=a, **cluster.links(t, 1))
 
     # Pipeline parallelism.
     pp_in = _within(p, d * t, G)
@@ -380,23 +408,21 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
 
     # Data parallelism over the parameters the busiest stage holds before ZeRO (Ψ: its layers and embedding).
     psi = mem["params_per_gpu"].value
-    dp_in = _within(d, t, G)
-    dp_bw = where(dp_in == 1, cluster.nvlink_bw, cluster.net_bw)
-    dp_alpha = where(dp_in == 1, cluster.nvlink_latency, cluster.net_latency)
+    dp_links = cluster.links(d, t)
     t_grad = r.calc("dp_grad_comm_seconds", DP_GRAD_SECONDS[zero], "s",
                     "DP gradients: " + ("all-reduce" if zero == 0 else "reduce-scatter")
                     + (" per micro-batch" if zero >= 2 else " once per step"),
-                    d=d, alpha=dp_alpha, psi=psi, g=g, bw=dp_bw, m=m, L_s=L_s)
+                    psi=psi, g=g, m=m, L_s=L_s, **dp_links)
     t_param = r.calc("dp_param_comm_seconds", DP_PARAM_SECONDS[zero], "s",
                      {0: "DP weights: none (replicated)", 1: "DP weights: all-gather after the update",
                       2: "DP weights: all-gather after the update",
                       3: "DP weights: per-layer all-gathers, forward and backward, per micro-batch"}[zero],
-                     d=d, alpha=dp_alpha, psi=psi, w=w, bw=dp_bw, m=m, L_s=L_s)
+                     d=d, psi=psi, w=w, m=m, L_s=L_s, **dp_links)
     r.calc("dp_comm_seconds", DP_EXPOSED, "s", f"DP (ZeRO-{zero}): all of it", t_grad=t_grad, t_param=t_param)
     if run.overlap_dp:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED_OVERLAP[zero], "s",
-                      "DP: what the backward pass does not hide", t_grad=t_grad, t_param=t_param, t_bwd=t_bwd,
-                      m=m, t_compute=t_compute)
+                      "DP: what the compute does not hide (--overlap-dp)", t_grad=t_grad, t_param=t_param,
+                      t_bwd=t_bwd, m=m, t_compute=t_compute, L_s=L_s)
     else:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED, "s", "DP: not overlapped (--overlap-dp to hide it)",
                       t_grad=t_grad, t_param=t_param)
