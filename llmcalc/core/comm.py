@@ -46,7 +46,8 @@ def allreduce_seconds_expr(n="n", size="size", bw="bw", alpha="alpha", steps: st
     """Ring all-reduce time. ``steps``: how many α the call pays (default the ring's 2(n−1); serve's small
     all-reduces pay one fixed latency each, NCCL's LL protocol)."""
     steps = f"2 * ({n} - 1)" if steps is None else steps
-    return f"{steps} * {alpha} + {allreduce_bytes_expr(n, size)} / {bw}"
+    latency = alpha if steps == "1" else f"{steps} * {alpha}"
+    return f"{latency} + {allreduce_bytes_expr(n, size)} / {bw}"
 
 
 def gather_seconds_expr(n="n", size="size", bw="bw", alpha="alpha") -> str:

@@ -24,6 +24,7 @@ Every function accepts NumPy arrays (of one broadcastable shape) for batch, cont
 
 from __future__ import annotations
 
+from llmcalc.core.comm import allreduce_seconds_expr
 from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results, where
 from llmcalc.core.quant import WEIGHT_FORMATS, mbu_class, weight_parts
@@ -57,8 +58,8 @@ KV_PER_GPU = Formula("kv * share")
 STEP_BYTES = Formula("weights_read / T + kv_read + kv_write")
 T_MATH = Formula("F / (T * peak * mfu)")
 T_MEM = Formula("Q / (bw * mbu)")
-# Ring all-reduce (seed 003 App. B): each GPU sends and receives 2(T-1)/T of the buffer.
-T_COMM = Formula("2 * L * (alpha + 2 * (T - 1) / T * B * t * D * a / link)")
+# Two ring all-reduces per layer (core/comm.py), each paying one fixed latency (NCCL's LL protocol).
+T_COMM = Formula("2 * L * (" + allreduce_seconds_expr("T", "B * t * D * a", "link", "alpha", steps="1") + ")")
 STEP_TIME = Formula("max(t_math, t_mem) + t_comm")
 # Ceilings per sequence (STYLE.md #6, gpt-fast's "Bandwidth achieved"): tokens/s if only bytes, or only
 # FLOPs, limited the step, at 100% of the hardware.
