@@ -8,6 +8,7 @@ import pytest
 from conftest import results
 from llmcalc.cli_support import resolve_model
 from llmcalc.core import parallel as par
+from llmcalc.core import parallel_search as ps
 from llmcalc.core.params import total_params
 from llmcalc.presets import load_gpu, load_model
 from llmcalc.spec import replace
@@ -190,7 +191,7 @@ def test_megatron_table_1_throughput_within_30_percent():
 def test_search_405b_on_16k_h100s_under_a_second():
     spec, gpu = load_model("llama-3.1-405b"), load_gpu("h100-sxm")
     run = par.Training(seq=8192, global_batch=2048)
-    res = par.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 16384, top=0)
+    res = ps.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 16384, top=0)
     assert res.seconds < 1.0
     assert res.fitting > 0 and res.candidates >= res.fitting
     assert all(res.results["fits"].value)
@@ -203,7 +204,7 @@ def test_search_top_row_beats_the_seed_layout():
     spec, gpu = load_model("gpt3-175b"), load_gpu("a100-80gb")
     cluster = par.Cluster.from_gpu(gpu)
     run = par.Training(seq=2048, global_batch=1536)
-    res = par.search(spec, gpu, cluster, run, 6144, top=1)
+    res = ps.search(spec, gpu, cluster, run, 6144, top=1)
     hand = par.evaluate(spec, gpu, cluster, run, dp=64, tp=8, pp=12, micro_batch=1, recompute="full")
     assert float(res.results["step_seconds"].value[0]) <= float(hand["step_seconds"].value)
 

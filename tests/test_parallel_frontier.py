@@ -71,3 +71,24 @@ def test_network_bandwidth_from_nics():
     except TypeError:
         pytest.skip("GPU presets have no NIC fields yet")
     assert par.network_bw_per_gpu(four, 8) == pytest.approx(25e9)
+
+
+# ----------------------------------------------------------------------------------------------
+# One tensor-parallel rule (kv.check_tp: T divides the query heads, and T and the KV heads divide one another)
+
+
+def test_search_and_min_dp_keep_the_kv_head_rule():
+    from llmcalc.cli_support import resolve_model
+    from llmcalc.core import parallel_search as ps
+    spec = resolve_model(None, dict(hidden="3072", heads="24", kv_heads="8", layers="4", vocab="1000"))
+    # 24 GPUs: 3, 6 and 12 divide the 24 query heads but neither divide nor are multiples of the 8 KV heads.
+    assert ps.search_tp(spec, 24, 16, ps.SearchSpace()) == [1, 2, 4, 8]
+    assert ps.search_tp(spec, 24, 16, ps.SearchSpace(tp=(6, 8))) == [8]
+    # The smallest data-parallel degree comes from tp 8 × pp 1 (4 layers: pp ≤ 4 dividing 24/8 = 3 → 1).
+    assert ps.min_dp(spec, 24, 16, ps.SearchSpace()) == 24 // 8
+
+
+def test_bad_tp_on_the_command_line_is_one_line(cli):
+    r = cli("parallel", "--hidden", "3072", "--heads", "24", "--kv-heads", "8", "--layers", "4", "--vocab", "1000",
+            "-g", "h100-sxm", "--tp", "6", "--gpus", "12")
+    assert r.code == 2 and r.stderr.count("\n") == 1 and "KV heads" in r.stderr

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from llmcalc.core import parallel as par
+from llmcalc.core import parallel_search as ps
 from llmcalc.spec import GpuSpec, ModelSpec
 
 GPUS = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
@@ -162,7 +163,7 @@ def test_search_returns_only_layouts_that_fit_and_its_best_beats_any_hand_pick(s
     B = N * data.draw(st.sampled_from([1, 2, 4, 8]))
     run = data.draw(runs(seq, B))
     cluster = par.Cluster.from_gpu(gpu)
-    res = par.search(spec, gpu, cluster, run, N, top=0)
+    res = ps.search(spec, gpu, cluster, run, N, top=0)
     r = res.results
     if res.fitting:
         assert np.all(r["fits"].value)

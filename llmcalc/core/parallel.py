@@ -54,8 +54,6 @@ DEFAULT_NVLINK_LATENCY = 2e-6      # α per ring step inside a node (NCCL over N
 DEFAULT_NET_LATENCY = 5e-6         # α per ring step across nodes (InfiniBand/RoCE: ~3-10 µs)
 DEFAULT_BATCH_TOKENS = 2**22       # default global batch: about 4M tokens (GPT-3 used 3.2M, Llama 3 4M-16M)
 DEFAULT_MAX_SEQ = 8192             # default --seq: the context length, capped at a pre-training length
-SEARCH_MICRO_BATCHES = (1, 2, 4, 8, 16, 32)
-SEARCH_MAX_VIRTUAL = 8
 
 # ----------------------------------------------------------------------------------------------
 # Formulas. Symbols: N GPUs, d data, t tensor, p pipeline, v virtual stages, b micro-batch, B global batch
@@ -286,15 +284,25 @@ def default_global_batch(seq: int, multiple: int = 1) -> int:
     return max(1, round(target / multiple)) * multiple
 
 
+def tp_fits(spec: ModelSpec, t: int) -> bool:
+    """Whether the model's heads take tensor parallelism t (kv.check_tp's rule, the one copy of it)."""
+    from llmcalc.core.kv import check_tp
+    try:
+        check_tp(spec, t)
+    except InputError:
+        return False
+    return True
+
+
 def check_degrees(spec: ModelSpec, t: int | None, p: int | None) -> list[str]:
     """Errors for a tensor or pipeline degree the model cannot take, whatever the GPU count."""
-    if t is not None and spec.heads % t:
-        ok = [x for x in divisors(spec.heads) if x <= 64]
-        raise InputError(f"--tp {t} does not divide the {spec.heads} attention heads of {spec.name}; "
-                         f"use one of {', '.join(map(str, ok))}")
-    if t is not None and spec.kv_heads % t and t % spec.kv_heads:
-        raise InputError(f"--tp {t} neither divides nor is a multiple of the {spec.kv_heads} key/value heads "
-                         f"of {spec.name}")
+    if t is not None and not tp_fits(spec, t):
+        from llmcalc.core.kv import check_tp
+        ok = [x for x in divisors(spec.heads) if x <= 64 and tp_fits(spec, x)]
+        try:
+            check_tp(spec, t)
+        except InputError as e:
+            raise InputError(f"{e}; use one of {', '.join(map(str, ok))}") from None
     if p is not None and p > spec.layers:
         raise InputError(f"--pp {p} exceeds the {spec.layers} layers of {spec.name}")
     return []
@@ -501,185 +509,54 @@ def bound(r: Results, i: int | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# The search
+# Layouts of a run (one point or a sweep) and the notes every run states
 
 
-@dataclass
-class SearchSpace:
-    """What the search may vary. ``None`` = every value; a tuple = only those."""
-
-    tp: tuple | None = None
-    pp: tuple | None = None
-    dp: tuple | None = None
-    zero: tuple | None = None
-    micro_batch: tuple | None = None
-    recompute: tuple | None = None
-    sp: tuple | None = None
-    virtual: tuple | None = None
-    uneven_pp: bool = False
+def _at(value, i: int):
+    if value is None:
+        return None
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) or isinstance(value, (list, tuple)):
+        return int(value[i])
+    return int(value)
 
 
-@dataclass
-class SearchResult:
-    results: Results                  # the ranked rows (arrays), best first, fitting layouts only
-    layouts: dict[str, Any]           # tp, pp, dp, zero, micro_batch, recompute, sp, virtual_stages arrays
-    candidates: int = 0
-    fitting: int = 0
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-
-def enumerate_layouts(spec: ModelSpec, N: int, global_batch: int, gpus_per_node: int, schedule: str,
-                      space: SearchSpace) -> dict[str, Any]:
-    """Every (t, p, d, b, v) layout of N GPUs as NumPy arrays: t within a node and dividing the heads, p
-    dividing the layers (any p ≤ L with ``uneven_pp``), d the rest; b dividing B/d; v dividing L/p."""
-    np = _np()
-    L = spec.layers
-    tps = [x for x in divisors(N) if x <= gpus_per_node and spec.heads % x == 0
-           and (spec.kv_heads % x == 0 or x % spec.kv_heads == 0)]
-    if space.tp is not None:            # asked for explicitly: allowed across nodes too
-        tps = [x for x in space.tp if N % x == 0 and spec.heads % x == 0]
-    rows = []
-    for t in tps:
-        for p in divisors(N // t):
-            if p > L or (not space.uneven_pp and L % p) or (space.pp is not None and p not in space.pp):
-                continue
-            d = N // (t * p)
-            if space.dp is not None and d not in space.dp:
-                continue
-            if global_batch % d:
-                continue
-            per_replica = global_batch // d
-            mbs = space.micro_batch or SEARCH_MICRO_BATCHES
-            for b in mbs:
-                if per_replica % b:
-                    continue
-                m = per_replica // b
-                vs = [1]
-                if p > 1 and schedule == "1f1b" and L % p == 0 and m % p == 0:
-                    vs += [x for x in divisors(L // p) if 1 < x <= SEARCH_MAX_VIRTUAL]
-                if space.virtual is not None:
-                    vs = [x for x in vs if x in space.virtual]
-                for v in vs:
-                    rows.append((t, p, d, b, v))
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    return {"tp": arr[:, 0], "pp": arr[:, 1], "dp": arr[:, 2], "micro_batch": arr[:, 3], "virtual": arr[:, 4]}
-
-
-def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: int, space: SearchSpace | None = None,
-           top: int | None = 10) -> SearchResult:
-    """Evaluate every layout of N GPUs (vectorised), drop those that do not fit, rank by throughput (ties: more
-    memory headroom first) and return the ``top`` rows (all when ``top`` is None or 0)."""
-    import time
-
-    np = _np()
-    space = space or SearchSpace()
-    t0 = time.perf_counter()
-    base = enumerate_layouts(spec, N, int(run.global_batch), cluster.gpus_per_node, run.schedule, space)
-    zeros = space.zero if space.zero is not None else ZERO_STAGES
-    recomputes = space.recompute if space.recompute is not None else ("none", "selective", "full")
-    sps = space.sp if space.sp is not None else (False, True)
-    parts: list[tuple[dict, Results]] = []
-    candidates = 0
-    for zero in zeros:
-        for rec in recomputes:
-            for sp in sps:
-                sel = base["tp"] > 1 if sp else np.ones_like(base["tp"], dtype=bool)
-                if zero > 0:
-                    sel = sel & (base["dp"] > 1)          # ZeRO over one GPU is ZeRO-0
-                if not sel.any():
-                    continue
-                lay = {k: a[sel] for k, a in base.items()}
-                candidates += int(sel.sum())
-                res = evaluate(spec, gpu, cluster, run, dp=lay["dp"], tp=lay["tp"], pp=lay["pp"],
-                               micro_batch=lay["micro_batch"], virtual=lay["virtual"], zero=zero, recompute=rec,
-                               sp=sp)
-                fits = np.asarray(res["fits"].value, dtype=bool)
-                if not fits.any():
-                    continue
-                n = int(fits.sum())
-                lay = {k: a[fits] for k, a in lay.items()}
-                lay["zero"] = np.full(n, zero, dtype=np.float64)
-                lay["recompute"] = np.full(n, rec, dtype=object)
-                lay["sp"] = np.full(n, sp, dtype=bool)
-                parts.append((lay, _take(res, fits, n)))
-    if not parts:
-        return SearchResult(Results(), {}, candidates, 0, time.perf_counter() - t0)
-    lay = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
-    keys = [k for k in parts[0][1] if all(k in p[1] for p in parts)]
-    res = Results()
-    for k in keys:
-        row = parts[0][1][k]
-        res.put(k, np.concatenate([np.broadcast_to(np.asarray(p[1][k].value), (len(p[0]["tp"]),))
-                                   for p in parts]), row.unit, row.label, row.note)
-    fitting = len(lay["tp"])
-    order = np.lexsort((-res["headroom_bytes"].value, res["step_seconds"].value))   # same B·s: fastest first
-    if top:
-        order = order[:top]
-    lay = {k: a[order] for k, a in lay.items()}
-    ranked = Results()
-    for k, row in res.items():
-        ranked.put(k, row.value[order], row.unit, row.label, row.note)
-    ranked.put("bound", np.array([bound(ranked, i) for i in range(len(order))], dtype=object), "str",
-               "what bounds it")
-    ranked.put("why", np.array(why(ranked), dtype=object), "str", "why it ranks here")
-    return SearchResult(ranked, lay, candidates, fitting, time.perf_counter() - t0)
-
-
-def _take(res: Results, mask, n: int) -> Results:
-    np = _np()
-    out = Results()
-    for k, row in res.items():
-        val = row.value
-        if hasattr(val, "shape") and getattr(val, "ndim", 0) and val.shape[0] == mask.shape[0]:
-            val = val[mask]
-        else:
-            val = np.broadcast_to(np.asarray(val), (n,))
-        out.put(k, val, row.unit, row.label, row.note)
-    return out
-
-
-LAYOUT_KEYS = ("tp", "pp", "dp", "zero", "micro_batch", "virtual", "recompute", "sp")
-
-
-def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp) -> str:
-    """``tp8 pp2×v7 dp1024 zero2 b1 full-recompute sp``: one layout on one line."""
-    parts = [f"tp{int(tp)}", f"pp{int(pp)}" + (f"×v{int(virtual)}" if virtual > 1 else ""), f"dp{int(dp)}",
-             f"zero{int(zero)}", f"b{int(micro_batch)}"]
-    if recompute != "none":
-        parts.append("recomp:" + ("sel" if recompute == "selective" else recompute))
-    if sp:
-        parts.append("sp")
-    return " ".join(parts)
-
-
-def why(r: Results) -> list[str]:
-    """For each ranked row: the best says what it spends its step on; the others say which term costs them
-    the most time against the best."""
-    terms = [("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_seconds"),
-             ("PP comm", "pp_comm_seconds"), ("DP comm", "dp_comm_exposed_seconds")]
-    n = len(r["step_seconds"].value)
-    out = []
+def resolve_points(spec: ModelSpec, values: dict[str, Any], n: int, schedule: str, gpus_per_node: int,
+                   batch_given: bool, sp: bool) -> tuple[dict[str, list[int]], list[str]]:
+    """Each point's (gpus, dp, tp, pp, global_batch) from what was given (``values``: the grid, None where a
+    flag was not given), checked; and the notes the layouts raise."""
+    notes: list[str] = []
+    cols: dict[str, list[int]] = {k: [] for k in ("gpus", "dp", "tp", "pp", "global_batch")}
     for i in range(n):
-        step = float(r["step_seconds"].value[i])
-        if i == 0:
-            free = float(r["headroom_bytes"].value[0])
-            parts = sorted(((float(r[k].value[0]) / step, name) for name, k in terms if name != "compute"),
-                           reverse=True)
-            lead = ", ".join(f"{name} {s:.0%}" for s, name in parts[:2] if s >= 0.005)
-            out.append(f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free / 2**30:.0f} GiB free")
-            continue
-        best = float(r["step_seconds"].value[0])
-        deltas = sorted(((float(r[k].value[i]) - float(r[k].value[0]), name) for name, k in terms), reverse=True)
-        worst = deltas[0]
-        slower = step / best - 1
-        if slower < 0.0005:
-            more = (float(r["headroom_bytes"].value[i]) - float(r["headroom_bytes"].value[0])) / 2**30
-            out.append(f"ties #1 ({slower:+.2%}); {abs(more):.1f} GiB {'more' if more > 0 else 'less'} free")
-        else:
-            out.append(f"{slower:+.1%}: more {worst[1]} (+{_ms(worst[0])})")
-    return out
+        at = {k: _at(values.get(k), i) for k in ("gpus", "dp", "tp", "pp", "micro_batch", "seq", "virtual_stages",
+                                                 "global_batch")}
+        check_degrees(spec, at["tp"], at["pp"])
+        N, d, t, p = resolve_layout(at["gpus"], at["dp"], at["tp"], at["pp"])
+        b, v, B = at["micro_batch"], at["virtual_stages"], at["global_batch"]
+        if B is None:
+            B = default_global_batch(at["seq"], d * b * (p if v > 1 else 1))
+        for note in check_layout(spec, N, d, t, p, v, b, B, schedule, gpus_per_node):
+            if note not in notes:
+                notes.append(note)
+        for k, x in zip(cols, (N, d, t, p, B)):
+            cols[k].append(x)
+    if not batch_given:
+        notes.append(f"--global-batch {cols['global_batch'][0]:,} sequences: about {DEFAULT_BATCH_TOKENS / 1e6:.1f}M "
+                     "tokens per step by default (set --global-batch)")
+    if sp and max(cols["tp"]) == 1:
+        notes.append("--sp has no effect without --tp > 1")
+    return cols, notes
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else f"{seconds * 1e3:.2f} ms"
+def run_notes(cluster: Cluster, dtype: str, compute_mfu_given: bool, precision: str, grad_given: bool) -> list[str]:
+    """What every run assumes: the links, the compute efficiency, the gradient dtype on the wire."""
+    from llmcalc.units import fmt_value
+    notes = [f"links: NVLink {fmt_value(cluster.nvlink_bw, 'byte/s')} one way per GPU inside a node of "
+             f"{cluster.gpus_per_node}, network {fmt_value(cluster.net_bw, 'byte/s')} per GPU across nodes, "
+             f"collectives hierarchical (rail-aligned); {cluster.nvlink_latency * 1e6:g}/"
+             f"{cluster.net_latency * 1e6:g} µs per ring step"]
+    if not compute_mfu_given:
+        notes.append(f"compute at {DEFAULT_COMPUTE_MFU:.0%} of the dense {dtype} peak before bubble and communication "
+                     "(set --compute-mfu)")
+    if not grad_given and precision in ("mixed", "fp8"):
+        notes.append("gradients in bf16, on the wire too (Megatron-LM reduces them in fp32: --grad-dtype fp32)")
+    return notes

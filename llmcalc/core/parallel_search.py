@@ -1,0 +1,288 @@
+"""The layout search of `parallel` and its orchestration: which flags go together, the default global batch, and
+every layout of N GPUs evaluated at once (core/parallel.py's ``evaluate`` on NumPy arrays), ranked by
+throughput with what bounds each and why it ranks where it does.
+
+The search is one vectorised pass per combination of the categorical choices (ZeRO stage, recomputation,
+sequence parallelism), not a loop over layouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcalc.core.formula import Results
+from llmcalc.core.parallel import (ZERO_STAGES, Cluster, Training, _np, bound, default_global_batch, divisors,
+                                   evaluate, tp_fits)
+from llmcalc.errors import InputError
+from llmcalc.spec import GpuSpec, ModelSpec
+
+SEARCH_MICRO_BATCHES = (1, 2, 4, 8, 16, 32)
+SEARCH_MAX_VIRTUAL = 8
+
+# ----------------------------------------------------------------------------------------------
+# Which flags go together, declared once. Names are concepts (the command's flags with dashes as
+# underscores); the command turns them into its own flag names.
+
+SEARCH_ONLY = {"top": "ranks the layouts of --search", "uneven_pp": "widens the layouts --search tries"}
+ONE_VALUE_WITH_SEARCH = ("global_batch", "seq", "compute_mfu", "tokens")   # the layouts are what a search varies
+NEEDS_FOR_SEARCH = {"gpus": "the number of GPUs to lay out"}
+POINT_ONE_VALUE = ("zero",)            # categorical layout choices a single layout takes once (lists: --search)
+
+
+def check_flags(given: dict[str, Any], search: bool, is_sweep) -> None:
+    """Errors for flags that do not go together. ``given``: concept -> the text given (None = not given);
+    ``is_sweep``: tells a list or range from one value."""
+    flag = lambda name: "--" + name.replace("_", "-")   # noqa: E731
+    if search:
+        for name, why in NEEDS_FOR_SEARCH.items():
+            if given.get(name) is None:
+                raise InputError(f"--search needs {flag(name)} N: {why}")
+        for name in ONE_VALUE_WITH_SEARCH:
+            if given.get(name) is not None and is_sweep(given[name]):
+                raise InputError(f"{flag(name)} takes one value with --search (the layouts are what it varies)")
+        return
+    for name, why in SEARCH_ONLY.items():
+        if given.get(name) not in (None, False):
+            raise InputError(f"{flag(name)} {why}; add --search")
+    for name in POINT_ONE_VALUE:
+        if given.get(name) is not None and is_sweep(given[name]):
+            raise InputError(f"{flag(name)} takes one value; lists only with --search")
+
+
+# ----------------------------------------------------------------------------------------------
+# The space
+
+
+@dataclass
+class SearchSpace:
+    """What the search may vary. ``None`` = every value; a tuple = only those."""
+
+    tp: tuple | None = None
+    pp: tuple | None = None
+    dp: tuple | None = None
+    zero: tuple | None = None
+    micro_batch: tuple | None = None
+    recompute: tuple | None = None
+    sp: tuple | None = None
+    virtual: tuple | None = None
+    uneven_pp: bool = False
+
+
+@dataclass
+class SearchResult:
+    results: Results                  # the ranked rows (arrays), best first, fitting layouts only
+    layouts: dict[str, Any]           # tp, pp, dp, zero, micro_batch, recompute, sp, virtual_stages arrays
+    candidates: int = 0
+    fitting: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def enumerate_layouts(spec: ModelSpec, N: int, global_batch: int, gpus_per_node: int, schedule: str,
+                      space: SearchSpace) -> dict[str, Any]:
+    """Every (t, p, d, b, v) layout of N GPUs as NumPy arrays: t within a node and dividing the heads, p
+    dividing the layers (any p ≤ L with ``uneven_pp``), d the rest; b dividing B/d; v dividing L/p."""
+    np = _np()
+    L = spec.layers
+    tps = search_tp(spec, N, gpus_per_node, space)
+    rows = []
+    for t in tps:
+        for p in divisors(N // t):
+            if p > L or (not space.uneven_pp and L % p) or (space.pp is not None and p not in space.pp):
+                continue
+            d = N // (t * p)
+            if space.dp is not None and d not in space.dp:
+                continue
+            if global_batch % d:
+                continue
+            per_replica = global_batch // d
+            mbs = space.micro_batch or SEARCH_MICRO_BATCHES
+            for b in mbs:
+                if per_replica % b:
+                    continue
+                m = per_replica // b
+                vs = [1]
+                if p > 1 and schedule == "1f1b" and L % p == 0 and m % p == 0:
+                    vs += [x for x in divisors(L // p) if 1 < x <= SEARCH_MAX_VIRTUAL]
+                if space.virtual is not None:
+                    vs = [x for x in vs if x in space.virtual]
+                for v in vs:
+                    rows.append((t, p, d, b, v))
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    return {"tp": arr[:, 0], "pp": arr[:, 1], "dp": arr[:, 2], "micro_batch": arr[:, 3], "virtual": arr[:, 4]}
+
+
+def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: int, space: SearchSpace | None = None,
+           top: int | None = 10) -> SearchResult:
+    """Evaluate every layout of N GPUs (vectorised), drop those that do not fit, rank by throughput (ties: more
+    memory headroom first) and return the ``top`` rows (all when ``top`` is None or 0)."""
+    import time
+
+    np = _np()
+    space = space or SearchSpace()
+    t0 = time.perf_counter()
+    base = enumerate_layouts(spec, N, int(run.global_batch), cluster.gpus_per_node, run.schedule, space)
+    zeros = space.zero if space.zero is not None else ZERO_STAGES
+    recomputes = space.recompute if space.recompute is not None else ("none", "selective", "full")
+    sps = space.sp if space.sp is not None else (False, True)
+    parts: list[tuple[dict, Results]] = []
+    candidates = 0
+    for zero in zeros:
+        for rec in recomputes:
+            for sp in sps:
+                sel = base["tp"] > 1 if sp else np.ones_like(base["tp"], dtype=bool)
+                if zero > 0:
+                    sel = sel & (base["dp"] > 1)          # ZeRO over one GPU is ZeRO-0
+                if not sel.any():
+                    continue
+                lay = {k: a[sel] for k, a in base.items()}
+                candidates += int(sel.sum())
+                res = evaluate(spec, gpu, cluster, run, dp=lay["dp"], tp=lay["tp"], pp=lay["pp"],
+                               micro_batch=lay["micro_batch"], virtual=lay["virtual"], zero=zero, recompute=rec,
+                               sp=sp)
+                fits = np.asarray(res["fits"].value, dtype=bool)
+                if not fits.any():
+                    continue
+                n = int(fits.sum())
+                lay = {k: a[fits] for k, a in lay.items()}
+                lay["zero"] = np.full(n, zero, dtype=np.float64)
+                lay["recompute"] = np.full(n, rec, dtype=object)
+                lay["sp"] = np.full(n, sp, dtype=bool)
+                parts.append((lay, _take(res, fits, n)))
+    if not parts:
+        return SearchResult(Results(), {}, candidates, 0, time.perf_counter() - t0)
+    lay = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    keys = [k for k in parts[0][1] if all(k in p[1] for p in parts)]
+    res = Results()
+    for k in keys:
+        row = parts[0][1][k]
+        res.put(k, np.concatenate([np.broadcast_to(np.asarray(p[1][k].value), (len(p[0]["tp"]),))
+                                   for p in parts]), row.unit, row.label, row.note)
+    fitting = len(lay["tp"])
+    order = np.lexsort((-res["headroom_bytes"].value, res["step_seconds"].value))   # same B·s: fastest first
+    if top:
+        order = order[:top]
+    lay = {k: a[order] for k, a in lay.items()}
+    ranked = Results()
+    for k, row in res.items():
+        ranked.put(k, row.value[order], row.unit, row.label, row.note)
+    ranked.put("bound", np.array([bound(ranked, i) for i in range(len(order))], dtype=object), "str",
+               "what bounds it")
+    ranked.put("why", np.array(why(ranked), dtype=object), "str", "why it ranks here")
+    return SearchResult(ranked, lay, candidates, fitting, time.perf_counter() - t0)
+
+
+def _take(res: Results, mask, n: int) -> Results:
+    np = _np()
+    out = Results()
+    for k, row in res.items():
+        val = row.value
+        if hasattr(val, "shape") and getattr(val, "ndim", 0) and val.shape[0] == mask.shape[0]:
+            val = val[mask]
+        else:
+            val = np.broadcast_to(np.asarray(val), (n,))
+        out.put(k, val, row.unit, row.label, row.note)
+    return out
+
+
+LAYOUT_KEYS = ("tp", "pp", "dp", "zero", "micro_batch", "virtual", "recompute", "sp")
+
+
+def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp) -> str:
+    """``tp8 pp2×v7 dp1024 zero2 b1 full-recompute sp``: one layout on one line."""
+    parts = [f"tp{int(tp)}", f"pp{int(pp)}" + (f"×v{int(virtual)}" if virtual > 1 else ""), f"dp{int(dp)}",
+             f"zero{int(zero)}", f"b{int(micro_batch)}"]
+    if recompute != "none":
+        parts.append("recomp:" + ("sel" if recompute == "selective" else recompute))
+    if sp:
+        parts.append("sp")
+    return " ".join(parts)
+
+
+def why(r: Results) -> list[str]:
+    """For each ranked row: the best says what it spends its step on; the others say which term costs them
+    the most time against the best."""
+    terms = [("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_seconds"),
+             ("PP comm", "pp_comm_seconds"), ("DP comm", "dp_comm_exposed_seconds")]
+    n = len(r["step_seconds"].value)
+    out = []
+    for i in range(n):
+        step = float(r["step_seconds"].value[i])
+        if i == 0:
+            free = float(r["headroom_bytes"].value[0])
+            parts = sorted(((float(r[k].value[0]) / step, name) for name, k in terms if name != "compute"),
+                           reverse=True)
+            lead = ", ".join(f"{name} {s:.0%}" for s, name in parts[:2] if s >= 0.005)
+            out.append(f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free / 2**30:.0f} GiB free")
+            continue
+        best = float(r["step_seconds"].value[0])
+        deltas = sorted(((float(r[k].value[i]) - float(r[k].value[0]), name) for name, k in terms), reverse=True)
+        worst = deltas[0]
+        slower = step / best - 1
+        if slower < 0.0005:
+            more = (float(r["headroom_bytes"].value[i]) - float(r["headroom_bytes"].value[0])) / 2**30
+            out.append(f"ties #1 ({slower:+.2%}); {abs(more):.1f} GiB {'more' if more > 0 else 'less'} free")
+        else:
+            out.append(f"{slower:+.1%}: more {worst[1]} (+{_ms(worst[0])})")
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else f"{seconds * 1e3:.2f} ms"
+
+
+def search_tp(spec: ModelSpec, N: int, gpus_per_node: int, space: "SearchSpace") -> list[int]:
+    """Tensor-parallel degrees to try: those asked for (across nodes too), else every divisor of N inside a
+    node; either way only those the model's heads take (kv.check_tp's rule)."""
+    tps = list(space.tp) if space.tp is not None else [x for x in divisors(N) if x <= gpus_per_node]
+    return [x for x in tps if N % x == 0 and tp_fits(spec, x)]
+
+
+def min_dp(spec: ModelSpec, N: int, gpus_per_node: int, space: "SearchSpace") -> int:
+    """The smallest data-parallel degree any layout of the space has (0 when there is none)."""
+    best = 0
+    for t in search_tp(spec, N, gpus_per_node, space):
+        for p in divisors(N // t):
+            if p <= spec.layers and (space.uneven_pp or spec.layers % p == 0) and (space.pp is None or p in space.pp):
+                best = max(best, t * p)
+    return N // best if best else 0
+
+
+def search_global_batch(spec: ModelSpec, N: int, seq: int, gpus_per_node: int, space: "SearchSpace") -> tuple[int, str]:
+    """The default global batch of a search: about 4M tokens, raised to a multiple of the smallest
+    data-parallel degree in the space; and the note that says so."""
+    B = default_global_batch(seq)
+    smallest = min_dp(spec, N, gpus_per_node, space)
+    raised = bool(smallest and B % smallest)
+    if raised:
+        B = -(-B // smallest) * smallest
+    note = (f"--global-batch {B:,} sequences ({B * seq / 1e6:.1f}M tokens) by default"
+            + (f", raised to a multiple of the smallest data-parallel degree, {smallest:,}" if raised else "")
+            + " (set --global-batch)")
+    return B, note
+
+
+def no_fit_message(res: "SearchResult", N: int, gpu_name: str) -> str:
+    why = ("no layout to try: check --tp/--pp/--dp, and that --global-batch is a multiple of the data-parallel "
+           "degree" if not res.candidates else
+           "none fits: try more GPUs, --recompute full, ZeRO, a smaller --seq or --micro-batch")
+    return f"no layout of {N:,} GPUs fits {gpu_name}: {why}"
+
+
+def summary_note(res: "SearchResult", top: int) -> str:
+    return (f"searched {res.candidates:,} layouts in {res.seconds * 1e3:.0f} ms; {res.fitting:,} fit"
+            + (f"; showing the best {top}" if top and res.fitting > top else ""))
+
+
+def best_layout(lay: dict[str, Any]) -> dict[str, Any]:
+    """The first (best) row of a search's layouts as plain Python values."""
+    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in lay.items()}
+
+
+def evaluate_best(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, lay: dict[str, Any]) -> Results:
+    """The best layout evaluated on its own (scalars), so --explain can show its formulas."""
+    best = best_layout(lay)
+    return evaluate(spec, gpu, cluster, run, dp=int(best["dp"]), tp=int(best["tp"]), pp=int(best["pp"]),
+                    micro_batch=int(best["micro_batch"]), virtual=int(best["virtual"]), zero=int(best["zero"]),
+                    recompute=best["recompute"], sp=bool(best["sp"]))
