@@ -221,7 +221,7 @@ def test_search_cli_json_rows_best_first(cli):
                 "optimizer_bytes", "activations_bytes", "total_bytes", "bubble_fraction", "dp_comm_bytes",
                 "tp_comm_bytes", "pp_comm_bytes", "step_seconds", "mfu", "bound", "why"):
         assert key in rows[0]
-    assert rows[0]["tp"] * rows[0]["pp"] * rows[0]["dp"] == 16
+    assert rows[0]["tp"] * rows[0]["cp"] * rows[0]["pp"] * rows[0]["dp"] == 16
     assert doc["search"]["candidates"] >= doc["search"]["fitting"] >= len(rows)
 
 
@@ -354,7 +354,7 @@ def test_check_exit_3(cli):
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "3"), "divide"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--dp", "4", "--tp", "4", "--pp", "2"), "not --gpus 64"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--global-batch", "100"), "multiple"),
-    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "4", "--virtual-stages", "5"), "layers"),
+    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "4", "--virtual-stages", "25"), "layers"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--virtual-stages", "2"), "--pp > 1"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "5"), "--zero"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "1,2"), "--search"),

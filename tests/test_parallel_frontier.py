@@ -1,10 +1,12 @@
 """Frontier-scale mechanisms of `parallel`, each checked against a hand count written here (not the code's own
-formulas): rail-aligned collectives across nodes (NVIDIA DGX H100: one 400 Gb/s NIC per GPU), ..."""
+formulas): rail-aligned collectives across nodes (NVIDIA DGX H100: one 400 Gb/s NIC per GPU), context and
+expert parallelism, TP overlap, uneven and interleaved pipeline stages, FP8 compute, and bad input."""
 
 from __future__ import annotations
 
 import pytest
 
+from conftest import results
 from llmcalc.core import comm
 from llmcalc.core import parallel as par
 from llmcalc.presets import load_gpu, load_model
@@ -92,3 +94,118 @@ def test_bad_tp_on_the_command_line_is_one_line(cli):
     r = cli("parallel", "--hidden", "3072", "--heads", "24", "--kv-heads", "8", "--layers", "4", "--vocab", "1000",
             "-g", "h100-sxm", "--tp", "6", "--gpus", "12")
     assert r.code == 2 and r.stderr.count("\n") == 1 and "KV heads" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# Context parallelism
+
+
+def test_cp_2_halves_activation_memory_at_a_fixed_layout(cli):
+    base = ("parallel", "-m", "llama-3.1-70b", "-g", "h100-sxm", "--tp", "8", "--pp", "4", "--dp", "2",
+            "--seq", "32768", "--global-batch", "16", "--recompute", "selective", "--json")
+    one = results(cli(*base))
+    two = results(cli(*base, "--cp", "2"))
+    assert two["activations_bytes"] == pytest.approx(one["activations_bytes"] / 2, rel=1e-9)
+    # the same model states per GPU (ZeRO-0: replicated over the cp ranks too), twice the GPUs
+    assert two["weights_bytes"] == one["weights_bytes"]
+    # each micro-batch's K/V crosses cp − 1 times per layer per pass: 3 passes (forward K/V; backward K/V + dK/dV)
+    kv = 1 * 32768 / 2 * 2 * 1 * 128 * 2           # b · s/cp · (K, V) · max(8 KV heads / tp 8, 1) · d_h · bf16
+    m, layers = 16 // 2, 80 // 4
+    assert two["cp_comm_bytes"] == pytest.approx(3 * layers * m * (2 - 1) * kv)
+    assert one["cp_comm_bytes"] == 0
+
+
+def test_cp_ring_hides_behind_attention_allgather_does_not(cli):
+    # Llama 3's long-context stage (Table 4 row 3): TP 8, CP 16, PP 16, DP 4 at 131,072 tokens.
+    base = ("parallel", "-m", "llama-3.1-405b", "-g", "h100-sxm", "--tp", "8", "--pp", "16", "--cp", "16",
+            "--dp", "4", "--seq", "131072", "--global-batch", "16", "--json")
+    ring = results(cli(*base))
+    gather = results(cli(*base, "--cp-comm", "allgather"))
+    assert ring["cp_comm_exposed_seconds"] <= ring["cp_comm_seconds"]
+    assert gather["cp_comm_exposed_seconds"] == gather["cp_comm_seconds"] > 0
+    # at 131K tokens attention dominates: the ring's passes are hidden entirely
+    assert ring["cp_comm_exposed_seconds"] == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Expert parallelism
+
+
+def test_alltoall_bytes_are_a_hand_count_for_mixtral(cli):
+    # Mixtral 8x7B, EP 8 over 8 data-parallel GPUs, one sequence of 4,096 tokens per GPU, no TP: each MoE layer
+    # dispatches every token to its top-2 experts and combines them back, forward and backward (4 all-to-alls),
+    # 4096 tokens × 2 × 4096 hidden × 2 bytes each, 7/8 of which leaves the GPU.
+    r = results(cli("parallel", "-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "8", "--ep", "8", "--seq", "4096",
+                    "--global-batch", "8", "--zero", "1", "--json"))
+    one = 4096 * 2 * 4096 * 2
+    assert r["ep_comm_bytes"] == pytest.approx(4 * 32 * 7 / 8 * one)
+    assert r["ep_comm_seconds"] > 0
+    # Experts sharded 8 ways: the weights held per GPU drop by 7/8 of the experts' share.
+    spec = load_model("mixtral-8x7b")
+    from llmcalc.core.params import mlp_block_params
+    experts = 32 * 8 * mlp_block_params(spec, spec.moe.expert_ffn)
+    dense = results(cli("parallel", "-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "8", "--seq", "4096",
+                        "--global-batch", "8", "--zero", "1", "--json"))
+    assert dense["params_per_gpu"] - r["params_per_gpu"] == pytest.approx(experts * 7 / 8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Overlap and uneven stages
+
+
+@pytest.mark.parametrize("model,layout", [
+    ("llama-3.1-70b", ("--tp", "8", "--pp", "4", "--dp", "4", "--sp")),
+    ("llama-3.1-8b", ("--tp", "2", "--dp", "8")),
+    ("gpt3-175b", ("--tp", "8", "--pp", "12", "--dp", "2", "--recompute", "full")),
+    ("llama-3.1-405b", ("--tp", "16", "--pp", "8", "--dp", "2")),          # TP across nodes
+])
+def test_tp_overlap_never_makes_a_step_slower(cli, model, layout):
+    base = ("parallel", "-m", model, "-g", "h100-sxm", *layout, "--seq", "4096", "--global-batch", "64", "--json")
+    plain, hidden = results(cli(*base)), results(cli(*base, "--tp-overlap"))
+    assert hidden["step_seconds"] <= plain["step_seconds"]
+    assert hidden["tp_comm_exposed_seconds"] <= plain["tp_comm_exposed_seconds"] == plain["tp_comm_seconds"]
+    # what it hides is at most the GEMMs' time
+    assert plain["tp_comm_seconds"] - hidden["tp_comm_exposed_seconds"] <= hidden["compute_seconds"]
+
+
+def test_llama3_405b_126_layers_on_16_stages_of_8_virtual(cli):
+    # Llama 3 (arXiv:2407.21783 sec. 3.3.2, Table 4): 126 layers, PP 16, interleaved; frameworks put the
+    # embedding and the LM head on the first and last stages, which hold one layer fewer.
+    r = results(cli("parallel", "-m", "llama-3.1-405b", "-g", "h100-sxm", "--tp", "8", "--pp", "16",
+                    "--virtual-stages", "8", "--dp", "128", "--seq", "8192", "--global-batch", "2048",
+                    "--recompute", "none", "--json"))
+    assert r["layers_per_stage"] == 8                                    # ⌈126/16⌉ on the busiest GPU
+    # slowest stage: max(8 layers, 7 layers + LM head) against the mean of 126/16 layers (+ head/16)
+    spec = load_model("llama-3.1-405b")
+    from llmcalc.core.flops import training_step_flops
+    fl = training_step_flops(spec, 2048, 8192)
+    head = 3 * fl["lm_head_flops"].value
+    layer = (fl["hardware_flops"].value - head) / 126
+    assert r["stage_imbalance"] == pytest.approx(max(8 * layer, 7 * layer + head) * 16 / fl["hardware_flops"].value)
+    # 8 GPUs' worth of 126 layers cannot be split into 200 chunks
+    bad = cli("parallel", "-m", "llama-3.1-405b", "-g", "h100-sxm", "--tp", "8", "--pp", "16",
+              "--virtual-stages", "9", "--dp", "128", "--seq", "8192", "--global-batch", "2048")
+    assert bad.code == 2 and "chunks" in bad.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: one line, exit 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--ep", "2"), "dense"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--cp", "3", "--seq", "4096"), "multiple of 6"),
+    (("-m", "llama-3.1-8b", "-g", "a100-80gb", "--dp", "8", "--compute-dtype", "fp8"), "FP8"),
+    (("-m", "llama-3.1-8b", "-g", "v100", "--dp", "8", "--compute-dtype", "fp8"), "FP8"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--dp", "2", "--tp", "8", "--pp", "2", "--cp", "4"),
+     "not --gpus 64"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--tp", "8", "--cp", "3"), "--cp"),
+    (("-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "4", "--ep", "8"), "dp × cp"),
+    (("-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "6", "--ep", "3"), "experts"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--cp-comm", "tree"), "--cp-comm"),
+])
+def test_frontier_bad_input_exits_2(cli, args, needle):
+    run = cli("parallel", *args)
+    assert run.code == 2, run.stdout
+    assert needle in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1

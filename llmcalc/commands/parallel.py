@@ -28,6 +28,9 @@ OPTIONS = (
     ("dp", "--dp", LAYOUT, None, "Data-parallel degree. Any two of --dp/--tp/--pp with --gpus give the third."),
     ("tp", "--tp", LAYOUT, None, "Tensor-parallel degree (divides the heads; within a node unless asked)."),
     ("pp", "--pp", LAYOUT, None, "Pipeline stages."),
+    ("cp", "--cp", LAYOUT, None, "Context-parallel degree: each sequence split over cp GPUs, two chunks each (causal load balance). Default 1."),
+    ("cp_comm", "--cp-comm", LAYOUT, "ring", "ring (Megatron-Core: K/V passed round, hidden behind attention) or allgather (Llama 3: K/V gathered, exposed)."),
+    ("ep", "--ep", LAYOUT, None, "Expert-parallel degree (MoE): experts sharded over ep of the dp·cp GPUs. Default 1."),
     ("zero", "--zero", LAYOUT, None, "ZeRO stage over the data-parallel GPUs: 0, 1 (optimizer), 2 (+ gradients), 3 (+ weights, FSDP). Default 0."),
     ("micro_batch", "--micro-batch", LAYOUT, None, "Sequences per GPU per micro-batch (b). Default 1."),
     ("global_batch", "--global-batch", LAYOUT, None, "Sequences per step over all replicas (B); m = B/(dp·b) micro-batches. Default about 4M tokens."),
@@ -46,6 +49,9 @@ OPTIONS = (
     ("net_latency", "--net-latency", LINKS, None, "Seconds per ring step across nodes (default 5e-6)."),
     ("compute_mfu", "--compute-mfu --mfu", TIME, None, "Fraction of the dense peak the GPUs reach while computing, before bubble and communication (default 0.5)."),
     ("overlap_dp", "--overlap-dp/--no-overlap-dp", TIME, False, "Hide data-parallel communication behind compute (gradient reduction in backward, weight gathers prefetched)."),
+    ("tp_overlap", "--tp-overlap/--no-tp-overlap", TIME, False, "Hide TP communication behind the GEMMs it feeds (Megatron-Core's --tp-comm-overlap), up to their time."),
+    ("compute_dtype", "--compute-dtype", TIME, None, "Matmul precision, bf16 or fp8 (default fp8 under --precision fp8, else bf16); attention stays bf16."),
+    ("capacity_factor", "--capacity-factor", TIME, None, "MoE under --ep: tokens on the busiest experts' GPU / the mean (default 1.0, dropless and balanced)."),
     ("tokens", "--tokens", TIME, None, "A training token budget (e.g. 15T): days and GPU-hours to train it."),
     ("dtype", "--dtype", TIME, None, "Dtype of the peak FLOP/s (default: fp8 for --precision fp8, else bf16; fp32 uses tf32)."),
     ("causal", "--causal", TIME, False, "Count only the causal triangle of the attention scores."),
@@ -78,7 +84,8 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     spec, gpu_spec = resolve_model(model, arch), resolve_gpu(gpu, required=True)
     c = {k: choice("--" + k.replace("_", "-"), f[k], modes) if f[k] is not None else None for k, modes in (
         ("precision", mem.PRECISIONS), ("grad_dtype", mem.GRAD_DTYPES), ("optimizer", mem.OPTIMIZERS),
-        ("activations", mem.ACTIVATION_MODELS), ("schedule", par.SCHEDULES), ("dtype", DTYPES))}
+        ("activations", mem.ACTIVATION_MODELS), ("schedule", par.SCHEDULES), ("dtype", DTYPES),
+        ("cp_comm", par.CP_MODES), ("compute_dtype", par.COMPUTE_DTYPES))}
     inp = Inputs()
     one = lambda name, **kw: _one(inp, name, f[name], **kw)   # noqa: E731
     cluster = par.Cluster.from_gpu(
@@ -94,12 +101,14 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
               "length (set --seq)"])
     run_kw = dict(precision=c["precision"], grad_dtype=c["grad_dtype"], optimizer=c["optimizer"],
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
-                  overlap_dp=f["overlap_dp"], dtype=c["dtype"],
+                  overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"], cp_comm=c["cp_comm"],
+                  compute_dtype=par.compute_dtype(gpu_spec, par.Training(0, 0, c["precision"], compute_dtype=c["compute_dtype"])),
+                  capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
                   reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
                   fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9))
-    layout = ("gpus", "dp", "tp", "pp", "micro_batch", "virtual_stages")
+    layout = ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "virtual_stages")
     if f["search"]:
-        space = ps.SearchSpace(**{k: _ints(f[v], "--" + v.replace("_", "-")) for k, v in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"),
+        space = ps.SearchSpace(**{k: _ints(f[v], "--" + v.replace("_", "-")) for k, v in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"),
                                   ("micro_batch", "micro_batch"), ("virtual", "virtual_stages"), ("zero", "zero"))},
                                recompute=_choices(f["recompute"], mem.RECOMPUTE_MODES), uneven_pp=f["uneven_pp"],
                                sp=None if f["sp"] is None else (f["sp"],))
@@ -107,7 +116,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
         layout = ()
     else:
         for k in layout:
-            inp.number(k, f[k], default={"micro_batch": 1, "virtual_stages": 1}.get(k), integer=True)
+            inp.number(k, f[k], default=1 if k in ("cp", "ep", "micro_batch", "virtual_stages") else None, integer=True)
         inp.fixed("zero", int(choice("--zero", f["zero"] or "0", ("0", "1", "2", "3"))))
         inp.fixed("recompute", choice("--recompute", f["recompute"] or "none", mem.RECOMPUTE_MODES), unit="str")
         inp.fixed("sp", bool(f["sp"]), unit="bool")
@@ -115,8 +124,9 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     inp.number("global_batch", f["global_batch"], integer=True)
     inp.number("compute_mfu", f["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="ratio", maximum=1.0)
     inp.number("tokens", f["tokens"])
-    for k, unit in (("schedule", "str"), ("overlap_dp", "bool"), ("precision", "str"), ("optimizer", "str"),
-                    ("activations", "str"), ("flash", "bool"), ("causal", "bool")):
+    for k, unit in (("schedule", "str"), ("overlap_dp", "bool"), ("tp_overlap", "bool"), ("cp_comm", "str"),
+                    ("compute_dtype", "str"), ("precision", "str"), ("optimizer", "str"), ("activations", "str"),
+                    ("flash", "bool"), ("causal", "bool")):
         inp.fixed(k, run_kw[k], unit=unit)
     inp.fixed("grad_dtype", c["grad_dtype"] or mem.DEFAULT_GRAD[c["precision"]], unit="str")
     inp.fixed("dtype", dtype, unit="str")
@@ -141,7 +151,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     notes += par.run_notes(cluster, dtype, f["compute_mfu"] is not None, c["precision"], c["grad_dtype"] is not None)
     run = par.Training(seq=v["seq"], global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
     r = par.evaluate(spec, gpu_spec, cluster, run, dp=v["dp"], tp=v["tp"], pp=v["pp"], micro_batch=v["micro_batch"],
-                     virtual=v["virtual_stages"], zero=v["zero"], recompute=v["recompute"], sp=v["sp"])
+                     virtual=v["virtual_stages"], zero=v["zero"], recompute=v["recompute"], sp=v["sp"], cp=v["cp"], ep=v["ep"])
     if not inp.swept:
         r.put("bound", par.bound(r), "str", "what bounds it")
     output(Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
@@ -186,7 +196,8 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
     else:                                                  # machines get one column per degree
         for name, key, unit in (("tp", "tp", "count"), ("pp", "pp", "count"), ("dp", "dp", "count"),
                                 ("zero", "zero", "count"), ("micro_batch", "micro_batch", "count"),
-                                ("virtual_stages", "virtual", "count"), ("recompute", "recompute", "str"), ("sp", "sp", "bool")):
+                                ("virtual_stages", "virtual", "count"), ("recompute", "recompute", "str"), ("sp", "sp", "bool"),
+                                ("cp", "cp", "count"), ("ep", "ep", "count")):
             inp.fixed(name, _plain_list(lay[key]), unit=unit, label=name)
             swept.append(name)
         columns.insert(3, "bound")
@@ -206,14 +217,14 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
 
 
 def _one(inp, name: str, text: str | None, *, default=None, unit: str = "count", parse=None, strict: bool = True,
-         integer: bool = False, maximum: float | None = None):
+         integer: bool = False, minimum: float = 0.0, maximum: float | None = None):
     """A flag that takes one value (no list), echoed as an input."""
     from llmcalc.errors import InputError
     from llmcalc.units import is_sweep, parse_count
     if text is not None and is_sweep(text):
         raise InputError(f"--{name.replace('_', '-')} takes one value, not a list")
     return inp.number(name, text, default=default, unit=unit, parse=parse or parse_count, strict=strict,
-                      integer=integer or unit == "count", maximum=maximum)
+                      integer=integer or unit == "count", minimum=minimum, maximum=maximum)
 
 
 def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:

@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmcalc.core.formula import Formula, Results
+from llmcalc.core.formula import Formula, Results, where
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -52,6 +52,12 @@ ZERO_STAGES = (0, 1, 2, 3)
 DEFAULT_COMPUTE_MFU = 0.5          # achievable fraction of dense peak while computing (stated, --compute-mfu)
 DEFAULT_NVLINK_LATENCY = 2e-6      # α per ring step inside a node (NCCL over NVLink: ~1-3 µs)
 DEFAULT_NET_LATENCY = 5e-6         # α per ring step across nodes (InfiniBand/RoCE: ~3-10 µs)
+DEFAULT_CAPACITY_FACTOR = 1.0    # MoE: busiest expert GPU's tokens / mean (dropless and balanced, as DeepSeek-V3's
+                                   # auxiliary-loss-free routing aims at; Switch Transformer trained at 1.0-1.25)
+FP8_GEMM_SHARE = 0.85              # fp8 GEMMs reach this share of the bf16 GEMMs' fraction of their own peak (amax,
+                                   # casts and smaller tiles): a stated assumption, not fitted
+CP_MODES = ("ring", "allgather")
+COMPUTE_DTYPES = ("bf16", "fp8")
 DEFAULT_BATCH_TOKENS = 2**22       # default global batch: about 4M tokens (GPT-3 used 3.2M, Llama 3 4M-16M)
 DEFAULT_MAX_SEQ = 8192             # default --seq: the context length, capped at a pre-training length
 
@@ -82,13 +88,33 @@ def _ag(size: str) -> str:
 # Pipeline bubble.
 BUBBLE_FRACTION = Formula("(p - 1) / (v * m + p - 1)")
 BUBBLE_RATIO = Formula("(p - 1) / (v * m)")
-BUBBLE_SECONDS = Formula("(p - 1) / (v * m) * (t_compute + t_tp)")
-# Tensor parallelism: c collectives of b·s·h·a bytes per layer per micro-batch (c = 4, 6 with full recompute).
-TP_BYTES = Formula(f"c * L_s * m * {_c.allreduce_bytes_expr('t', 'b * s * h * a')}")
-TP_SECONDS = Formula(f"c * L_s * m * ({_ar('b * s * h * a')})")
-# Pipeline parallelism: 2·v·m point-to-point sends of b·s·h·a/t bytes (scatter/gather).
-PP_BYTES = Formula("where(p > 1, 2 * v * m * b * s * h * a / t, 0)")
-PP_SECONDS = Formula("where(p > 1, 2 * v * m * (alpha + b * s * h * a / t / bw), 0)")
+BUBBLE_SECONDS = Formula("(p - 1) / (v * m) * (t_compute + t_tp + t_cp + t_ep)")
+# Tensor parallelism: c collectives of b·(s/cp)·h·a bytes per layer per micro-batch (c = 4, 6 with full
+# recompute). --tp-overlap (Megatron-Core's --tp-comm-overlap, which pipelines SP's all-gathers and
+# reduce-scatters with the GEMMs they feed) hides them up to the time of those GEMMs, never more.
+TP_BYTES = Formula(f"c * L_s * m * {_c.allreduce_bytes_expr('t', 'b * s / cp * h * a')}")
+TP_SECONDS = Formula(f"c * L_s * m * ({_ar('b * s / cp * h * a')})")
+TP_EXPOSED = Formula("where(overlap, max(t_tp - t_gemm, 0), t_tp)")
+# Pipeline parallelism: 2·v·m point-to-point sends of b·(s/cp)·h·a/t bytes (scatter/gather).
+PP_BYTES = Formula("where(p > 1, 2 * v * m * b * s / cp * h * a / t, 0)")
+PP_SECONDS = Formula("where(p > 1, 2 * v * m * (alpha + b * s / cp * h * a / t / bw), 0)")
+# Context parallelism (Megatron-Core; Liu et al. 2023 ring attention, arXiv:2310.01889; Llama 3, arXiv:2407.21783
+# sec. 3.3.2): each rank holds s/cp tokens as two chunks (i and 2cp−1−i: the causal triangle balanced) and needs
+# every other rank's K and V, kv = b·(s/cp)·2·K·d_h·a/t bytes per layer (K/t heads, at least one, per TP rank).
+# ring: cp−1 point-to-point passes of kv in forward, of kv and dK/dV in backward (3 per pass; 4 with full
+# recompute), each overlapped with attention on the chunk in hand. allgather (Llama 3): one all-gather of K/V in
+# forward and a reduce-scatter of dK/dV in backward (+1 all-gather with full recompute), exposed.
+CP_KV_BYTES = Formula("b * s / cp * 2 * max(K / t, 1) * d_h * a")
+CP_BYTES = Formula("x * L_s * m * (cp - 1) * kv")      # ring passes and all-gathers of cp·kv send the same
+CP_RING_SECONDS = Formula("x * L_s * m * (cp - 1) * (alpha + kv / bw)")
+CP_GATHER_SECONDS = Formula(f"x * L_s * m * ({_ag('cp * kv')})")
+CP_EXPOSED = Formula("where(ring, max(t_cp - t_attn, 0), t_cp)")
+# Expert parallelism (DeepSpeed-MoE, arXiv:2201.05596; Megatron-Core MoE): each MoE layer sends every token to its
+# top-k experts and back: per micro-batch x all-to-alls (dispatch and combine, forward and backward: 4; 6 with
+# full recompute) of T·k·h·a bytes, T = b·(s/cp)/t tokens per GPU; (ep−1)/ep of it leaves the GPU.
+EP_BUFFER = Formula("b * s / cp / t * k * h * a")
+EP_BYTES = Formula(f"x * L_moe * m * {_c.gather_bytes_expr('ep', 'buf')}")
+EP_SECONDS = Formula(f"x * L_moe * m * ({_c.ALLTOALL_SECONDS.expr})")
 # Data parallelism by ZeRO stage: bytes each GPU sends per step, and seconds.
 DP_BYTES = {
     0: Formula("2 * (d - 1) / d * psi * g"),
@@ -119,10 +145,18 @@ DP_EXPOSED_OVERLAP = {
     3: Formula("t_param / (2 * L_s) + max(t_grad + t_param * (1 - 1 / (2 * L_s)) - t_compute, 0)"),
 }
 DP_EXPOSED = Formula("t_grad + t_param")
-COMPUTE_SECONDS = Formula("F_hw / N * imbalance / (peak * eta)")
-IMBALANCE = Formula("ceil(L / p) * p / L")
+# Compute. Stages hold ⌊L/p⌋ or ⌈L/p⌉ layers (with interleaving, chunks of ⌊L/(pv)⌋ or ⌈L/(pv)⌉ summing to the
+# same per GPU); the LM head and loss sit on the last stage, which Megatron-LM and Llama 3 give the fewer layers
+# (the embedding lookup on the first is no matmul). The slowest stage sets the pace: max(⌈L/p⌉ layers,
+# ⌊L/p⌋ layers + head). Matmuls run at the compute dtype's peak (fp8: at FP8_GEMM_SHARE of the bf16
+# efficiency); the attention core (QKᵀ, ×V) in bf16. With MoE under --ep the GPU with the busiest experts sets
+# the pace: their FLOPs × the capacity factor.
+STAGE_FLOPS = Formula("max(ceil(L / p) * (F_hw - F_head) / L, floor(L / p) * (F_hw - F_head) / L + F_head)")
+IMBALANCE = Formula("stage * p / F_hw")
+COMPUTE_SECONDS = Formula("imbalance / N * ((F_hw - F_attn - F_exp + cf * F_exp) / (peak_mm * eta * share) "
+                          "+ F_attn / (peak * eta))")
 BACKWARD_SECONDS = Formula("t_compute * (F_hw - F_fwd) / F_hw")
-STEP_SECONDS = Formula("t_compute + t_tp + t_bubble + t_pp + t_dp")
+STEP_SECONDS = Formula("t_compute + t_tp + t_cp + t_ep + t_bubble + t_pp + t_dp")
 TOKENS_PER_S = Formula("B * s / step")
 MFU = Formula("F_model / (step * N * peak)")
 HFU = Formula("F_hw / (step * N * peak)")
@@ -198,6 +232,19 @@ class Training:
     tokens: Any = None                # a token budget: training days and GPU-hours
     reserve_bytes: float | None = None
     fragmentation: float | None = None
+    tp_overlap: bool = False          # TP communication overlapped with the GEMMs it feeds
+    cp_comm: str = "ring"             # context parallelism: ring (Megatron-Core) or allgather (Llama 3)
+    compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
+    capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
+
+
+def compute_dtype(gpu: GpuSpec, run: Training) -> str:
+    """The matmuls' dtype; fp8 on a GPU without FP8 tensor cores is an error."""
+    cd = run.compute_dtype or ("fp8" if run.precision == "fp8" else "bf16")
+    if cd == "fp8" and not gpu.flops_per_s.get("fp8"):
+        raise InputError(f"fp8 compute needs FP8 tensor cores (Hopper, Ada, Blackwell, MI300); {gpu.name} has none: "
+                         "use --compute-dtype bf16")
+    return cd
 
 
 PEAK_DTYPES = {"fp32": ("tf32", "fp32"), "mixed": ("bf16", "fp16"), "bf16": ("bf16", "fp16"),
@@ -240,42 +287,45 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // i for i in small]))
 
 
-def resolve_layout(gpus: int | None, dp: int | None, tp: int | None, pp: int | None) -> tuple[int, int, int, int]:
-    """(N, d, t, p) from what was given. With --gpus N: all three must multiply to N; any two give the third;
-    --tp or --pp alone takes the other as 1 and data parallelism for the rest; none is pure data
-    parallelism. Without --gpus, N = d·t·p (each defaulting to 1)."""
+def resolve_layout(gpus: int | None, dp: int | None, tp: int | None, pp: int | None,
+                   cp: int = 1) -> tuple[int, int, int, int]:
+    """(N, d, t, p) from what was given, N = d·t·p·cp. With --gpus N: all of d, t, p given must multiply (with cp)
+    to N; any two give the third; --tp or --pp alone takes the other as 1 and data parallelism for the rest;
+    none is pure data parallelism. Without --gpus, N = d·t·p·cp (each defaulting to 1)."""
+    c = cp or 1
+    times_cp = f" × --cp {c}" if c > 1 else ""
     if gpus is None:
         d, t, p = dp or 1, tp or 1, pp or 1
-        return d * t * p, d, t, p
+        return d * t * p * c, d, t, p
     N = int(gpus)
-    given = {k: v for k, v in (("dp", dp), ("tp", tp), ("pp", pp)) if v is not None}
-    if len(given) == 3:
-        if dp * tp * pp != N:
-            raise InputError(f"--dp {dp} × --tp {tp} × --pp {pp} = {dp * tp * pp:,} GPUs, not --gpus {N:,}; "
-                             "give two of them and the third is derived")
+    if N % c:
+        raise InputError(f"--cp {c} does not divide --gpus {N:,}")
+    M = N // c                           # GPUs per context-parallel rank position
+    if dp is not None and tp is not None and pp is not None:
+        if dp * tp * pp != M:
+            raise InputError(f"--dp {dp} × --tp {tp} × --pp {pp}{times_cp} = {dp * tp * pp * c:,} GPUs, not --gpus "
+                             f"{N:,}; give two of them and the third is derived")
         return N, dp, tp, pp
     if dp is None:                       # t and/or p given (or neither): d is the rest
         t, p = tp or 1, pp or 1
-        if N % (t * p):
-            fix = max(1, round(N / (t * p))) * t * p
-            raise InputError(f"--tp {t} × --pp {p} = {t * p} does not divide --gpus {N:,} (data parallelism "
-                             f"would be {N / (t * p):g}); try --gpus {fix:,}")
-        return N, N // (t * p), t, p
-    if N % dp:
-        raise InputError(f"--dp {dp} does not divide --gpus {N:,}")
-    rest = N // dp
-    if tp is not None:
-        if rest % tp:
-            raise InputError(f"--dp {dp} × --tp {tp} = {dp * tp:,} does not divide --gpus {N:,}")
-        return N, dp, tp, rest // tp
-    if pp is not None:
-        if rest % pp:
-            raise InputError(f"--dp {dp} × --pp {pp} = {dp * pp:,} does not divide --gpus {N:,}")
-        return N, dp, rest // pp, pp
+        if M % (t * p):
+            fix = max(1, round(M / (t * p))) * t * p * c
+            raise InputError(f"--tp {t} × --pp {p}{times_cp} = {t * p * c} does not divide --gpus {N:,} (data "
+                             f"parallelism would be {M / (t * p):g}); try --gpus {fix:,}")
+        return N, M // (t * p), t, p
+    if M % dp:
+        raise InputError(f"--dp {dp}{times_cp} does not divide --gpus {N:,}")
+    rest = M // dp
+    for given, name in ((tp, "tp"), (pp, "pp")):
+        if given is not None:
+            if rest % given:
+                raise InputError(f"--dp {dp} × --{name} {given}{times_cp} = {dp * given * c:,} does not divide "
+                                 f"--gpus {N:,}")
+            return (N, dp, given, rest // given) if name == "tp" else (N, dp, rest // given, given)
     if rest == 1:
         return N, dp, 1, 1
-    raise InputError(f"--gpus {N:,} with --dp {dp} leaves {rest} GPUs per replica: say how to split them with "
-                     "--tp or --pp")
+    raise InputError(f"--gpus {N:,} with --dp {dp}{times_cp} leaves {rest} GPUs per replica: say how to split them "
+                     "with --tp or --pp")
 
 
 def default_global_batch(seq: int, multiple: int = 1) -> int:
@@ -309,8 +359,9 @@ def check_degrees(spec: ModelSpec, t: int | None, p: int | None) -> list[str]:
 
 
 def check_layout(spec: ModelSpec, N: int, d: int, t: int, p: int, v: int, b: int, B: int, schedule: str,
-                 gpus_per_node: int) -> list[str]:
+                 gpus_per_node: int, cp: int = 1, ep: int = 1, seq: int | None = None) -> list[str]:
     """Errors (InputError) for a layout that cannot run; returns notes for one that runs with caveats."""
+    L = spec.layers
     notes = check_degrees(spec, t, p)
     if t % spec.kv_heads == 0 and t > spec.kv_heads:
         notes.append(f"--tp {t} > {spec.kv_heads} KV heads: each KV head is replicated on {t // spec.kv_heads} "
@@ -318,14 +369,15 @@ def check_layout(spec: ModelSpec, N: int, d: int, t: int, p: int, v: int, b: int
     if v > 1:
         if p == 1:
             raise InputError("--virtual-stages needs --pp > 1 (interleaving splits each GPU's pipeline stage)")
-        if spec.layers % (p * v):
-            raise InputError(f"--pp {p} × --virtual-stages {v} = {p * v} does not divide the {spec.layers} layers "
-                             f"of {spec.name}")
+        if p * v > L + 2:
+            raise InputError(f"--pp {p} × --virtual-stages {v} = {p * v} model chunks for {L} layers: each chunk needs "
+                             "a layer (the embedding and the loss may stand for one each)")
         if schedule == "gpipe":
             raise InputError("--virtual-stages is the interleaved 1F1B schedule; drop --schedule gpipe")
-    elif spec.layers % p:
-        notes.append(f"--pp {p} does not divide {spec.layers} layers: stages hold up to {math.ceil(spec.layers / p)}; "
-                     "the busiest stage sets the pace (compute scaled by ceil(L/p)·p/L)")
+    if L % (p * v):
+        notes.append(f"{L} layers on {p * v} {'model chunks' if v > 1 else 'stages'}: GPUs hold "
+                     f"{L // p} or {math.ceil(L / p)} layers, the LM head on a last stage of {L // p}; the slowest "
+                     "stage sets the pace")
     if B % (d * b):
         lo = max(1, B // (d * b)) * d * b
         raise InputError(f"--global-batch {B:,} is not a multiple of dp × micro-batch = {d} × {b} = {d * b:,}; "
@@ -336,6 +388,16 @@ def check_layout(spec: ModelSpec, N: int, d: int, t: int, p: int, v: int, b: int
                          f"try --global-batch {max(p, (m // p) * p) * d * b:,}")
     if t > gpus_per_node:
         notes.append(f"--tp {t} spans nodes of {gpus_per_node} GPUs: its all-reduces go over the network")
+    if cp > 1 and seq is not None and seq % (2 * cp):
+        raise InputError(f"--cp {cp} splits each sequence into 2·cp = {2 * cp} chunks (two per rank, for causal load "
+                         f"balancing): --seq {seq:,} must be a multiple of {2 * cp}")
+    if ep > 1:
+        if not spec.moe:
+            raise InputError(f"--ep {ep}: {spec.name} is a dense model; expert parallelism needs a mixture of experts")
+        if spec.moe.experts % ep:
+            raise InputError(f"--ep {ep} does not divide the {spec.moe.experts} experts of {spec.name}")
+        if (d * cp) % ep:
+            raise InputError(f"--ep {ep} must divide dp × cp = {d * cp}: experts are sharded over data-parallel ranks")
     return notes
 
 
@@ -355,22 +417,22 @@ def _within(group, stride, G):
 
 
 def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, dp, tp, pp, micro_batch,
-             virtual=1, zero: int = 0, recompute: str = "none", sp: bool = False) -> Results:
-    """Memory, communication, bubble and step time of layouts (d, t, p, b, v: numbers or NumPy arrays of one
-    shape); ``zero``, ``recompute`` and ``sp`` are one choice each. Keys: INTERFACE.md's ``parallel`` keys
+             virtual=1, zero: int = 0, recompute: str = "none", sp: bool = False, cp=1, ep=1) -> Results:
+    """Memory, communication, bubble and step time of layouts (d, t, p, b, v, cp, ep: numbers or NumPy arrays of
+    one shape); ``zero``, ``recompute`` and ``sp`` are one choice each. Ranks in Megatron-Core's order: tensor,
+    context, data, pipeline; experts sharded over ep of the dp·cp ranks. Keys: INTERFACE.md's ``parallel`` keys
     first, then the breakdown."""
     from llmcalc.core.flops import training_step_flops
-    from llmcalc.core.formula import where
-    from llmcalc.core.memory import add_gpu_fit, training_memory, DEFAULT_FRAGMENTATION, DEFAULT_RESERVE_BYTES
+    from llmcalc.core.memory import DEFAULT_FRAGMENTATION, DEFAULT_RESERVE_BYTES, add_gpu_fit, training_memory
 
     d, t, p, b, v = dp, tp, pp, micro_batch, virtual
     B, s = run.global_batch, run.seq
-    G = cluster.gpus_per_node
-    N = d * t * p
+    N = d * t * p * cp
     L, h = spec.layers, spec.hidden
     a, w, g = comm_dtypes(run.precision, run.grad_dtype)
     dtype = peak_dtype(gpu, run.precision, run.dtype)
     peak = gpu.peak_flops(dtype)
+    mm_dtype = compute_dtype(gpu, run)
     gpipe = run.schedule == "gpipe"
 
     lay = Results()
@@ -380,72 +442,140 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
                          "micro-batches whose activations stage 1 holds (1F1B: p; GPipe: m; interleaved: "
                          "p·(1 + (p−1)/(p·v)))", gpipe=gpipe, m=m, p=p, v=v)
 
-    # Memory: train-mem's model, per GPU, on the busiest (first) stage.
-    mem = training_memory(spec, b, s, precision=run.precision, grad_dtype=run.grad_dtype, optimizer=run.optimizer,
-                          activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d, tp=t,
-                          pp=p, sp=sp, in_flight_microbatches=in_flight)
+    # Memory: train-mem's model, per GPU, on the busiest (first) stage; a CP rank holds s/cp tokens, and ZeRO
+    # shards over the dp·cp ranks that reduce the gradients (Megatron-Core's distributed optimizer).
+    mem = training_memory(spec, b, s / cp, precision=run.precision, grad_dtype=run.grad_dtype, optimizer=run.optimizer,
+                          activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d * cp,
+                          tp=t, pp=p, sp=sp, in_flight_microbatches=in_flight)
+    psi_e = _expert_params_per_gpu(spec, L_s, t)
+    _shard_experts(mem, psi_e, ep, zero)
+    if mm_dtype == "fp8" and run.precision != "fp8":    # Transformer Engine: FP8 copies and transposes kept
+        mem.calc("fp8_weight_cache_bytes", FP8_CACHE, "byte",
+                 "FP8 weight copy + transpose (Transformer Engine's default recipe; --precision fp8: none)",
+                 psi=mem["params_per_gpu"].value, L_s=L_s, z3=1 if zero == 3 else 0)
+    else:
+        mem.put("fp8_weight_cache_bytes", 0.0, "byte", "FP8 weight copies (none: " +
+                ("fp8 primary weights, --precision fp8)" if mm_dtype == "fp8" else "bf16 compute)"))
+    mem.calc("total_bytes", TOTAL_BYTES, "byte", "total per GPU",
+             **{k: mem[k + "_bytes"].value for k in ("weights", "gradients", "optimizer", "activations",
+                                                       "fp8_weight_cache")})
     add_gpu_fit(mem, gpu.memory_bytes,
                 DEFAULT_RESERVE_BYTES if run.reserve_bytes is None else run.reserve_bytes,
                 DEFAULT_FRAGMENTATION if run.fragmentation is None else run.fragmentation)
 
-    # Compute: hardware FLOPs (recomputation included) of the whole step, split over N GPUs.
+    # Compute: hardware FLOPs (recomputation included) of the whole step, the slowest stage's share over its GPUs.
     fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute)
     F_hw, F_model, F_fwd = fl["hardware_flops"].value, fl["training_flops"].value, fl["forward_flops"].value
+    again = 1 if recompute != "none" else 0                          # the recomputed forward, where it applies
+    F_head = 3 * fl["lm_head_flops"].value
+    F_attn = (3 + again) * fl["attention_score_flops"].value
+    F_exp = (3 + (1 if recompute == "full" else 0)) * _routed_expert_flops(spec, B * s)
     r = Results()
-    imbalance = r.calc("stage_imbalance", IMBALANCE, "factor", "busiest stage's layers / mean (ceil(L/p)·p/L)",
-                       L=L, p=p)
+    stage = STAGE_FLOPS(L=L, p=p, F_hw=F_hw, F_head=F_head)
+    imbalance = r.calc("stage_imbalance", IMBALANCE, "factor",
+                       "slowest stage's FLOPs / mean (⌈L/p⌉ layers, or ⌊L/p⌋ + LM head on the last)",
+                       stage=stage, p=p, F_hw=F_hw)
+    peak_mm = gpu.peak_flops(mm_dtype) if mm_dtype != dtype else peak
     t_compute = r.calc("compute_seconds", COMPUTE_SECONDS, "s",
-                       "compute: hardware FLOPs per GPU at the achievable fraction of peak",
-                       F_hw=F_hw, N=N, imbalance=imbalance, peak=peak, eta=run.compute_mfu)
+                       f"compute: matmuls at the {mm_dtype} peak, attention core at {dtype}, × the achievable fraction",
+                       imbalance=imbalance, N=N, F_hw=F_hw, F_attn=F_attn, F_exp=F_exp,
+                       cf=where(ep > 1, run.capacity_factor, 1.0), peak_mm=peak_mm, peak=peak, eta=run.compute_mfu,
+                       share=FP8_GEMM_SHARE if mm_dtype == "fp8" and dtype != "fp8" else 1.0)
     t_bwd = BACKWARD_SECONDS(t_compute=t_compute, F_hw=F_hw, F_fwd=F_fwd)
+    t_attn = t_compute * F_attn / F_hw                              # the attention core, for CP's overlap
+    t_gemm = t_compute - t_attn
 
     # Tensor parallelism.
     c = 6 if recompute == "full" else 4
-    t_tp = r.calc("tp_comm_seconds", TP_SECONDS, "s",
-                  f"TP: {c} all-reduces per layer per micro-batch" + (" (as all-gather + reduce-scatter, SP)" if sp else ""),
-                  c=c, L_s=L_s, m=m, b=b, s=s, h=h, a=a, **cluster.links(t, 1))
+    t_tp_all = r.calc("tp_comm_seconds", TP_SECONDS, "s",
+                      f"TP: {c} all-reduces per layer per micro-batch" + (" (as all-gather + reduce-scatter, SP)" if sp else ""),
+                      c=c, L_s=L_s, m=m, b=b, s=s, cp=cp, h=h, a=a, **cluster.links(t, 1))
+    t_tp = r.calc("tp_comm_exposed_seconds", TP_EXPOSED, "s",
+                  "TP: what the GEMMs do not hide" + (" (--tp-overlap)" if run.tp_overlap else " (not overlapped)"),
+                  overlap=bool(run.tp_overlap), t_tp=t_tp_all, t_gemm=t_gemm)
+
+    # Context parallelism: K/V of the other ranks, per layer.
+    ring = run.cp_comm == "ring"
+    x_cp = (3 if ring else 2) + (1 if recompute == "full" else 0)
+    kv = CP_KV_BYTES(b=b, s=s, cp=cp, K=spec.kv_heads, t=t, d_h=spec.head_dim, a=a)
+    cpl = cluster.links(cp, t)
+    if ring:
+        cp_bw = where(cpl["k"] > 1, cluster.net_bw, cluster.nvlink_bw)
+        cp_alpha = where(cpl["k"] > 1, cluster.net_latency, cluster.nvlink_latency)
+        t_cp_all = r.calc("cp_comm_seconds", CP_RING_SECONDS, "s", "CP: ring passes of K/V (and dK/dV) per layer",
+                          x=x_cp, L_s=L_s, m=m, cp=cp, kv=kv, alpha=cp_alpha, bw=cp_bw)
+    else:
+        t_cp_all = r.calc("cp_comm_seconds", CP_GATHER_SECONDS, "s", "CP: all-gather of K/V per layer (Llama 3)",
+                          x=x_cp, L_s=L_s, m=m, cp=cp, kv=kv, **cpl)
+    t_cp = r.calc("cp_comm_exposed_seconds", CP_EXPOSED, "s",
+                  "CP: ring passes not hidden by attention" if ring else "CP: all-gathers (exposed)",
+                  ring=ring, t_cp=t_cp_all, t_attn=t_attn)
+
+    # Expert parallelism: all-to-alls per MoE layer of the stage.
+    L_moe = _moe_layers_per_stage(spec, L_s)
+    x_ep = 6 if recompute == "full" else 4
+    k_top = spec.moe.top_k if spec.moe else 0
+    buf = EP_BUFFER(b=b, s=s, cp=cp, t=t, k=k_top, h=h, a=a)
+    epl = cluster.links(ep, t)
+    t_ep = r.calc("ep_comm_seconds", EP_SECONDS, "s", "EP: all-to-all dispatch and combine per MoE layer",
+                  x=x_ep, L_moe=L_moe, m=m, size=buf, n=ep, g=epl["r"], bw_in=cluster.nvlink_bw, bw_out=cluster.net_bw,
+                  a_in=cluster.nvlink_latency, a_out=cluster.net_latency)
 
     # Pipeline parallelism.
-    pp_in = _within(p, d * t, G)
+    pp_in = _within(p, d * t * cp, cluster.gpus_per_node)
     pp_bw = where(pp_in == 1, cluster.nvlink_bw, cluster.net_bw)
     pp_alpha = where(pp_in == 1, cluster.nvlink_latency, cluster.net_latency)
     t_pp = r.calc("pp_comm_seconds", PP_SECONDS, "s", "PP: activations forward, gradients backward, per micro-batch",
-                  p=p, v=v, m=m, alpha=pp_alpha, b=b, s=s, h=h, a=a, t=t, bw=pp_bw)
+                  p=p, v=v, m=m, alpha=pp_alpha, b=b, s=s, cp=cp, h=h, a=a, t=t, bw=pp_bw)
     bubble = r.calc("bubble_seconds", BUBBLE_SECONDS, "s", "pipeline bubble: (p−1)/(v·m) of the stage's work",
-                    p=p, v=v, m=m, t_compute=t_compute, t_tp=t_tp)
+                    p=p, v=v, m=m, t_compute=t_compute, t_tp=t_tp, t_cp=t_cp, t_ep=t_ep)
 
-    # Data parallelism over the parameters the busiest stage holds before ZeRO (Ψ: its layers and embedding).
+    # Data parallelism over the dp·cp ranks, of the parameters the busiest stage holds before ZeRO (Ψ: its layers
+    # and embedding); the experts' own over dp·cp/ep ranks (Megatron-Core, DeepSpeed-MoE).
     psi = mem["params_per_gpu"].value
-    dp_links = cluster.links(d, t)
+    D = d * cp
+    dense = psi - psi_e / ep
+    dp_links = cluster.links(D, t)
     t_grad = r.calc("dp_grad_comm_seconds", DP_GRAD_SECONDS[zero], "s",
                     "DP gradients: " + ("all-reduce" if zero == 0 else "reduce-scatter")
-                    + (" per micro-batch" if zero >= 2 else " once per step"),
-                    psi=psi, g=g, m=m, L_s=L_s, **dp_links)
+                    + (" per micro-batch" if zero >= 2 else " once per step") + (" (dense part)" if spec.moe else ""),
+                    psi=dense, g=g, m=m, L_s=L_s, **dp_links)
     t_param = r.calc("dp_param_comm_seconds", DP_PARAM_SECONDS[zero], "s",
                      {0: "DP weights: none (replicated)", 1: "DP weights: all-gather after the update",
                       2: "DP weights: all-gather after the update",
                       3: "DP weights: per-layer all-gathers, forward and backward, per micro-batch"}[zero],
-                     d=d, psi=psi, w=w, m=m, L_s=L_s, **dp_links)
-    r.calc("dp_comm_seconds", DP_EXPOSED, "s", f"DP (ZeRO-{zero}): all of it", t_grad=t_grad, t_param=t_param)
+                     d=D, psi=dense, w=w, m=m, L_s=L_s, **dp_links)
+    if spec.moe:
+        e_links = cluster.links(D / ep, t * ep)
+        t_exp = (DP_GRAD_SECONDS[zero](psi=psi_e / ep, g=g, m=m, L_s=L_s, **e_links)
+                 + DP_PARAM_SECONDS[zero](d=D / ep, psi=psi_e / ep, w=w, m=m, L_s=L_s, **e_links))
+        r.put("dp_expert_comm_seconds", t_exp, "s", "DP of the experts' gradients and weights over dp·cp/ep")
+    else:
+        t_exp = r.put("dp_expert_comm_seconds", 0.0, "s", "DP of expert weights (dense model: none)")
+    t_grad_all = t_grad + t_exp
+    r.calc("dp_comm_seconds", DP_EXPOSED, "s", f"DP (ZeRO-{zero}): all of it", t_grad=t_grad_all, t_param=t_param)
     if run.overlap_dp:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED_OVERLAP[zero], "s",
-                      "DP: what the compute does not hide (--overlap-dp)", t_grad=t_grad, t_param=t_param,
+                      "DP: what the compute does not hide (--overlap-dp)", t_grad=t_grad_all, t_param=t_param,
                       t_bwd=t_bwd, m=m, t_compute=t_compute, L_s=L_s)
     else:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED, "s", "DP: not overlapped (--overlap-dp to hide it)",
-                      t_grad=t_grad, t_param=t_param)
+                      t_grad=t_grad_all, t_param=t_param)
 
-    step = r.calc("step_seconds", STEP_SECONDS, "s", "step time", t_compute=t_compute, t_tp=t_tp, t_bubble=bubble,
-                  t_pp=t_pp, t_dp=t_dp)
+    step = r.calc("step_seconds", STEP_SECONDS, "s", "step time", t_compute=t_compute, t_tp=t_tp, t_cp=t_cp, t_ep=t_ep,
+                  t_bubble=bubble, t_pp=t_pp, t_dp=t_dp)
     tps = r.calc("tokens_per_second", TOKENS_PER_S, "token/s", "training tokens per second (all GPUs)", B=B, s=s, step=step)
-    r.calc("mfu", MFU, "ratio", "MFU: model FLOPs per second / (N · peak)", F_model=F_model, step=step, N=N,
-           peak=peak)
+    r.calc("mfu", MFU, "ratio", f"MFU: model FLOPs per second / (N · dense {dtype} peak)", F_model=F_model,
+           step=step, N=N, peak=peak)
     r.calc("hfu", HFU, "ratio", "HFU: hardware FLOPs (recomputation too) per second / (N · peak)", F_hw=F_hw,
            step=step, N=N, peak=peak)
     if run.tokens is not None:
         r.calc("training_days", TRAINING_DAYS, "days", "days to train the token budget", D=run.tokens,
                tokens_per_s=tps)
         r.calc("gpu_hours", GPU_HOURS, "h", "GPU-hours for the token budget", D=run.tokens, tokens_per_s=tps, N=N)
+    else:
+        r.put("training_days", None, "days", "days to train a token budget (give --tokens)")
+        r.put("gpu_hours", None, "h", "GPU-hours for a token budget (give --tokens)")
 
     # Assemble: INTERFACE.md's keys first.
     out = Results()
@@ -454,29 +584,75 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     out.calc("bubble_fraction", BUBBLE_FRACTION, "ratio", "pipeline bubble share of the schedule, (p−1)/(v·m+p−1)",
              p=p, v=v, m=m)
     out.calc("dp_comm_bytes", DP_BYTES[zero], "byte", f"DP bytes sent per GPU per step (ZeRO-{zero})",
-             d=d, psi=psi, g=g, w=w, m=m)
+             d=D, psi=psi, g=g, w=w, m=m)
     out.calc("tp_comm_bytes", TP_BYTES, "byte", "TP bytes sent per GPU per step", c=c, L_s=L_s, m=m, t=t, b=b, s=s,
-             h=h, a=a)
-    out.calc("pp_comm_bytes", PP_BYTES, "byte", "PP bytes sent per GPU per step", p=p, v=v, m=m, b=b, s=s, h=h, a=a,
-             t=t)
+             cp=cp, h=h, a=a)
+    out.calc("pp_comm_bytes", PP_BYTES, "byte", "PP bytes sent per GPU per step", p=p, v=v, m=m, b=b, s=s, cp=cp,
+             h=h, a=a, t=t)
+    out.calc("cp_comm_bytes", CP_BYTES, "byte", "CP bytes sent per GPU per step (K/V and their gradients)",
+             x=x_cp, L_s=L_s, m=m, cp=cp, kv=kv)
+    out.calc("ep_comm_bytes", EP_BYTES, "byte", "EP all-to-all bytes sent per GPU per step", x=x_ep, L_moe=L_moe, m=m,
+             ep=ep, buf=buf)
     for k in ("step_seconds", "mfu", "tokens_per_second", "hfu", "training_days", "gpu_hours", "compute_seconds",
-              "tp_comm_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
-        if k in r:
-            out[k] = r[k]
+              "tp_comm_seconds", "tp_comm_exposed_seconds", "cp_comm_seconds", "cp_comm_exposed_seconds",
+              "ep_comm_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
+        out[k] = r[k]
     out.calc("bubble_ratio", BUBBLE_RATIO, "factor", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
              p=p, v=v, m=m)
-    for k in ("gpu_memory_bytes", "usable_memory_bytes", "headroom_bytes"):
+    for k in ("gpu_memory_bytes", "usable_memory_bytes", "headroom_bytes", "fp8_weight_cache_bytes"):
         out[k] = mem[k]
     for k in ("micro_batches", "layers_per_stage", "in_flight_microbatches"):
         out[k] = lay[k]
     out["stage_imbalance"] = r["stage_imbalance"]
     out["params_per_gpu"] = mem["params_per_gpu"]
-    out["dp_grad_comm_seconds"] = r["dp_grad_comm_seconds"]
-    out["dp_param_comm_seconds"] = r["dp_param_comm_seconds"]
+    for k in ("dp_grad_comm_seconds", "dp_param_comm_seconds", "dp_expert_comm_seconds"):
+        out[k] = r[k]
     out.put("hardware_flops", F_hw, "flop", "hardware FLOPs per step (all GPUs)")
     out.put("model_flops", F_model, "flop", "model FLOPs per step (all GPUs)")
     out.put("peak_flops", peak, "flop/s", f"dense {dtype} peak per GPU")
+    out.put("compute_dtype", mm_dtype, "str", "matmul dtype")
     return out
+
+
+FP8_CACHE = Formula("2 * where(z3, psi / L_s, psi)")     # 1 B copy + 1 B transpose per weight (per layer under ZeRO-3)
+TOTAL_BYTES = Formula("weights + gradients + optimizer + activations + fp8_weight_cache")
+EXPERT_SHARD = Formula("1 - psi_e / psi * (1 - 1 / ep)")  # the share of a replicated state left under EP
+
+
+def _moe_layers_per_stage(spec: ModelSpec, L_s):
+    """MoE layers on the busiest stage (its share of the model's, at most its layers)."""
+    from llmcalc.core.formula import minimum
+    return 0 if not spec.moe else minimum(L_s, L_s * spec.moe_layers / spec.layers)
+
+
+def _expert_params_per_gpu(spec: ModelSpec, L_s, t):
+    """Routed-expert parameters the busiest stage's GPU holds under TP alone (before EP and ZeRO)."""
+    if not spec.moe:
+        return 0.0
+    from llmcalc.core.params import mlp_block_params
+    return _moe_layers_per_stage(spec, L_s) * spec.moe.experts * mlp_block_params(spec, spec.moe.expert_ffn) / t
+
+
+def _routed_expert_flops(spec: ModelSpec, tokens) -> float:
+    """Forward FLOPs of the routed experts: 2 per weight each token passes through (top-k experts)."""
+    if not spec.moe:
+        return 0.0
+    from llmcalc.core.params import mlp_block_params
+    return 2 * tokens * spec.moe_layers * spec.moe.top_k * mlp_block_params(spec, spec.moe.expert_ffn)
+
+
+def _shard_experts(mem: Results, psi_e, ep, zero: int) -> None:
+    """Experts sharded over ep GPUs: a state ZeRO already shards over dp·cp is unchanged (the experts' 1/ep
+    share sharded over dp·cp/ep ranks is the same bytes); a replicated state keeps 1/ep of the experts'."""
+    if isinstance(ep, (int, float)) and ep == 1 or not psi_e:
+        return
+    psi = mem["params_per_gpu"].value
+    keep = EXPERT_SHARD(psi_e=psi_e, psi=psi, ep=ep)
+    for key, sharded in (("weights_bytes", zero >= 3), ("gradients_bytes", zero >= 2), ("optimizer_bytes", zero >= 1),
+                         ("params_per_gpu", False)):
+        if not sharded:
+            row = mem[key]
+            mem.put(key, row.value * keep, row.unit, row.label + " (experts over ep)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -527,14 +703,15 @@ def resolve_points(spec: ModelSpec, values: dict[str, Any], n: int, schedule: st
     notes: list[str] = []
     cols: dict[str, list[int]] = {k: [] for k in ("gpus", "dp", "tp", "pp", "global_batch")}
     for i in range(n):
-        at = {k: _at(values.get(k), i) for k in ("gpus", "dp", "tp", "pp", "micro_batch", "seq", "virtual_stages",
-                                                 "global_batch")}
+        at = {k: _at(values.get(k), i) for k in ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "seq",
+                                                 "virtual_stages", "global_batch")}
         check_degrees(spec, at["tp"], at["pp"])
-        N, d, t, p = resolve_layout(at["gpus"], at["dp"], at["tp"], at["pp"])
+        cp, ep = at["cp"] or 1, at["ep"] or 1
+        N, d, t, p = resolve_layout(at["gpus"], at["dp"], at["tp"], at["pp"], cp)
         b, v, B = at["micro_batch"], at["virtual_stages"], at["global_batch"]
         if B is None:
             B = default_global_batch(at["seq"], d * b * (p if v > 1 else 1))
-        for note in check_layout(spec, N, d, t, p, v, b, B, schedule, gpus_per_node):
+        for note in check_layout(spec, N, d, t, p, v, b, B, schedule, gpus_per_node, cp, ep, at["seq"]):
             if note not in notes:
                 notes.append(note)
         for k, x in zip(cols, (N, d, t, p, B)):

@@ -19,6 +19,8 @@ from llmcalc.spec import GpuSpec, ModelSpec
 
 SEARCH_MICRO_BATCHES = (1, 2, 4, 8, 16, 32)
 SEARCH_MAX_VIRTUAL = 8
+SEARCH_MIN_CP_TOKENS = 2048     # a context-parallel rank keeps at least this many tokens of a sequence
+SEARCH_MAX_EP = 64
 
 # ----------------------------------------------------------------------------------------------
 # Which flags go together, declared once. Names are concepts (the command's flags with dashes as
@@ -66,6 +68,8 @@ class SearchSpace:
     recompute: tuple | None = None
     sp: tuple | None = None
     virtual: tuple | None = None
+    cp: tuple | None = None
+    ep: tuple | None = None
     uneven_pp: bool = False
 
 
@@ -79,38 +83,55 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
+def search_cp(seq: int, space: SearchSpace) -> list[int]:
+    """Context-parallel degrees to try: those asked for, else 1 and the powers of two that leave each rank at
+    least SEARCH_MIN_CP_TOKENS tokens in two equal chunks."""
+    cps = space.cp if space.cp is not None else [1] + [c for c in (2, 4, 8, 16, 32) if seq // c >= SEARCH_MIN_CP_TOKENS]
+    return [c for c in cps if c == 1 or seq % (2 * c) == 0]
+
+
+def search_ep(spec: ModelSpec, space: SearchSpace) -> list[int]:
+    """Expert-parallel degrees to try: those asked for (MoE only), else 1 and every divisor of the experts up
+    to SEARCH_MAX_EP."""
+    if not spec.moe:
+        return [1]
+    eps = space.ep if space.ep is not None else [e for e in divisors(spec.moe.experts) if e <= SEARCH_MAX_EP]
+    return [e for e in eps if spec.moe.experts % e == 0]
+
+
 def enumerate_layouts(spec: ModelSpec, N: int, global_batch: int, gpus_per_node: int, schedule: str,
-                      space: SearchSpace) -> dict[str, Any]:
-    """Every (t, p, d, b, v) layout of N GPUs as NumPy arrays: t within a node and dividing the heads, p
-    dividing the layers (any p ≤ L with ``uneven_pp``), d the rest; b dividing B/d; v dividing L/p."""
+                      space: SearchSpace, seq: int = 0) -> dict[str, Any]:
+    """Every (t, cp, p, d, ep, b, v) layout of N GPUs as NumPy arrays: t within a node and taking the heads, cp
+    splitting the sequence, p dividing the layers (any p ≤ L with ``uneven_pp``), d the rest, ep dividing the
+    experts and d·cp; b dividing B/d; v with p·v chunks for the layers (uneven ones with ``uneven_pp``)."""
     np = _np()
     L = spec.layers
-    tps = search_tp(spec, N, gpus_per_node, space)
     rows = []
-    for t in tps:
-        for p in divisors(N // t):
-            if p > L or (not space.uneven_pp and L % p) or (space.pp is not None and p not in space.pp):
+    eps = search_ep(spec, space)
+    for t in search_tp(spec, N, gpus_per_node, space):
+        for cp in search_cp(seq, space) if seq else [1]:
+            if (N // t) % cp:
                 continue
-            d = N // (t * p)
-            if space.dp is not None and d not in space.dp:
-                continue
-            if global_batch % d:
-                continue
-            per_replica = global_batch // d
-            mbs = space.micro_batch or SEARCH_MICRO_BATCHES
-            for b in mbs:
-                if per_replica % b:
+            for p in divisors(N // (t * cp)):
+                if p > L or (not space.uneven_pp and L % p) or (space.pp is not None and p not in space.pp):
                     continue
-                m = per_replica // b
-                vs = [1]
-                if p > 1 and schedule == "1f1b" and L % p == 0 and m % p == 0:
-                    vs += [x for x in divisors(L // p) if 1 < x <= SEARCH_MAX_VIRTUAL]
-                if space.virtual is not None:
-                    vs = [x for x in vs if x in space.virtual]
-                for v in vs:
-                    rows.append((t, p, d, b, v))
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 5)
-    return {"tp": arr[:, 0], "pp": arr[:, 1], "dp": arr[:, 2], "micro_batch": arr[:, 3], "virtual": arr[:, 4]}
+                d = N // (t * cp * p)
+                if (space.dp is not None and d not in space.dp) or global_batch % d:
+                    continue
+                per_replica = global_batch // d
+                for b in space.micro_batch or SEARCH_MICRO_BATCHES:
+                    if per_replica % b:
+                        continue
+                    m = per_replica // b
+                    vs = [1]
+                    if p > 1 and schedule == "1f1b" and m % p == 0:
+                        vs += [x for x in range(2, SEARCH_MAX_VIRTUAL + 1)
+                               if p * x <= L + 2 and (space.uneven_pp or L % (p * x) == 0)]
+                    if space.virtual is not None:
+                        vs = [x for x in vs if x in space.virtual]
+                    rows += [(t, p, d, b, v, cp, ep) for v in vs for ep in eps if (d * cp) % ep == 0]
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    return {k: arr[:, i] for i, k in enumerate(("tp", "pp", "dp", "micro_batch", "virtual", "cp", "ep"))}
 
 
 def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: int, space: SearchSpace | None = None,
@@ -122,7 +143,7 @@ def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: in
     np = _np()
     space = space or SearchSpace()
     t0 = time.perf_counter()
-    base = enumerate_layouts(spec, N, int(run.global_batch), cluster.gpus_per_node, run.schedule, space)
+    base = enumerate_layouts(spec, N, int(run.global_batch), cluster.gpus_per_node, run.schedule, space, int(run.seq))
     zeros = space.zero if space.zero is not None else ZERO_STAGES
     recomputes = space.recompute if space.recompute is not None else ("none", "selective", "full")
     sps = space.sp if space.sp is not None else (False, True)
@@ -133,14 +154,14 @@ def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: in
             for sp in sps:
                 sel = base["tp"] > 1 if sp else np.ones_like(base["tp"], dtype=bool)
                 if zero > 0:
-                    sel = sel & (base["dp"] > 1)          # ZeRO over one GPU is ZeRO-0
+                    sel = sel & (base["dp"] * base["cp"] > 1)          # ZeRO over one GPU is ZeRO-0
                 if not sel.any():
                     continue
                 lay = {k: a[sel] for k, a in base.items()}
                 candidates += int(sel.sum())
                 res = evaluate(spec, gpu, cluster, run, dp=lay["dp"], tp=lay["tp"], pp=lay["pp"],
                                micro_batch=lay["micro_batch"], virtual=lay["virtual"], zero=zero, recompute=rec,
-                               sp=sp)
+                               sp=sp, cp=lay["cp"], ep=lay["ep"])
                 fits = np.asarray(res["fits"].value, dtype=bool)
                 if not fits.any():
                     continue
@@ -186,13 +207,14 @@ def _take(res: Results, mask, n: int) -> Results:
     return out
 
 
-LAYOUT_KEYS = ("tp", "pp", "dp", "zero", "micro_batch", "virtual", "recompute", "sp")
+LAYOUT_KEYS = ("tp", "pp", "dp", "zero", "micro_batch", "virtual", "recompute", "sp", "cp", "ep")
 
 
-def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp) -> str:
-    """``tp8 pp2×v7 dp1024 zero2 b1 full-recompute sp``: one layout on one line."""
-    parts = [f"tp{int(tp)}", f"pp{int(pp)}" + (f"×v{int(virtual)}" if virtual > 1 else ""), f"dp{int(dp)}",
-             f"zero{int(zero)}", f"b{int(micro_batch)}"]
+def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp, cp=1, ep=1) -> str:
+    """``tp8 cp2 pp2×v7 dp1024 ep8 zero2 b1 recomp:full sp``: one layout on one line."""
+    parts = [f"tp{int(tp)}"] + ([f"cp{int(cp)}"] if cp > 1 else []) + [
+        f"pp{int(pp)}" + (f"×v{int(virtual)}" if virtual > 1 else ""), f"dp{int(dp)}"] + (
+        [f"ep{int(ep)}"] if ep > 1 else []) + [f"zero{int(zero)}", f"b{int(micro_batch)}"]
     if recompute != "none":
         parts.append("recomp:" + ("sel" if recompute == "selective" else recompute))
     if sp:
@@ -285,4 +307,4 @@ def evaluate_best(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training
     best = best_layout(lay)
     return evaluate(spec, gpu, cluster, run, dp=int(best["dp"]), tp=int(best["tp"]), pp=int(best["pp"]),
                     micro_batch=int(best["micro_batch"]), virtual=int(best["virtual"]), zero=int(best["zero"]),
-                    recompute=best["recompute"], sp=bool(best["sp"]))
+                    recompute=best["recompute"], sp=bool(best["sp"]), cp=int(best["cp"]), ep=int(best["ep"]))
