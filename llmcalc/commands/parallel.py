@@ -95,22 +95,23 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     for k in ("gpus_per_node", "nvlink_bw", "net_bw", "nvlink_latency", "net_latency"):
         inp.fixed(k, getattr(cluster, k), unit=inp.items[k].unit)
     dtype = par.peak_dtype(gpu_spec, c["precision"], c["dtype"])
-    seq_default = min(spec.max_seq, par.DEFAULT_MAX_SEQ)
-    notes = ([] if f["seq"] is not None or spec.max_seq <= par.DEFAULT_MAX_SEQ else
-             [f"--seq {seq_default:,}: {spec.name}'s context is {spec.max_seq:,}; pre-training runs at a shorter "
-              "length (set --seq)"])
+    notes = par.run_notes(spec, cluster, dtype, f["seq"] is not None, f["compute_mfu"] is not None, c["precision"],
+                          c["grad_dtype"] is not None)
     run_kw = dict(precision=c["precision"], grad_dtype=c["grad_dtype"], optimizer=c["optimizer"],
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
                   overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"], cp_comm=c["cp_comm"],
-                  compute_dtype=par.compute_dtype(gpu_spec, par.Training(0, 0, c["precision"], compute_dtype=c["compute_dtype"])),
+                  compute_dtype=par.compute_dtype(gpu_spec, c["precision"], c["compute_dtype"]),
                   capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
                   reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
                   fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9))
     layout = ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "virtual_stages")
     if f["search"]:
-        space = ps.SearchSpace(**{k: _ints(f[v], "--" + v.replace("_", "-")) for k, v in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"),
-                                  ("micro_batch", "micro_batch"), ("virtual", "virtual_stages"), ("zero", "zero"))},
-                               recompute=_choices(f["recompute"], mem.RECOMPUTE_MODES), uneven_pp=f["uneven_pp"],
+        rec = None if f["recompute"] is None else tuple(
+            choice("--recompute", x.strip(), mem.RECOMPUTE_MODES) for x in f["recompute"].split(","))
+        space = ps.SearchSpace(**{k: _ints(f[v], "--" + v.replace("_", "-")) for k, v in (
+            ("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"), ("micro_batch", "micro_batch"),
+            ("virtual", "virtual_stages"), ("zero", "zero"))},
+                               recompute=rec, uneven_pp=f["uneven_pp"],
                                sp=None if f["sp"] is None else (f["sp"],))
         N = one("gpus", integer=True)
         layout = ()
@@ -120,7 +121,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
         inp.fixed("zero", int(choice("--zero", f["zero"] or "0", ("0", "1", "2", "3"))))
         inp.fixed("recompute", choice("--recompute", f["recompute"] or "none", mem.RECOMPUTE_MODES), unit="str")
         inp.fixed("sp", bool(f["sp"]), unit="bool")
-    s = inp.number("seq", f["seq"], default=seq_default, integer=True)
+    s = inp.number("seq", f["seq"], default=min(spec.max_seq, par.DEFAULT_MAX_SEQ), integer=True)
     inp.number("global_batch", f["global_batch"], integer=True)
     inp.number("compute_mfu", f["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="ratio", maximum=1.0)
     inp.number("tokens", f["tokens"])
@@ -138,7 +139,6 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
             notes.append(note)
         v = {k: it.value for k, it in inp.items.items()}
         run = par.Training(seq=s, global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
-        notes += par.run_notes(cluster, dtype, f["compute_mfu"] is not None, c["precision"], c["grad_dtype"] is not None)
         return _search_report(spec, gpu_spec, cluster, run, N, space, inp, notes, f, out)
     v = inp.grid()
     n = len(inp.items[inp.swept[0]].value) if inp.swept else 1
@@ -148,7 +148,6 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     for name, values in cols.items():
         _set_derived(inp, name, values)
     v = {k: it.value for k, it in inp.items.items()}
-    notes += par.run_notes(cluster, dtype, f["compute_mfu"] is not None, c["precision"], c["grad_dtype"] is not None)
     run = par.Training(seq=v["seq"], global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
     r = par.evaluate(spec, gpu_spec, cluster, run, dp=v["dp"], tp=v["tp"], pp=v["pp"], micro_batch=v["micro_batch"],
                      virtual=v["virtual_stages"], zero=v["zero"], recompute=v["recompute"], sp=v["sp"], cp=v["cp"], ep=v["ep"])
@@ -194,11 +193,8 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
         inp.fixed("layout", [ps.layout_text(*(lay[key][i] for key in ps.LAYOUT_KEYS)) for i in range(k)], unit="str")
         swept.append("layout")
     else:                                                  # machines get one column per degree
-        for name, key, unit in (("tp", "tp", "count"), ("pp", "pp", "count"), ("dp", "dp", "count"),
-                                ("zero", "zero", "count"), ("micro_batch", "micro_batch", "count"),
-                                ("virtual_stages", "virtual", "count"), ("recompute", "recompute", "str"), ("sp", "sp", "bool"),
-                                ("cp", "cp", "count"), ("ep", "ep", "count")):
-            inp.fixed(name, _plain_list(lay[key]), unit=unit, label=name)
+        for name, (values, unit) in ps.layout_columns(lay).items():
+            inp.fixed(name, values, unit=unit, label=name)
             swept.append(name)
         columns.insert(3, "bound")
     text = ""
@@ -237,11 +233,6 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in (value if isinstance(value, (list, tuple)) or hasattr(value, "shape") else [value]))
 
 
-def _choices(text: str | None, modes) -> tuple[str, ...] | None:
-    from llmcalc.cli_support import choice
-    return None if text is None else tuple(choice("--recompute", p.strip(), modes) for p in str(text).split(","))
-
-
 def _set_derived(inp, name: str, values: list[int]) -> None:
     """A layout value resolved per point: a scalar when it is the same everywhere, else a column."""
     if len(set(values)) == 1 and name not in inp.swept:
@@ -251,8 +242,3 @@ def _set_derived(inp, name: str, values: list[int]) -> None:
     inp.fixed(name, np.asarray(values, dtype=np.float64))
     if name not in inp.swept:
         inp.swept.append(name)
-
-
-def _plain_list(arr) -> list:
-    return [int(x) if isinstance(x, float) and x.is_integer() else x
-            for x in (arr.tolist() if hasattr(arr, "tolist") else arr)]

@@ -238,9 +238,10 @@ class Training:
     capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
 
 
-def compute_dtype(gpu: GpuSpec, run: Training) -> str:
-    """The matmuls' dtype; fp8 on a GPU without FP8 tensor cores is an error."""
-    cd = run.compute_dtype or ("fp8" if run.precision == "fp8" else "bf16")
+def compute_dtype(gpu: GpuSpec, precision: str, requested: str | None = None) -> str:
+    """The matmuls' dtype (default fp8 under fp8 training, else bf16); fp8 on a GPU without FP8 tensor cores is
+    an error."""
+    cd = requested or ("fp8" if precision == "fp8" else "bf16")
     if cd == "fp8" and not gpu.flops_per_s.get("fp8"):
         raise InputError(f"fp8 compute needs FP8 tensor cores (Hopper, Ada, Blackwell, MI300); {gpu.name} has none: "
                          "use --compute-dtype bf16")
@@ -432,7 +433,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     a, w, g = comm_dtypes(run.precision, run.grad_dtype)
     dtype = peak_dtype(gpu, run.precision, run.dtype)
     peak = gpu.peak_flops(dtype)
-    mm_dtype = compute_dtype(gpu, run)
+    mm_dtype = compute_dtype(gpu, run.precision, run.compute_dtype)
     gpipe = run.schedule == "gpipe"
 
     lay = Results()
@@ -724,10 +725,15 @@ def resolve_points(spec: ModelSpec, values: dict[str, Any], n: int, schedule: st
     return cols, notes
 
 
-def run_notes(cluster: Cluster, dtype: str, compute_mfu_given: bool, precision: str, grad_given: bool) -> list[str]:
-    """What every run assumes: the links, the compute efficiency, the gradient dtype on the wire."""
+def run_notes(spec: ModelSpec, cluster: Cluster, dtype: str, seq_given: bool, compute_mfu_given: bool,
+              precision: str, grad_given: bool) -> list[str]:
+    """What every run assumes: the sequence length, the links, the compute efficiency, the gradient dtype on the
+    wire."""
     from llmcalc.units import fmt_value
-    notes = [f"links: NVLink {fmt_value(cluster.nvlink_bw, 'byte/s')} one way per GPU inside a node of "
+    notes = [] if seq_given or spec.max_seq <= DEFAULT_MAX_SEQ else [
+        f"--seq {DEFAULT_MAX_SEQ:,}: {spec.name}'s context is {spec.max_seq:,}; pre-training runs at a shorter "
+        "length (set --seq)"]
+    notes += [f"links: NVLink {fmt_value(cluster.nvlink_bw, 'byte/s')} one way per GPU inside a node of "
              f"{cluster.gpus_per_node}, network {fmt_value(cluster.net_bw, 'byte/s')} per GPU across nodes, "
              f"collectives hierarchical (rail-aligned); {cluster.nvlink_latency * 1e6:g}/"
              f"{cluster.net_latency * 1e6:g} µs per ring step"]

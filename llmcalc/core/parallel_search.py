@@ -297,6 +297,16 @@ def summary_note(res: "SearchResult", top: int) -> str:
             + (f"; showing the best {top}" if top and res.fitting > top else ""))
 
 
+def layout_columns(lay: dict[str, Any]) -> dict[str, tuple[list, str]]:
+    """A search's layouts as one plain column per degree (output name -> (values, unit)), for machines."""
+    def plain(arr) -> list:
+        return [int(x) if isinstance(x, float) and x.is_integer() else x
+                for x in (arr.tolist() if hasattr(arr, "tolist") else arr)]
+    names = (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"), ("zero", "zero"),
+             ("micro_batch", "micro_batch"), ("virtual_stages", "virtual"), ("recompute", "recompute"), ("sp", "sp"))
+    return {name: (plain(lay[key]), {"recompute": "str", "sp": "bool"}.get(key, "count")) for name, key in names}
+
+
 def best_layout(lay: dict[str, Any]) -> dict[str, Any]:
     """The first (best) row of a search's layouts as plain Python values."""
     return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in lay.items()}
