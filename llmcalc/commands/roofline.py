@@ -154,6 +154,8 @@ def roofline(
         Fn, Qn = rl.attention(Z, v["seq"], d_default, p, flash=False)
         rl.place(r, Fn, Qn, peak, bw, prefix="naive_", label="naive attention")
         r.calc("flash_traffic_reduction", rl.TRAFFIC_RATIO, "factor", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
+        from llmcalc.core.flash import flash_bound   # with SRAM and L2: what kernels can reach (FA2/FA3 below it)
+        flash_bound(gpu_spec, Z=Z, S=v["seq"], d=d_default, p=p, peak=peak, Br=v["tile"], out=r, prefix="flash_l2_")
         points = [("flash attn", r["intensity"].value), ("naive attn", r["naive_intensity"].value)]
     elif model or arch_given:
         model_spec = spec = resolve_model(model, arch)
