@@ -209,3 +209,34 @@ def test_frontier_bad_input_exits_2(cli, args, needle):
     assert run.code == 2, run.stdout
     assert needle in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Compute dtype
+
+
+def test_fp8_compute_runs_matmuls_at_the_fp8_peak_and_attention_in_bf16():
+    from llmcalc.core import serve as sv
+    from llmcalc.core.precision import FP8_GEMM_SHARE
+    spec, gpu = load_model("llama-3.1-8b"), load_gpu("h100-sxm")
+    bf = sv.step(spec, gpu, 1, 0, 4096, logits=1, mfu=0.5)
+    f8 = sv.step(spec, gpu, 1, 0, 4096, logits=1, mfu=0.5, dtype="fp8")
+    F, attn = bf["flops"].value, bf["attention_flops"].value
+    by_hand = ((F - attn) / (1979e12 * FP8_GEMM_SHARE) + attn / 989.4e12) / 0.5     # seconds of math, one GPU
+    assert f8["t_math_seconds"].value == pytest.approx(by_hand, rel=1e-3)
+    assert bf["t_math_seconds"].value == pytest.approx(F / 989.4e12 / 0.5, rel=1e-3)
+    # prefill-heavy serving speeds up by less than 2× (attention and the GEMM share stay)
+    assert 1.5 < bf["t_math_seconds"].value / f8["t_math_seconds"].value < 2
+
+
+def test_fp8_training_memory_names_both_recipes(cli):
+    base = ("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--seq", "4096", "--global-batch", "64",
+            "--json")
+    bf16 = results(cli(*base))
+    te = results(cli(*base, "--compute-dtype", "fp8"))            # Transformer Engine: bf16 weights + fp8 caches
+    primary = results(cli(*base, "--precision", "fp8"))            # fp8 primary weights
+    assert te["fp8_weight_cache_bytes"] == pytest.approx(2 * te["params_per_gpu"])   # 1 B copy + 1 B transpose
+    assert te["total_bytes"] == pytest.approx(bf16["total_bytes"] + te["fp8_weight_cache_bytes"])
+    assert primary["fp8_weight_cache_bytes"] == 0 and primary["weights_bytes"] < bf16["weights_bytes"]
+    assert te["compute_dtype"] == primary["compute_dtype"] == "fp8" and bf16["compute_dtype"] == "bf16"
+    assert te["step_seconds"] < bf16["step_seconds"]

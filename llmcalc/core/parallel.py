@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcalc.core.formula import Formula, Results, where
+from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, compute_dtype  # noqa: F401 (COMPUTE_DTYPES)
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -54,10 +55,7 @@ DEFAULT_NVLINK_LATENCY = 2e-6      # α per ring step inside a node (NCCL over N
 DEFAULT_NET_LATENCY = 5e-6         # α per ring step across nodes (InfiniBand/RoCE: ~3-10 µs)
 DEFAULT_CAPACITY_FACTOR = 1.0    # MoE: busiest expert GPU's tokens / mean (dropless and balanced, as DeepSeek-V3's
                                    # auxiliary-loss-free routing aims at; Switch Transformer trained at 1.0-1.25)
-FP8_GEMM_SHARE = 0.85              # fp8 GEMMs reach this share of the bf16 GEMMs' fraction of their own peak (amax,
-                                   # casts and smaller tiles): a stated assumption, not fitted
 CP_MODES = ("ring", "allgather")
-COMPUTE_DTYPES = ("bf16", "fp8")
 DEFAULT_BATCH_TOKENS = 2**22       # default global batch: about 4M tokens (GPT-3 used 3.2M, Llama 3 4M-16M)
 DEFAULT_MAX_SEQ = 8192             # default --seq: the context length, capped at a pre-training length
 
@@ -236,16 +234,6 @@ class Training:
     cp_comm: str = "ring"             # context parallelism: ring (Megatron-Core) or allgather (Llama 3)
     compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
     capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
-
-
-def compute_dtype(gpu: GpuSpec, precision: str, requested: str | None = None) -> str:
-    """The matmuls' dtype (default fp8 under fp8 training, else bf16); fp8 on a GPU without FP8 tensor cores is
-    an error."""
-    cd = requested or ("fp8" if precision == "fp8" else "bf16")
-    if cd == "fp8" and not gpu.flops_per_s.get("fp8"):
-        raise InputError(f"fp8 compute needs FP8 tensor cores (Hopper, Ada, Blackwell, MI300); {gpu.name} has none: "
-                         "use --compute-dtype bf16")
-    return cd
 
 
 PEAK_DTYPES = {"fp32": ("tf32", "fp32"), "mixed": ("bf16", "fp16"), "bf16": ("bf16", "fp16"),

@@ -27,6 +27,7 @@ from __future__ import annotations
 from llmcalc.core.comm import allreduce_seconds_expr
 from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results, where
+from llmcalc.core.precision import blended_peak, compute_dtype as resolve_compute_dtype
 from llmcalc.core.quant import WEIGHT_FORMATS, mbu_class, weight_parts
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
@@ -125,7 +126,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
 
     ``logits``: tokens per sequence whose logits are computed (default all new tokens; prefill: 1).
     ``dtype``: whose peak FLOP/s bounds the math (default bf16: weight-only quantisation dequantises and
-    multiplies in 16-bit, as gpt-fast does).
+    multiplies in 16-bit, as gpt-fast does); fp8: the matmuls at the fp8 peak, attention in bf16.
     """
     from llmcalc.core.kv import kv_cache_bytes
 
@@ -134,7 +135,6 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
     B, c, t = batch, context, tokens
     logits = t if logits is None else logits
-    peak = gpu.peak_flops(dtype or "bf16")
     bw = gpu.hbm_bytes_per_s
     mbu = default_mbu(weight_dtype) if mbu is None else mbu
     mfu = DEFAULT_MFU if mfu is None else mfu
@@ -155,6 +155,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     F = r.calc(p + "flops", STEP_FLOPS, "flop", lab + "FLOPs (all GPUs)",
                attn_proj=fb["attention_projection_flops"].value, attn_score=attn, mlp=fb["mlp_flops"].value,
                lm_head=lm)
+    peak = blended_peak(gpu, dtype, attn / F)   # fp8: matmuls at the fp8 peak, attention in bf16 (core/precision.py)
 
     # -- bytes per GPU
     # weights in their format (core.quant): embedding tables gathered one row per token, not streamed
@@ -231,7 +232,8 @@ def _col(x):
 
 def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
           kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
-          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None) -> Results:
+          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None,
+          compute_dtype: str | None = None) -> Results:
     """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
     end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching."""
     from llmcalc.core.capacity import add_capacity
@@ -243,7 +245,8 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     mfu_v = DEFAULT_MFU if mfu is None else mfu
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
-              scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha)
+              scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha,
+              dtype=resolve_compute_dtype(gpu, requested=compute_dtype))
     B, P, G = batch, prompt, gen
     peak, bw = gpu.peak_flops("bf16"), gpu.hbm_bytes_per_s
     r = Results()
