@@ -240,3 +240,18 @@ def test_fp8_training_memory_names_both_recipes(cli):
     assert primary["fp8_weight_cache_bytes"] == 0 and primary["weights_bytes"] < bf16["weights_bytes"]
     assert te["compute_dtype"] == primary["compute_dtype"] == "fp8" and bf16["compute_dtype"] == "bf16"
     assert te["step_seconds"] < bf16["step_seconds"]
+
+
+def test_serving_alltoall_per_decode_step_for_mixtral():
+    # Mixtral 8x7B decode on EP 8 (one node): 64 sequences, one new token each: 8 tokens per GPU, each sent to
+    # its 2 experts as 4096 bf16 values and gathered back: 2 all-to-alls × 32 MoE layers, 7/8 leaving the GPU.
+    from llmcalc.core.moe import step_alltoall
+    cl = _cluster()
+    r = step_alltoall(load_model("mixtral-8x7b"), cl, 64, 1, 8)
+    buf = 8 * 2 * 4096 * 2
+    assert r["ep_alltoall_bytes"].value == pytest.approx(2 * 32 * 7 / 8 * buf)
+    assert r["ep_alltoall_seconds"].value == pytest.approx(2 * 32 * (cl.nvlink_latency + 7 / 8 * buf / cl.nvlink_bw))
+    # decode is latency-bound: the α terms are most of it
+    assert 2 * 32 * cl.nvlink_latency > 0.5 * r["ep_alltoall_seconds"].value
+    with pytest.raises(Exception, match="dense"):
+        step_alltoall(load_model("llama-3.1-8b"), cl, 64, 1, 8)

@@ -381,10 +381,8 @@ def check_layout(spec: ModelSpec, N: int, d: int, t: int, p: int, v: int, b: int
         raise InputError(f"--cp {cp} splits each sequence into 2·cp = {2 * cp} chunks (two per rank, for causal load "
                          f"balancing): --seq {seq:,} must be a multiple of {2 * cp}")
     if ep > 1:
-        if not spec.moe:
-            raise InputError(f"--ep {ep}: {spec.name} is a dense model; expert parallelism needs a mixture of experts")
-        if spec.moe.experts % ep:
-            raise InputError(f"--ep {ep} does not divide the {spec.moe.experts} experts of {spec.name}")
+        from llmcalc.core.moe import check_ep
+        check_ep(spec, ep)
         if (d * cp) % ep:
             raise InputError(f"--ep {ep} must divide dp × cp = {d * cp}: experts are sharded over data-parallel ranks")
     return notes
