@@ -232,13 +232,14 @@ def test_fp8_compute_runs_matmuls_at_the_fp8_peak_and_attention_in_bf16():
 def test_fp8_training_memory_names_both_recipes(cli):
     base = ("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--seq", "4096", "--global-batch", "64",
             "--json")
-    bf16 = results(cli(*base))
-    te = results(cli(*base, "--compute-dtype", "fp8"))            # Transformer Engine: bf16 weights + fp8 caches
-    primary = results(cli(*base, "--precision", "fp8"))            # fp8 primary weights
+    docs = {name: cli(*base, *more).json() for name, more in (
+        ("bf16", ()), ("te", ("--compute-dtype", "fp8")),          # Transformer Engine: bf16 weights + fp8 caches
+        ("primary", ("--precision", "fp8")))}                      # fp8 primary weights
+    bf16, te, primary = (docs[k]["results"] for k in ("bf16", "te", "primary"))
     assert te["fp8_weight_cache_bytes"] == pytest.approx(2 * te["params_per_gpu"])   # 1 B copy + 1 B transpose
     assert te["total_bytes"] == pytest.approx(bf16["total_bytes"] + te["fp8_weight_cache_bytes"])
     assert primary["fp8_weight_cache_bytes"] == 0 and primary["weights_bytes"] < bf16["weights_bytes"]
-    assert te["compute_dtype"] == primary["compute_dtype"] == "fp8" and bf16["compute_dtype"] == "bf16"
+    assert [docs[k]["inputs"]["compute_dtype"] for k in ("bf16", "te", "primary")] == ["bf16", "fp8", "fp8"]
     assert te["step_seconds"] < bf16["step_seconds"]
 
 

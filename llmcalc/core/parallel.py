@@ -597,7 +597,6 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     out.put("hardware_flops", F_hw, "flop", "hardware FLOPs per step (all GPUs)")
     out.put("model_flops", F_model, "flop", "model FLOPs per step (all GPUs)")
     out.put("peak_flops", peak, "flop/s", f"dense {dtype} peak per GPU")
-    out.put("compute_dtype", mm_dtype, "str", "matmul dtype")
     return out
 
 
