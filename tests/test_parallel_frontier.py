@@ -256,3 +256,12 @@ def test_serving_alltoall_per_decode_step_for_mixtral():
     assert 2 * 32 * cl.nvlink_latency > 0.5 * r["ep_alltoall_seconds"].value
     with pytest.raises(Exception, match="dense"):
         step_alltoall(load_model("llama-3.1-8b"), cl, 64, 1, 8)
+
+
+def test_ep_overlap_hides_alltoalls_up_to_the_compute(cli):
+    base = ("parallel", "-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "16", "--ep", "8", "--seq", "4096",
+            "--global-batch", "64", "--zero", "1", "--json")
+    plain, hidden = results(cli(*base)), results(cli(*base, "--ep-overlap"))
+    assert plain["ep_comm_exposed_seconds"] == plain["ep_comm_seconds"] > 0
+    assert hidden["ep_comm_exposed_seconds"] == max(0, hidden["ep_comm_seconds"] - hidden["compute_seconds"])
+    assert hidden["step_seconds"] <= plain["step_seconds"]

@@ -913,16 +913,19 @@ GROUPS["frontier"] = (
     "published MFU. MosaicML llm-foundry scripts/train/benchmarking/README.md, \"H100 80GB BF16\": MPT on "
     "H100s with FSDP FULL_SHARD (ZeRO-3 with prefetch: `--overlap-dp`), sequence 2,048, tokens/s against "
     "Throughput (T/s). Band ±30%, as the Megatron-LM rows: the compute efficiency is a stated constant, and the "
-    "published MFUs run from 0.38 to 0.44.")
+    "published MFUs run from 0.38 to 0.44. DeepSeek-V3's GPU-hours per trillion tokens: PP 16 × EP 64 on 2,048 "
+    "H800s (modelled as H100 compute with the report's NVLink 160 GB/s), fp8 GEMMs, all-to-alls overlapped "
+    "(DualPipe).")
 
 
-def _frontier(spec, gpu: str, **kw) -> dict:
+def _frontier(spec, gpu: str, links: dict | None = None, **kw) -> dict:
     """`parallel` on one layout, through the core (evaluate), as the command runs it."""
     from llmcalc.core import parallel as par
     g = _gpu(gpu)
-    run_kw = {k: kw.pop(k) for k in ("seq", "global_batch", "overlap_dp", "tp_overlap", "cp_comm") if k in kw}
-    r = par.evaluate(spec, g, par.Cluster.from_gpu(g), par.Training(**run_kw), **kw)
-    return {k: _value(row) for k, row in r.items() if k in ("mfu", "tokens_per_second", "step_seconds")}
+    run_kw = {k: kw.pop(k) for k in ("seq", "global_batch", "overlap_dp", "tp_overlap", "ep_overlap", "cp_comm",
+                                     "compute_dtype", "tokens") if k in kw}
+    r = par.evaluate(spec, g, par.Cluster.from_gpu(g, **(links or {})), par.Training(**run_kw), **kw)
+    return {k: _value(row) for k, row in r.items() if row.value is not None}
 
 
 LLAMA3_TABLE_4 = [  # GPUs, TP, CP, PP, DP, sequence, tokens per batch, TFLOP/s per GPU, BF16 MFU
@@ -937,6 +940,17 @@ for _n, _t, _c, _p, _d, _s, _tok, _tf, _mfu in LLAMA3_TABLE_4:
             _model("llama-3.1-405b"), "h100-sxm", dp=d, tp=t, pp=p, cp=c, virtual=8, micro_batch=1, zero=1, sp=True,
             seq=s, global_batch=tok // s, overlap_dp=True, tp_overlap=True)["mfu"],
         _mfu, (0.7, 1.3), "Llama 3, arXiv:2407.21783, Table 4 (BF16 MFU)", "ratio")
+
+# DeepSeek-V3 (arXiv:2412.19437): 2,048 H800s (H100 compute; NVLink 160 GB/s and IB 50 GB/s as sec. 3.2.2 states),
+# PP 16, EP 64, ZeRO-1 data parallelism, no TP, FP8 GEMMs, DualPipe overlapping the all-to-alls; sequence 4,096,
+# the final batch of 15,360 sequences (sec. 4.2). Published: 180K H800 GPU-hours per trillion tokens (sec. 1).
+add("deepseek-v3/2048-h800", "frontier",
+    "deepseek-v3 on 2,048 H800s, PP 16 × EP 64, ZeRO-1, fp8, all-to-all overlapped: GPU-hours per 1T tokens",
+    lambda: _frontier(_model("deepseek-v3"), "h100-sxm", links=dict(nvlink_bw=160e9, net_bw=50e9), dp=128, tp=1,
+                      pp=16, ep=64, micro_batch=1, zero=1, seq=4096, global_batch=15360, overlap_dp=True,
+                      ep_overlap=True, compute_dtype="fp8", tokens=1e12)["gpu_hours"],
+    180e3, (0.7, 1.3), "DeepSeek-V3 technical report, arXiv:2412.19437, sec. 1 (180K H800 GPU hours per trillion "
+    "tokens)", "h")
 
 MPT_FSDP_H100 = [  # name, d_model, heads, layers, GPUs, micro-batch, global batch, recompute, tokens/s (T/s)
     ("13b", 5120, 40, 40, 64, 2, 128, "none", 307209),

@@ -113,6 +113,9 @@ CP_EXPOSED = Formula("where(ring, max(t_cp - t_attn, 0), t_cp)")
 EP_BUFFER = Formula("b * s / cp / t * k * h * a")
 EP_BYTES = Formula(f"x * L_moe * m * {_c.gather_bytes_expr('ep', 'buf')}")
 EP_SECONDS = Formula(f"x * L_moe * m * ({_c.ALLTOALL_SECONDS.expr})")
+# --ep-overlap: the all-to-alls of one micro-batch run while another computes (DeepSeek-V3's DualPipe,
+# arXiv:2412.19437 sec. 3.2.1; Megatron-Core's overlapped MoE dispatch): hidden up to the compute time.
+EP_EXPOSED = Formula("where(overlap, max(t_ep - t_compute, 0), t_ep)")
 # Data parallelism by ZeRO stage: bytes each GPU sends per step, and seconds.
 DP_BYTES = {
     0: Formula("2 * (d - 1) / d * psi * g"),
@@ -231,6 +234,7 @@ class Training:
     reserve_bytes: float | None = None
     fragmentation: float | None = None
     tp_overlap: bool = False          # TP communication overlapped with the GEMMs it feeds
+    ep_overlap: bool = False          # EP all-to-alls overlapped with another micro-batch's compute
     cp_comm: str = "ring"             # context parallelism: ring (Megatron-Core) or allgather (Llama 3)
     compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
     capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
@@ -504,9 +508,12 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     k_top = spec.moe.top_k if spec.moe else 0
     buf = EP_BUFFER(b=b, s=s, cp=cp, t=t, k=k_top, h=h, a=a)
     epl = cluster.links(ep, t)
-    t_ep = r.calc("ep_comm_seconds", EP_SECONDS, "s", "EP: all-to-all dispatch and combine per MoE layer",
-                  x=x_ep, L_moe=L_moe, m=m, size=buf, n=ep, g=epl["r"], bw_in=cluster.nvlink_bw, bw_out=cluster.net_bw,
-                  a_in=cluster.nvlink_latency, a_out=cluster.net_latency)
+    t_ep_all = r.calc("ep_comm_seconds", EP_SECONDS, "s", "EP: all-to-all dispatch and combine per MoE layer",
+                      x=x_ep, L_moe=L_moe, m=m, size=buf, n=ep, g=epl["r"], bw_in=cluster.nvlink_bw,
+                      bw_out=cluster.net_bw, a_in=cluster.nvlink_latency, a_out=cluster.net_latency)
+    t_ep = r.calc("ep_comm_exposed_seconds", EP_EXPOSED, "s",
+                  "EP: what compute does not hide" + (" (--ep-overlap)" if run.ep_overlap else " (not overlapped)"),
+                  overlap=bool(run.ep_overlap), t_ep=t_ep_all, t_compute=t_compute)
 
     # Pipeline parallelism.
     pp_in = _within(p, d * t * cp, cluster.gpus_per_node)
@@ -582,7 +589,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
              ep=ep, buf=buf)
     for k in ("step_seconds", "mfu", "tokens_per_second", "hfu", "training_days", "gpu_hours", "compute_seconds",
               "tp_comm_seconds", "tp_comm_exposed_seconds", "cp_comm_seconds", "cp_comm_exposed_seconds",
-              "ep_comm_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
+              "ep_comm_seconds", "ep_comm_exposed_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
         out[k] = r[k]
     out.calc("bubble_ratio", BUBBLE_RATIO, "factor", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
              p=p, v=v, m=m)
@@ -645,7 +652,8 @@ def _shard_experts(mem: Results, psi_e, ep, zero: int) -> None:
 # What bounds a layout
 
 
-BOUND_TERMS = (("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_seconds"),
+BOUND_TERMS = (("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_exposed_seconds"),
+               ("CP comm", "cp_comm_exposed_seconds"), ("EP comm", "ep_comm_exposed_seconds"),
                ("PP comm", "pp_comm_seconds"), ("DP comm", "dp_comm_exposed_seconds"))
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcalc.core.formula import Results
-from llmcalc.core.parallel import (ZERO_STAGES, Cluster, Training, _np, bound, default_global_batch, divisors,
-                                   evaluate, tp_fits)
+from llmcalc.core.parallel import (BOUND_TERMS, ZERO_STAGES, Cluster, Training, _np, bound, default_global_batch,
+                                   divisors, evaluate, tp_fits)
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -225,8 +225,7 @@ def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp, cp=1, ep=
 def why(r: Results) -> list[str]:
     """For each ranked row: the best says what it spends its step on; the others say which term costs them
     the most time against the best."""
-    terms = [("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_seconds"),
-             ("PP comm", "pp_comm_seconds"), ("DP comm", "dp_comm_exposed_seconds")]
+    terms = BOUND_TERMS
     n = len(r["step_seconds"].value)
     out = []
     for i in range(n):
