@@ -265,3 +265,33 @@ def test_ep_overlap_hides_alltoalls_up_to_the_compute(cli):
     assert plain["ep_comm_exposed_seconds"] == plain["ep_comm_seconds"] > 0
     assert hidden["ep_comm_exposed_seconds"] == max(0, hidden["ep_comm_seconds"] - hidden["compute_seconds"])
     assert hidden["step_seconds"] <= plain["step_seconds"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The search covers cp and ep
+
+
+def test_search_405b_with_cp_and_uneven_interleaving_under_a_second():
+    from llmcalc.core import parallel_search as ps
+    spec, gpu = load_model("llama-3.1-405b"), load_gpu("h100-sxm")
+    run = par.Training(seq=8192, global_batch=2048)
+    res = ps.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 16384, ps.SearchSpace(uneven_pp=True), top=0)
+    assert res.seconds < 1.0
+    assert {1, 2, 4} <= set(res.layouts["cp"].tolist())          # 8,192 tokens: cp up to 4 (2,048 per rank)
+    # 126 layers on 16 stages × 8 chunks is among the layouts
+    lay = res.layouts
+    assert any(p == 16 and v == 8 for p, v in zip(lay["pp"].tolist(), lay["virtual"].tolist()))
+    # every layout multiplies out to the GPUs
+    assert all(t * c * p * d == 16384 for t, c, p, d in zip(lay["tp"], lay["cp"], lay["pp"], lay["dp"]))
+
+
+def test_search_covers_expert_parallelism_for_moe():
+    from llmcalc.core import parallel_search as ps
+    spec, gpu = load_model("mixtral-8x7b"), load_gpu("h100-sxm")
+    run = par.Training(seq=4096, global_batch=512)
+    res = ps.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 64, ps.SearchSpace(tp=(1, 2), pp=(1, 2)), top=0)
+    eps = set(res.layouts["ep"].tolist())
+    assert eps == {1, 2, 4, 8}
+    assert all((d * c) % e == 0 for d, c, e in zip(res.layouts["dp"], res.layouts["cp"], res.layouts["ep"]))
+    # a dense model is never searched with ep > 1
+    assert ps.search_ep(load_model("llama-3.1-8b"), ps.SearchSpace()) == [1]

@@ -439,7 +439,8 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
                           activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d * cp,
                           tp=t, pp=p, sp=sp, in_flight_microbatches=in_flight)
     psi_e = _expert_params_per_gpu(spec, L_s, t)
-    _shard_experts(mem, psi_e, ep, zero)
+    if spec.moe:
+        _shard_experts(mem, psi_e, ep, zero)
     if mm_dtype == "fp8" and run.precision != "fp8":    # Transformer Engine: FP8 copies and transposes kept
         mem.calc("fp8_weight_cache_bytes", FP8_CACHE, "byte",
                  "FP8 weight copy + transpose (Transformer Engine's default recipe; --precision fp8: none)",
@@ -637,7 +638,7 @@ def _routed_expert_flops(spec: ModelSpec, tokens) -> float:
 def _shard_experts(mem: Results, psi_e, ep, zero: int) -> None:
     """Experts sharded over ep GPUs: a state ZeRO already shards over dp·cp is unchanged (the experts' 1/ep
     share sharded over dp·cp/ep ranks is the same bytes); a replicated state keeps 1/ep of the experts'."""
-    if isinstance(ep, (int, float)) and ep == 1 or not psi_e:
+    if isinstance(ep, (int, float)) and ep == 1:
         return
     psi = mem["params_per_gpu"].value
     keep = EXPERT_SHARD(psi_e=psi_e, psi=psi, ep=ep)
