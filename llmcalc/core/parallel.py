@@ -664,16 +664,28 @@ def bound(r: Results, i: int | None = None) -> str:
         x = r[k].value
         return float(x[i]) if i is not None and hasattr(x, "shape") and x.ndim else float(x)
 
-    step = val("step_seconds")
-    shares = {name: val(k) / step for name, k in BOUND_TERMS}
+    return bound_text({k: val(k) for _, k in BOUND_TERMS}, val("step_seconds"), val("headroom_bytes"),
+                      val("usable_memory_bytes"))
+
+
+def bounds(r: Results) -> list[str]:
+    """``bound`` for every row of array results (one pass over plain lists: the search's thousands of rows)."""
+    cols = {k: r[k].value.tolist() for k in [k for _, k in BOUND_TERMS] + ["step_seconds", "headroom_bytes",
+                                                                          "usable_memory_bytes"]}
+    return [bound_text({k: cols[k][i] for _, k in BOUND_TERMS}, cols["step_seconds"][i], cols["headroom_bytes"][i],
+                       cols["usable_memory_bytes"][i]) for i in range(len(cols["step_seconds"]))]
+
+
+def bound_text(terms: dict[str, float], step: float, headroom_bytes: float, usable: float) -> str:
+    shares = {name: terms[k] / step for name, k in BOUND_TERMS}
     over = max(((n, s) for n, s in shares.items() if n != "compute"), key=lambda x: x[1])
-    headroom = val("headroom_bytes") / val("usable_memory_bytes") if val("usable_memory_bytes") > 0 else 0.0
+    headroom = headroom_bytes / usable if usable > 0 else 0.0
     if over[1] < 0.05:
         text = f"compute-bound ({shares['compute']:.0%} of the step)"
     else:
         text = f"{over[0]} {over[1]:.0%} of the step (compute {shares['compute']:.0%})"
     if headroom < 0:
-        text += f"; does not fit (short by {-val('headroom_bytes') / 2**30:.1f} GiB)"
+        text += f"; does not fit (short by {-headroom_bytes / 2**30:.1f} GiB)"
     elif headroom < 0.05:
         text += f"; memory-tight ({headroom:.0%} free)"
     return text

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcalc.core.formula import Results
-from llmcalc.core.parallel import (BOUND_TERMS, ZERO_STAGES, Cluster, Training, _np, bound, default_global_batch,
+from llmcalc.core.parallel import (BOUND_TERMS, ZERO_STAGES, Cluster, Training, _np, bounds, default_global_batch,
                                    divisors, evaluate, tp_fits)
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
@@ -188,7 +188,7 @@ def search(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, N: in
     ranked = Results()
     for k, row in res.items():
         ranked.put(k, row.value[order], row.unit, row.label, row.note)
-    ranked.put("bound", np.array([bound(ranked, i) for i in range(len(order))], dtype=object), "str",
+    ranked.put("bound", np.array(bounds(ranked), dtype=object), "str",
                "what bounds it")
     ranked.put("why", np.array(why(ranked), dtype=object), "str", "why it ranks here")
     return SearchResult(ranked, lay, candidates, fitting, time.perf_counter() - t0)
@@ -225,24 +225,20 @@ def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp, cp=1, ep=
 def why(r: Results) -> list[str]:
     """For each ranked row: the best says what it spends its step on; the others say which term costs them
     the most time against the best."""
-    terms = BOUND_TERMS
-    n = len(r["step_seconds"].value)
+    cols = {k: r[k].value.tolist() for k in [k for _, k in BOUND_TERMS] + ["step_seconds", "headroom_bytes"]}
+    steps, free = cols["step_seconds"], cols["headroom_bytes"]
     out = []
-    for i in range(n):
-        step = float(r["step_seconds"].value[i])
+    for i in range(len(steps)):
         if i == 0:
-            free = float(r["headroom_bytes"].value[0])
-            parts = sorted(((float(r[k].value[0]) / step, name) for name, k in terms if name != "compute"),
+            parts = sorted(((cols[k][0] / steps[0], name) for name, k in BOUND_TERMS if name != "compute"),
                            reverse=True)
             lead = ", ".join(f"{name} {s:.0%}" for s, name in parts[:2] if s >= 0.005)
-            out.append(f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free / 2**30:.0f} GiB free")
+            out.append(f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free[0] / 2**30:.0f} GiB free")
             continue
-        best = float(r["step_seconds"].value[0])
-        deltas = sorted(((float(r[k].value[i]) - float(r[k].value[0]), name) for name, k in terms), reverse=True)
-        worst = deltas[0]
-        slower = step / best - 1
+        worst = max((cols[k][i] - cols[k][0], name) for name, k in BOUND_TERMS)
+        slower = steps[i] / steps[0] - 1
         if slower < 0.0005:
-            more = (float(r["headroom_bytes"].value[i]) - float(r["headroom_bytes"].value[0])) / 2**30
+            more = (free[i] - free[0]) / 2**30
             out.append(f"ties #1 ({slower:+.2%}); {abs(more):.1f} GiB {'more' if more > 0 else 'less'} free")
         else:
             out.append(f"{slower:+.1%}: more {worst[1]} (+{_ms(worst[0])})")
