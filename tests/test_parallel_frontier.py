@@ -295,3 +295,20 @@ def test_search_covers_expert_parallelism_for_moe():
     assert all((d * c) % e == 0 for d, c, e in zip(res.layouts["dp"], res.layouts["cp"], res.layouts["ep"]))
     # a dense model is never searched with ep > 1
     assert ps.search_ep(load_model("llama-3.1-8b"), ps.SearchSpace()) == [1]
+
+
+@pytest.mark.parametrize("command", [
+    ("flops", "-m", "llama-3.1-8b", "--tokens", "1T", "--gpus", "64"),
+    ("serve", "-m", "llama-3.1-8b", "--prompt", "2048", "--gen", "128", "--batch", "16"),
+    ("parallel", "-m", "llama-3.1-8b", "--dp", "8", "--seq", "4096", "--global-batch", "64"),
+])
+def test_compute_dtype_on_every_command(cli, command):
+    from llmcalc.presets import preset_files
+    fp8 = cli(*command, "-g", "h100-sxm", "--compute-dtype", "fp8", "--json").json()
+    bf16 = cli(*command, "-g", "h100-sxm", "--compute-dtype", "bf16", "--json").json()
+    assert fp8["inputs"]["compute_dtype"] == "fp8" and bf16["inputs"]["compute_dtype"] == "bf16"
+    key = {"flops": "gpu_hours", "serve": "prefill_seconds", "parallel": "step_seconds"}[command[0]]
+    assert fp8["results"][key] < bf16["results"][key]
+    for gpu in ["v100-sxm2-32gb", "a100-80gb"] + [g for g in ("t4",) if g in preset_files("gpus")]:   # no FP8
+        bad = cli(*command, "-g", gpu, "--compute-dtype", "fp8")
+        assert bad.code == 2 and "FP8" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -48,6 +48,8 @@ def flops(
     tokens_per_s: Annotated[Optional[str], typer.Option("--tokens-per-s", help="Measured training tokens/s of all GPUs: report the MFU it implies.",
                                                         show_default=False)] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
+    compute_dtype: Annotated[Optional[str], typer.Option("--compute-dtype", help="Matmul precision, bf16 or fp8: fp8 runs the matmuls at the fp8 peak, attention in bf16 (time and MFU against that blend).",
+                                                         show_default=False)] = None,
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -93,6 +95,12 @@ def flops(
     v = inp.grid()
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
     peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
+    if gpu_spec is not None and compute_dtype is not None:   # time at the blended peak (core/precision.py)
+        from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, blended_peak
+        cd = inp.fixed("compute_dtype", choice("--compute-dtype", compute_dtype, COMPUTE_DTYPES), unit="str")
+        peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
+        notes.append(f"{cd} compute: matmuls at the {cd} peak" + (f" × {FP8_GEMM_SHARE:g}, attention at the bf16 peak; "
+                     "MFU against that blend" if cd == "fp8" else ""))
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
