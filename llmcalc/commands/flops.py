@@ -94,13 +94,14 @@ def flops(
     inp.fixed("recompute", recompute, unit="str")
     v = inp.grid()
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
-    peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     if gpu_spec is not None and compute_dtype is not None:   # time at the blended peak (core/precision.py)
         from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, blended_peak
         cd = inp.fixed("compute_dtype", choice("--compute-dtype", compute_dtype, COMPUTE_DTYPES), unit="str")
         peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
         notes.append(f"{cd} compute: matmuls at the {cd} peak" + (f" × {FP8_GEMM_SHARE:g}, attention at the bf16 peak; "
                      "MFU against that blend" if cd == "fp8" else ""))
+    else:
+        peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
