@@ -312,3 +312,17 @@ def test_compute_dtype_on_every_command(cli, command):
     for gpu in ["v100-sxm2-32gb", "a100-80gb"] + [g for g in ("t4",) if g in preset_files("gpus")]:   # no FP8
         bad = cli(*command, "-g", gpu, "--compute-dtype", "fp8")
         assert bad.code == 2 and "FP8" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_serve_ep_swaps_moe_allreduces_for_alltoalls(cli):
+    base = ("serve", "-m", "mixtral-8x7b", "-g", "h100-sxm", "--tp", "8", "--batch", "64", "--prompt", "1000",
+            "--gen", "2", "--json")
+    tp = results(cli(*base))
+    ep = results(cli(*base, "--ep"))
+    a, link, B, D, L = 20e-6, 450e9, 64, 4096, 32           # default all-reduce latency, NVLink one way
+    ar = a + 2 * 7 / 8 * B * D * 2 / link                    # one ring all-reduce of the step's activations
+    a2a = a + 7 / 8 * (B / 8) * 2 * D * 2 / link             # 8 tokens per GPU, top-2, bf16
+    assert tp["decode_comm_seconds"] == pytest.approx(2 * L * ar)
+    assert ep["decode_comm_seconds"] == pytest.approx((2 * L - L) * ar + 2 * L * a2a)
+    bad = cli("serve", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--tp", "8", "--ep")
+    assert bad.code == 2 and "dense" in bad.stderr
