@@ -95,11 +95,10 @@ def flops(
     v = inp.grid()
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
     if gpu_spec is not None and compute_dtype is not None:   # time at the blended peak (core/precision.py)
-        from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, blended_peak
+        from llmcalc.core.precision import COMPUTE_DTYPES, blended_peak, compute_note
         cd = inp.fixed("compute_dtype", choice("--compute-dtype", compute_dtype, COMPUTE_DTYPES), unit="str")
         peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
-        notes.append(f"{cd} compute: matmuls at the {cd} peak" + (f" × {FP8_GEMM_SHARE:g}, attention at the bf16 peak; "
-                     "MFU against that blend" if cd == "fp8" else ""))
+        notes += [n + "; time and MFU against that blend" for n in [compute_note(cd)] if n]
     else:
         peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],

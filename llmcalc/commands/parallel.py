@@ -96,13 +96,14 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     for k in ("gpus_per_node", "nvlink_bw", "net_bw", "nvlink_latency", "net_latency"):
         inp.fixed(k, getattr(cluster, k), unit=inp.items[k].unit)
     dtype = par.peak_dtype(gpu_spec, c["precision"], c["dtype"])
+    cd = par.compute_dtype(gpu_spec, c["precision"], c["compute_dtype"])
     notes = par.run_notes(spec, cluster, dtype, f["seq"] is not None, f["compute_mfu"] is not None, c["precision"],
-                          c["grad_dtype"] is not None)
+                          c["grad_dtype"] is not None, cd)
     run_kw = dict(precision=c["precision"], grad_dtype=c["grad_dtype"], optimizer=c["optimizer"],
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
                   overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"], ep_overlap=f["ep_overlap"],
                   cp_comm=c["cp_comm"],
-                  compute_dtype=par.compute_dtype(gpu_spec, c["precision"], c["compute_dtype"]),
+                  compute_dtype=cd,
                   capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
                   reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
                   fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9))

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcalc.core.formula import Formula, Results, where
-from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, compute_dtype  # noqa: F401 (COMPUTE_DTYPES)
+from llmcalc.core.precision import COMPUTE_DTYPES, FP8_GEMM_SHARE, compute_dtype, compute_note  # noqa: F401
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -732,7 +732,7 @@ def resolve_points(spec: ModelSpec, values: dict[str, Any], n: int, schedule: st
 
 
 def run_notes(spec: ModelSpec, cluster: Cluster, dtype: str, seq_given: bool, compute_mfu_given: bool,
-              precision: str, grad_given: bool) -> list[str]:
+              precision: str, grad_given: bool, compute: str = "bf16") -> list[str]:
     """What every run assumes: the sequence length, the links, the compute efficiency, the gradient dtype on the
     wire."""
     from llmcalc.units import fmt_value
@@ -748,4 +748,8 @@ def run_notes(spec: ModelSpec, cluster: Cluster, dtype: str, seq_given: bool, co
                      "(set --compute-mfu)")
     if not grad_given and precision in ("mixed", "fp8"):
         notes.append("gradients in bf16, on the wire too (Megatron-LM reduces them in fp32: --grad-dtype fp32)")
+    if (note := compute_note(compute)) is not None:
+        notes.append(note + ("; weights: Transformer Engine's recipe (bf16 weights + fp32 master + FP8 copy and "
+                             "transpose; --precision fp8 keeps fp8 primary weights instead)" if precision != "fp8"
+                             else "; weights: fp8 primary weights (--precision fp8)"))
     return notes

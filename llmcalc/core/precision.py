@@ -43,3 +43,12 @@ def blended_peak(gpu: GpuSpec, compute: str | None, f_attn, attn_dtype: str = "b
     compute_dtype(gpu, requested=compute)
     return BLENDED_PEAK(f_attn=f_attn, peak_mm=gpu.peak_flops(compute), share=FP8_GEMM_SHARE,
                         peak_attn=gpu.peak_flops(attn_dtype))
+
+
+def compute_note(compute: str) -> str | None:
+    """What an fp8 run assumes, said once for every command (None for 16-bit compute)."""
+    if compute != "fp8":
+        return None
+    return (f"fp8 compute: matmuls at the fp8 dense peak × {FP8_GEMM_SHARE:g} (casts and scaling), the attention "
+            "core in bf16 (an engine running FP8 attention, as FlashAttention-3 can, would be faster)")
+
