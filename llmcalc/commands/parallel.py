@@ -16,6 +16,8 @@ EPILOG = """Examples:
 
   llmcalc parallel -m llama-3.1-70b -g h100-sxm --gpus 64 --tp 8 --pp 1,2,4,8 --zero 1 --recompute full --global-batch 512 --seq 8192
 
+  llmcalc parallel -m llama-3.1-405b -g h100-sxm --gpus 16384 --tp 8 --cp 16 --pp 16 --virtual-stages 8 --seq 128Ki --global-batch 128 --tp-overlap --overlap-dp
+
   llmcalc parallel -m llama-3.1-405b -g h100-sxm --gpus 16384 --global-batch 2048 --seq 8192 --search --json | jq -r '.rows[] | [.tp, .pp, .dp, .zero, .recompute, .step_seconds, .mfu] | @tsv'
 """
 
