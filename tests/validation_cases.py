@@ -904,7 +904,8 @@ for _a, _stated in ((0.75, 3.3), (0.8, 3.9), (0.87, 4.9)):
 
 GROUPS["frontier"] = (
     "Frontier-scale training vs published runs",
-    "`parallel` at its stated defaults (compute at 50% of the dense bf16 peak before communication and bubble; "
+    "`parallel` at its stated defaults (compute at 50% of the dense bf16 peak × the GEMMs' shape factor "
+    "(core/gemm_efficiency.py) before communication and bubble; "
     "collectives hierarchical over NVLink and one 400 Gb/s rail per GPU; no per-table fitting) against runs that "
     "use context parallelism, interleaving over uneven stages, TP/DP overlap and FSDP. Llama 3 (arXiv:2407.21783) "
     "Table 4: 405B on H100s, TP 8, PP 16 (126 layers: the first and last stages one layer short), interleaved "

@@ -105,7 +105,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
                   overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"], ep_overlap=f["ep_overlap"],
                   cp_comm=c["cp_comm"],
-                  compute_dtype=cd,
+                  compute_dtype=cd, shape_efficiency=f["compute_mfu"] is None,
                   capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
                   reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
                   fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9))

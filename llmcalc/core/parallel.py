@@ -29,9 +29,15 @@ Communication per GPU per step, α-β ring model (Patarasuk & Yuan 2009; seed 00
 Pipeline bubble (Huang et al. 2019 GPipe; Narayanan et al. 2021 sec. 2.2): idle time (p−1)/(v·m) of the
 ideal time; as a share of the pipeline's time (p−1)/(v·m + p−1), which is (p−1)/(m+p−1) for GPipe and 1F1B.
 
-Step time = compute (hardware FLOPs, recomputation included, at an achievable fraction of the dense peak)
-+ TP communication (on the critical path) + bubble + PP point-to-point + the DP communication that does not
-overlap the backward pass. MFU = model FLOPs (no recomputation) / (step time · N · peak).
+Context parallelism (cp ranks per sequence, Megatron-Core's order tensor, context, data, pipeline: N = t·cp·d·p)
+divides each rank's tokens, activations and TP/PP messages by cp and adds the K/V exchange (ring or all-gather);
+expert parallelism (ep of the d·cp ranks) shards the routed experts and adds the MoE all-to-alls. Collectives are
+core/comm.py's, hierarchical over NVLink and each GPU's network rail.
+
+Step time = compute (hardware FLOPs, recomputation included, the slowest pipeline stage's share, matmuls at the
+compute dtype's peak, at an achievable fraction of it scaled by the GEMMs' efficiency at the per-GPU shapes)
++ the TP, CP and EP communication that is not overlapped + bubble + PP point-to-point + the DP communication
+that does not overlap the compute. MFU = model FLOPs (no recomputation) / (step time · N · peak).
 
 Everything below is evaluated on NumPy arrays of layouts at once: the search is one pass per combination of
 the categorical choices (ZeRO stage, recomputation, sequence parallelism), not a loop over layouts.
@@ -154,6 +160,7 @@ DP_EXPOSED = Formula("t_grad + t_param")
 # the pace: their FLOPs × the capacity factor.
 STAGE_FLOPS = Formula("max(ceil(L / p) * (F_hw - F_head) / L, floor(L / p) * (F_hw - F_head) / L + F_head)")
 IMBALANCE = Formula("stage * p / F_hw")
+SHAPE_FACTOR = Formula("min(e / e_large, 1)")
 COMPUTE_SECONDS = Formula("imbalance / N * ((F_hw - F_attn - F_exp + cf * F_exp) / (peak_mm * eta * share) "
                           "+ F_attn / (peak * eta))")
 BACKWARD_SECONDS = Formula("t_compute * (F_hw - F_fwd) / F_hw")
@@ -238,6 +245,7 @@ class Training:
     cp_comm: str = "ring"             # context parallelism: ring (Megatron-Core) or allgather (Llama 3)
     compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
     capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
+    shape_efficiency: bool = True     # scale compute_mfu by the GEMMs' efficiency at the per-GPU shapes
 
 
 PEAK_DTYPES = {"fp32": ("tf32", "fp32"), "mixed": ("bf16", "fp16"), "bf16": ("bf16", "fp16"),
@@ -468,10 +476,17 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
                        "slowest stage's FLOPs / mean (⌈L/p⌉ layers, or ⌊L/p⌋ + LM head on the last)",
                        stage=stage, p=p, F_hw=F_hw)
     peak_mm = gpu.peak_flops(mm_dtype) if mm_dtype != dtype else peak
+    if run.shape_efficiency:
+        from llmcalc.core.gemm_efficiency import ETA, layer_efficiency
+        shape = r.calc("gemm_shape_factor", SHAPE_FACTOR, "ratio",
+                       "GEMM efficiency at this layout's per-GPU shapes ÷ at large ones (core/gemm_efficiency.py)",
+                       e=layer_efficiency(gpu, spec, b * s / cp, t), e_large=ETA)
+    else:
+        shape = r.put("gemm_shape_factor", 1.0, "ratio", "GEMM shape factor (none: --compute-mfu given)")
     t_compute = r.calc("compute_seconds", COMPUTE_SECONDS, "s",
                        f"compute: matmuls at the {mm_dtype} peak, attention core at {dtype}, × the achievable fraction",
                        imbalance=imbalance, N=N, F_hw=F_hw, F_attn=F_attn, F_exp=F_exp,
-                       cf=where(ep > 1, run.capacity_factor, 1.0), peak_mm=peak_mm, peak=peak, eta=run.compute_mfu,
+                       cf=where(ep > 1, run.capacity_factor, 1.0), peak_mm=peak_mm, peak=peak, eta=run.compute_mfu * shape,
                        share=FP8_GEMM_SHARE if mm_dtype == "fp8" and dtype != "fp8" else 1.0)
     t_bwd = BACKWARD_SECONDS(t_compute=t_compute, F_hw=F_hw, F_fwd=F_fwd)
     t_attn = t_compute * F_attn / F_hw                              # the attention core, for CP's overlap
@@ -599,6 +614,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     for k in ("micro_batches", "layers_per_stage", "in_flight_microbatches"):
         out[k] = lay[k]
     out["stage_imbalance"] = r["stage_imbalance"]
+    out["gemm_shape_factor"] = r["gemm_shape_factor"]
     out["params_per_gpu"] = mem["params_per_gpu"]
     for k in ("dp_grad_comm_seconds", "dp_param_comm_seconds", "dp_expert_comm_seconds"):
         out[k] = r[k]
@@ -669,11 +685,25 @@ def bound(r: Results, i: int | None = None) -> str:
 
 
 def bounds(r: Results) -> list[str]:
-    """``bound`` for every row of array results (one pass over plain lists: the search's thousands of rows)."""
-    cols = {k: r[k].value.tolist() for k in [k for _, k in BOUND_TERMS] + ["step_seconds", "headroom_bytes",
-                                                                          "usable_memory_bytes"]}
-    return [bound_text({k: cols[k][i] for _, k in BOUND_TERMS}, cols["step_seconds"][i], cols["headroom_bytes"][i],
-                       cols["usable_memory_bytes"][i]) for i in range(len(cols["step_seconds"]))]
+    """``bound`` for every row of array results, the shares computed as arrays (the search's thousands of rows)."""
+    np = _np()
+    step = np.asarray(r["step_seconds"].value, dtype=float)
+    shares = np.stack([np.asarray(r[k].value, dtype=float) for _, k in BOUND_TERMS], axis=1) / step[:, None]
+    worst, worst_share = shares[:, 1:].argmax(axis=1) + 1, shares[:, 1:].max(axis=1)
+    head = np.asarray(r["headroom_bytes"].value, dtype=float)
+    usable = np.asarray(r["usable_memory_bytes"].value, dtype=float)
+    free = np.where(usable > 0, head / np.where(usable > 0, usable, 1), 0.0)
+    names = [n for n, _ in BOUND_TERMS]
+    out = []
+    for w, ws, c, f, h in zip(worst.tolist(), worst_share.tolist(), shares[:, 0].tolist(), free.tolist(), head.tolist()):
+        text = (f"compute-bound ({c:.0%} of the step)" if ws < 0.05 else
+                f"{names[w]} {ws:.0%} of the step (compute {c:.0%})")
+        if f < 0:
+            text += f"; does not fit (short by {-h / 2**30:.1f} GiB)"
+        elif f < 0.05:
+            text += f"; memory-tight ({f:.0%} free)"
+        out.append(text)
+    return out
 
 
 def bound_text(terms: dict[str, float], step: float, headroom_bytes: float, usable: float) -> str:
@@ -744,8 +774,9 @@ def run_notes(spec: ModelSpec, cluster: Cluster, dtype: str, seq_given: bool, co
              f"collectives hierarchical (rail-aligned); {cluster.nvlink_latency * 1e6:g}/"
              f"{cluster.net_latency * 1e6:g} µs per ring step"]
     if not compute_mfu_given:
-        notes.append(f"compute at {DEFAULT_COMPUTE_MFU:.0%} of the dense {dtype} peak before bubble and communication "
-                     "(set --compute-mfu)")
+        notes.append(f"compute at {DEFAULT_COMPUTE_MFU:.0%} of the dense {dtype} peak × the GEMMs' efficiency at this "
+                     "layout's per-GPU shapes relative to large ones (core/gemm_efficiency.py, fitted to OpenXLA's H100 "
+                     "matmul table), before bubble and communication (--compute-mfu sets a constant instead)")
     if not grad_given and precision in ("mixed", "fp8"):
         notes.append("gradients in bf16, on the wire too (Megatron-LM reduces them in fp32: --grad-dtype fp32)")
     if (note := compute_note(compute)) is not None:

@@ -225,23 +225,25 @@ def layout_text(tp, pp, dp, zero, micro_batch, virtual, recompute, sp, cp=1, ep=
 def why(r: Results) -> list[str]:
     """For each ranked row: the best says what it spends its step on; the others say which term costs them
     the most time against the best."""
-    cols = {k: r[k].value.tolist() for k in [k for _, k in BOUND_TERMS] + ["step_seconds", "headroom_bytes"]}
-    steps, free = cols["step_seconds"], cols["headroom_bytes"]
-    out = []
-    for i in range(len(steps)):
-        if i == 0:
-            parts = sorted(((cols[k][0] / steps[0], name) for name, k in BOUND_TERMS if name != "compute"),
-                           reverse=True)
-            lead = ", ".join(f"{name} {s:.0%}" for s, name in parts[:2] if s >= 0.005)
-            out.append(f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free[0] / 2**30:.0f} GiB free")
-            continue
-        worst = max((cols[k][i] - cols[k][0], name) for name, k in BOUND_TERMS)
-        slower = steps[i] / steps[0] - 1
-        if slower < 0.0005:
-            more = (free[i] - free[0]) / 2**30
-            out.append(f"ties #1 ({slower:+.2%}); {abs(more):.1f} GiB {'more' if more > 0 else 'less'} free")
+    np = _np()
+    if not len(r["step_seconds"].value):
+        return []
+    names = [n for n, _ in BOUND_TERMS]
+    terms = np.stack([np.asarray(r[k].value, dtype=float) for _, k in BOUND_TERMS], axis=1)
+    steps = np.asarray(r["step_seconds"].value, dtype=float)
+    free = np.asarray(r["headroom_bytes"].value, dtype=float)
+    deltas = terms - terms[0]
+    worst, worst_delta = deltas.argmax(axis=1).tolist(), deltas.max(axis=1).tolist()
+    slower = (steps / steps[0] - 1).tolist()
+    more = ((free - free[0]) / 2**30).tolist()
+    parts = sorted(((terms[0, j] / steps[0], names[j]) for j in range(1, len(names))), reverse=True)
+    lead = ", ".join(f"{name} {s:.0%}" for s, name in parts[:2] if s >= 0.005)
+    out = [f"fastest; {'overheads: ' + lead if lead else 'compute-bound'}; {free[0] / 2**30:.0f} GiB free"]
+    for i in range(1, len(slower)):
+        if slower[i] < 0.0005:
+            out.append(f"ties #1 ({slower[i]:+.2%}); {abs(more[i]):.1f} GiB {'more' if more[i] > 0 else 'less'} free")
         else:
-            out.append(f"{slower:+.1%}: more {worst[1]} (+{_ms(worst[0])})")
+            out.append(f"{slower[i]:+.1%}: more {names[worst[i]]} (+{_ms(worst_delta[i])})")
     return out
 
 
