@@ -992,7 +992,7 @@ TRTLLM_H100_FP8 = [  # model, batch, TP, input, output, output tokens/s per GPU
 def _fp8_serve(model, batch, tp, prompt, gen) -> float:
     from llmcalc.core.serve import serve
     r = serve(_model(model), _gpu("h100-sxm"), batch, prompt, gen, weight_dtype="fp8", kv_dtype="fp8", tp=tp,
-              compute_dtype="fp8")
+              dtype="fp8")
     return _value(r["e2e_throughput_tokens_per_second"]) / tp
 
 

@@ -88,9 +88,9 @@ def flops(
         inp.fixed("causal", causal, unit="bool")
     else:
         inp.fixed("causal", causal, unit="bool")
-        if mfu is not None or measured is not None:
+        if mfu is not None or measured is not None or compute_dtype is not None:
             from llmcalc.errors import InputError
-            raise InputError("--mfu and --tokens-per-s need a GPU: add -g NAME (e.g. -g h100-sxm)")
+            raise InputError("--mfu, --tokens-per-s and --compute-dtype need a GPU: add -g NAME (e.g. -g h100-sxm)")
     inp.fixed("recompute", recompute, unit="str")
     v = inp.grid()
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)

@@ -245,9 +245,10 @@ def _col(x):
 def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
           kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
           tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None,
-          compute_dtype: str | None = None, ep: bool = False) -> Results:
+          dtype: str | None = None, ep: bool = False) -> Results:
     """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
-    end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching."""
+    end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching. ``dtype``: the
+    compute dtype (bf16, or fp8: matmuls at the fp8 peak); ``ep``: experts spread over the ``tp`` GPUs."""
     from llmcalc.core.capacity import add_capacity
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, check_tp, kv_bytes_per_token, kv_cache_bytes
 
@@ -261,7 +262,7 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
               scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha,
-              dtype=resolve_compute_dtype(gpu, requested=compute_dtype), ep=ep)
+              dtype=resolve_compute_dtype(gpu, requested=dtype), ep=ep)
     B, P, G = batch, prompt, gen
     peak, bw = gpu.peak_flops("bf16"), gpu.hbm_bytes_per_s
     r = Results()
