@@ -47,8 +47,8 @@ OPTIONS = (
     ("gpus_per_node", "--gpus-per-node", LINKS, None, "GPUs joined by NVLink in one node (default from the GPU preset)."),
     ("nvlink_bw", "--nvlink-bw", LINKS, None, "One-way bytes/s per GPU inside a node (default from the preset)."),
     ("net_bw", "--net-bw", LINKS, None, "One-way bytes/s per GPU across nodes (default: the node's NICs over its GPUs, from the preset)."),
-    ("nvlink_latency", "--nvlink-latency", LINKS, None, "Seconds per ring step inside a node (default 2e-6)."),
-    ("net_latency", "--net-latency", LINKS, None, "Seconds per ring step across nodes (default 5e-6)."),
+    ("nvlink_latency", "--nvlink-latency", LINKS, None, "Time per ring step inside a node, with a unit (default 2us)."),
+    ("net_latency", "--net-latency", LINKS, None, "Time per ring step across nodes, with a unit (default 5us)."),
     ("compute_mfu", "--compute-mfu --mfu", TIME, None, "Fraction of the dense peak the GPUs reach while computing, before bubble and communication (default 0.5)."),
     ("overlap_dp", "--overlap-dp/--no-overlap-dp", TIME, False, "Hide data-parallel communication behind compute (gradient reduction in backward, weight gathers prefetched)."),
     ("tp_overlap", "--tp-overlap/--no-tp-overlap", TIME, False, "Hide TP communication behind the GEMMs it feeds (Megatron-Core's --tp-comm-overlap), up to their time."),
@@ -81,7 +81,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     from llmcalc.core import parallel_search as ps
     from llmcalc.errors import ExitStatus
     from llmcalc.spec import DTYPES
-    from llmcalc.units import is_sweep, parse_bytes, parse_rate
+    from llmcalc.units import is_sweep, parse_bytes, parse_rate, parse_seconds
 
     ps.check_flags(f, f["search"], is_sweep)
     spec, gpu_spec = resolve_model(model, arch), resolve_gpu(gpu, required=True)
@@ -94,7 +94,8 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     cluster = par.Cluster.from_gpu(
         gpu_spec, one("gpus_per_node", default=gpu_spec.gpus_per_node or 1),
         one("nvlink_bw", unit="byte/s", parse=parse_rate), one("net_bw", unit="byte/s", parse=parse_rate),
-        one("nvlink_latency", unit="s", strict=False), one("net_latency", unit="s", strict=False))
+        one("nvlink_latency", unit="s", parse=parse_seconds, strict=False),
+        one("net_latency", unit="s", parse=parse_seconds, strict=False))
     for k in ("gpus_per_node", "nvlink_bw", "net_bw", "nvlink_latency", "net_latency"):
         inp.fixed(k, getattr(cluster, k), unit=inp.items[k].unit)
     dtype = par.peak_dtype(gpu_spec, c["precision"], c["dtype"])
