@@ -203,6 +203,10 @@ def test_llama3_405b_126_layers_on_16_stages_of_8_virtual(cli):
     (("-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "4", "--ep", "8"), "dp × cp"),
     (("-m", "mixtral-8x7b", "-g", "h100-sxm", "--dp", "6", "--ep", "3"), "experts"),
     (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--cp-comm", "tree"), "--cp-comm"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--search", "--ep", "2"), "dense"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "48", "--search", "--cp", "3", "--seq", "4096"),
+     "multiple of 6"),
+    (("-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--search", "--tp", "0"), "--tp"),
 ])
 def test_frontier_bad_input_exits_2(cli, args, needle):
     run = cli("parallel", *args)
@@ -283,6 +287,13 @@ def test_search_405b_with_cp_and_uneven_interleaving_under_a_second():
     assert any(p == 16 and v == 8 for p, v in zip(lay["pp"].tolist(), lay["virtual"].tolist()))
     # every layout multiplies out to the GPUs
     assert all(t * c * p * d == 16384 for t, c, p, d in zip(lay["tp"], lay["cp"], lay["pp"], lay["dp"]))
+
+
+def test_search_takes_lists_that_include_one(cli):
+    doc = cli("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--seq", "4096", "--global-batch",
+              "64", "--search", "--cp", "1,2", "--tp", "1,2", "--zero", "0,3", "--top", "0", "--json").json()
+    rows = doc["rows"]
+    assert {r["cp"] for r in rows} == {1, 2} and {r["tp"] for r in rows} <= {1, 2} and {r["zero"] for r in rows} <= {0, 3}
 
 
 def test_search_covers_expert_parallelism_for_moe():

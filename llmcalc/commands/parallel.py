@@ -234,8 +234,8 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
     if text is None:
         return None
     from llmcalc.cli_support import Inputs
-    value = Inputs().number("x", text, integer=True, flag=flag, minimum=1 if flag != "--zero" else 0,
-                            strict=flag != "--zero", maximum=3 if flag == "--zero" else None)
+    value = Inputs().number("x", text, integer=True, flag=flag, minimum=1 if flag != "--zero" else 0, strict=False,
+                            maximum=3 if flag == "--zero" else None)
     return tuple(int(x) for x in (value if isinstance(value, (list, tuple)) or hasattr(value, "shape") else [value]))
 
 

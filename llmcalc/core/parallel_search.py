@@ -86,17 +86,26 @@ class SearchResult:
 def search_cp(seq: int, space: SearchSpace) -> list[int]:
     """Context-parallel degrees to try: those asked for, else 1 and the powers of two that leave each rank at
     least SEARCH_MIN_CP_TOKENS tokens in two equal chunks."""
-    cps = space.cp if space.cp is not None else [1] + [c for c in (2, 4, 8, 16, 32) if seq // c >= SEARCH_MIN_CP_TOKENS]
-    return [c for c in cps if c == 1 or seq % (2 * c) == 0]
+    if space.cp is not None:
+        for c in space.cp:
+            if c > 1 and seq % (2 * c):
+                raise InputError(f"--cp {c} splits each sequence into 2·cp = {2 * c} chunks (two per rank, for causal "
+                                 f"load balancing): --seq {seq:,} must be a multiple of {2 * c}")
+        return list(space.cp)
+    return [1] + [c for c in (2, 4, 8, 16, 32) if seq // c >= SEARCH_MIN_CP_TOKENS and seq % (2 * c) == 0]
 
 
 def search_ep(spec: ModelSpec, space: SearchSpace) -> list[int]:
     """Expert-parallel degrees to try: those asked for (MoE only), else 1 and every divisor of the experts up
     to SEARCH_MAX_EP."""
+    if space.ep is not None:
+        from llmcalc.core.moe import check_ep
+        for e in space.ep:
+            check_ep(spec, e)
+        return list(space.ep)
     if not spec.moe:
         return [1]
-    eps = space.ep if space.ep is not None else [e for e in divisors(spec.moe.experts) if e <= SEARCH_MAX_EP]
-    return [e for e in eps if spec.moe.experts % e == 0]
+    return [e for e in divisors(spec.moe.experts) if e <= SEARCH_MAX_EP]
 
 
 def enumerate_layouts(spec: ModelSpec, N: int, global_batch: int, gpus_per_node: int, schedule: str,
