@@ -357,7 +357,7 @@ def test_check_exit_3(cli):
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "4", "--virtual-stages", "25"), "layers"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--virtual-stages", "2"), "--pp > 1"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "5"), "--zero"),
-    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "1,2"), "--search"),
+    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--search", "--precision", "mixed,bf16"), "one value"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--recompute", "most"), "--recompute"),
     (("-m", "gpt3-175b", "-g", "a100", "--search"), "--gpus"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--dp", "8"), "--tp or --pp"),

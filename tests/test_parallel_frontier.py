@@ -289,6 +289,23 @@ def test_search_405b_with_cp_and_uneven_interleaving_under_a_second():
     assert all(t * c * p * d == 16384 for t, c, p, d in zip(lay["tp"], lay["cp"], lay["pp"], lay["dp"]))
 
 
+def test_choice_flags_sweep_a_single_layout(cli):
+    # Contract v2: every choice flag takes a comma list; each combination is a row, the layout resolved once.
+    doc = cli("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--tp", "1,2", "--seq", "4096",
+              "--global-batch", "64", "--zero", "0,3", "--precision", "mixed,fp8", "--recompute", "none,full",
+              "--json").json()
+    rows = doc["rows"]
+    assert len(rows) == 2 * 2 * 2 * 2
+    assert {(r["zero"], r["precision"], r["recompute"], r["tp"]) for r in rows} == {
+        (z, p, rc, t) for z in (0, 3) for p in ("mixed", "fp8") for rc in ("none", "full") for t in (1, 2)}
+    assert all(r["gpus"] == 8 * r["tp"] for r in rows)
+    one = cli("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--dp", "8", "--tp", "2", "--seq", "4096",
+              "--global-batch", "64", "--zero", "3", "--precision", "fp8", "--recompute", "full", "--json").json()
+    match = [r for r in rows if (r["zero"], r["precision"], r["recompute"], r["tp"]) == (3, "fp8", "full", 2)][0]
+    assert match["step_seconds"] == pytest.approx(one["results"]["step_seconds"])
+    assert match["total_bytes"] == pytest.approx(one["results"]["total_bytes"])
+
+
 def test_search_takes_lists_that_include_one(cli):
     doc = cli("parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "64", "--seq", "4096", "--global-batch",
               "64", "--search", "--cp", "1,2", "--tp", "1,2", "--zero", "0,3", "--top", "0", "--json").json()

@@ -1,8 +1,6 @@
-"""`llmcalc parallel`: a 3D-parallel layout (data × tensor × pipeline, ZeRO, sequence parallelism): memory per
-GPU, communication, pipeline bubble and step time; or, with --search, every layout of N GPUs ranked.
-
-The arithmetic and the search live in llmcalc/core/parallel.py and parallel_search.py (which also holds the
-table of which flags go together); this module declares the flags, reads them and hands the report over."""
+"""`llmcalc parallel`: a training layout's memory per GPU, communication, bubble and step time, or with --search
+every layout of N GPUs ranked. The arithmetic, the search and the table of which flags go together live in
+core/parallel.py and core/parallel_search.py; this module declares the flags, reads them and hands over."""
 
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ EPILOG = """Examples:
 LAYOUT, SEARCH, LINKS, TIME, MEMORY = "Layout", "Search", "Interconnect", "Step time", "Memory (as train-mem)"
 
 # The flags, declared once (cli_support.declared): name, flag(s), panel, default, help.
-# flag is a switch; every other flag is read as text (a number, a list or range to sweep, or a choice).
 OPTIONS = (
     ("gpus", "--gpus --num-gpus", LAYOUT, None, "GPUs in all (N). Default dp × tp × pp."),
     ("dp", "--dp", LAYOUT, None, "Data-parallel degree. Any two of --dp/--tp/--pp with --gpus give the third."),
@@ -85,12 +82,12 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
 
     ps.check_flags(f, f["search"], is_sweep)
     spec, gpu_spec = resolve_model(model, arch), resolve_gpu(gpu, required=True)
-    c = {k: choice("--" + k.replace("_", "-"), f[k], modes) if f[k] is not None else None for k, modes in (
+    c = {k: choice("--" + k.replace("_", "-"), f[k].split(",")[0], modes) if f[k] else None for k, modes in (
         ("precision", mem.PRECISIONS), ("grad_dtype", mem.GRAD_DTYPES), ("optimizer", mem.OPTIMIZERS),
         ("activations", mem.ACTIVATION_MODELS), ("schedule", par.SCHEDULES), ("dtype", DTYPES),
         ("cp_comm", par.CP_MODES), ("compute_dtype", par.COMPUTE_DTYPES))}
     inp = Inputs()
-    one = lambda name, **kw: _one(inp, name, f[name], **kw)   # noqa: E731
+    one = lambda name, **kw: inp.number(name, f[name], **{"integer": kw.get("unit", "count") == "count", **kw})  # noqa: E731
     cluster = par.Cluster.from_gpu(
         gpu_spec, one("gpus_per_node", default=gpu_spec.gpus_per_node or 1),
         one("nvlink_bw", unit="byte/s", parse=parse_rate), one("net_bw", unit="byte/s", parse=parse_rate),
@@ -124,8 +121,10 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     else:
         for k in layout:
             inp.number(k, f[k], default=1 if k in ("cp", "ep", "micro_batch", "virtual_stages") else None, integer=True)
-        inp.fixed("zero", int(choice("--zero", f["zero"] or "0", ("0", "1", "2", "3"))))
-        inp.fixed("recompute", choice("--recompute", f["recompute"] or "none", mem.RECOMPUTE_MODES), unit="str")
+        for k, allowed, default in (("zero", ("0", "1", "2", "3"), "0"), ("recompute", mem.RECOMPUTE_MODES, "none"),
+                                    ("precision", mem.PRECISIONS, "mixed"), ("optimizer", mem.OPTIMIZERS, "adamw"),
+                                    ("activations", mem.ACTIVATION_MODELS, "megatron")):
+            inp.choices(k, f[k], allowed, default=default)         # a comma list is an outer sweep axis
         inp.fixed("sp", bool(f["sp"]), unit="bool")
     s = inp.number("seq", f["seq"], default=min(spec.max_seq, par.DEFAULT_MAX_SEQ), integer=True)
     inp.number("global_batch", f["global_batch"], integer=True)
@@ -134,9 +133,11 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     for k, unit in (("schedule", "str"), ("overlap_dp", "bool"), ("tp_overlap", "bool"), ("ep_overlap", "bool"), ("cp_comm", "str"),
                     ("compute_dtype", "str"), ("precision", "str"), ("optimizer", "str"), ("activations", "str"),
                     ("flash", "bool"), ("causal", "bool")):
-        inp.fixed(k, run_kw[k], unit=unit)
-    inp.fixed("grad_dtype", c["grad_dtype"] or mem.DEFAULT_GRAD[c["precision"]], unit="str")
-    inp.fixed("dtype", dtype, unit="str")
+        if k not in inp.items:
+            inp.fixed(k, run_kw[k], unit=unit)
+    one_precision = "precision" not in inp.outer                   # else each row resolves its own defaults
+    inp.fixed("grad_dtype", c["grad_dtype"] or (mem.DEFAULT_GRAD[c["precision"]] if one_precision else None), unit="str")
+    inp.fixed("dtype", dtype if one_precision else c["dtype"], unit="str")
     from llmcalc.render import Report
     if f["search"]:
         if inp.items["global_batch"].value is None:
@@ -146,17 +147,27 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
         v = {k: it.value for k, it in inp.items.items()}
         run = par.Training(seq=s, global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
         return _search_report(spec, gpu_spec, cluster, run, N, space, inp, notes, f, out)
-    v = inp.grid()
-    n = len(inp.items[inp.swept[0]].value) if inp.swept else 1
-    cols, more = par.resolve_points(spec, v, n, c["schedule"], cluster.gpus_per_node, f["global_batch"] is not None,
-                                    bool(f["sp"]))
-    notes += more
+    cols: dict = {}
+
+    def compute(v):                                      # once per point of the outer (choice) axes
+        n = len(v[inp.swept[0]]) if inp.swept else 1
+        resolved, more = par.resolve_points(spec, v, n, c["schedule"], cluster.gpus_per_node,
+                                            f["global_batch"] is not None, bool(f["sp"]))
+        cols.update(resolved)
+        notes.extend(x for x in more if x not in notes)
+        lay = {k: (par._np().asarray(x, dtype=float) if n > 1 else x[0]) for k, x in resolved.items()}
+        run = par.Training(seq=v["seq"], global_batch=lay["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"],
+                           **{**run_kw, **{k: v[k] for k in ("precision", "optimizer", "activations")},
+                              "compute_dtype": par.compute_dtype(gpu_spec, v["precision"], c["compute_dtype"])})
+        return par.evaluate(spec, gpu_spec, cluster, run, dp=lay["dp"], tp=lay["tp"], pp=lay["pp"], cp=v["cp"], ep=v["ep"],
+                            micro_batch=v["micro_batch"], virtual=v["virtual_stages"], zero=int(v["zero"]),
+                            recompute=v["recompute"], sp=v["sp"])
+    r = inp.evaluate(compute)
+    rows = len(r["step_seconds"].value) if inp.swept else 1
     for name, values in cols.items():
-        _set_derived(inp, name, values)
-    v = {k: it.value for k, it in inp.items.items()}
-    run = par.Training(seq=v["seq"], global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
-    r = par.evaluate(spec, gpu_spec, cluster, run, dp=v["dp"], tp=v["tp"], pp=v["pp"], micro_batch=v["micro_batch"],
-                     virtual=v["virtual_stages"], zero=v["zero"], recompute=v["recompute"], sp=v["sp"], cp=v["cp"], ep=v["ep"])
+        _set_derived(inp, name, values * (rows // len(values)))
+    z = inp.items["zero"]
+    z.value, z.unit = ([int(x) for x in z.value] if isinstance(z.value, list) else int(z.value)), "count"
     if not inp.swept:
         r.put("bound", par.bound(r), "str", "what bounds it")
     output(Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
@@ -178,7 +189,7 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
     from llmcalc.errors import ExitStatus
     from llmcalc.render import Input, Report, choose_format, explanation
 
-    top = int(_one(inp, "top", f["top"], default=10, strict=False, integer=True))
+    top = int(inp.number("top", f["top"], default=10, strict=False, integer=True))
     del inp.items["top"]
     res = ps.search(spec, gpu_spec, cluster, run, N, space, top=top)
     notes.append(ps.summary_note(res, top))
@@ -216,17 +227,6 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
     if text and fmt not in ("json", "yaml"):
         sys.stdout.write(text)
     return ExitStatus.OK
-
-
-def _one(inp, name: str, text: str | None, *, default=None, unit: str = "count", parse=None, strict: bool = True,
-         integer: bool = False, minimum: float = 0.0, maximum: float | None = None):
-    """A flag that takes one value (no list), echoed as an input."""
-    from llmcalc.errors import InputError
-    from llmcalc.units import is_sweep, parse_count
-    if text is not None and is_sweep(text):
-        raise InputError(f"--{name.replace('_', '-')} takes one value, not a list")
-    return inp.number(name, text, default=default, unit=unit, parse=parse or parse_count, strict=strict,
-                      integer=integer or unit == "count", minimum=minimum, maximum=maximum)
 
 
 def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
