@@ -22,17 +22,18 @@ import time
 
 def search_seconds(runs: int, uneven: bool) -> tuple[float, float, int, int]:
     from llmcalc.core import parallel as par
+    from llmcalc.core import parallel_search as ps
     from llmcalc.presets import load_gpu, load_model
 
     spec, gpu = load_model("llama-3.1-405b"), load_gpu("h100-sxm")
     cluster = par.Cluster.from_gpu(gpu)
     run = par.Training(seq=8192, global_batch=2048)
-    space = par.SearchSpace(uneven_pp=uneven)
-    par.search(spec, gpu, cluster, run, 16384, space, top=0)          # warm imports and caches
+    space = ps.SearchSpace(uneven_pp=uneven)
+    ps.search(spec, gpu, cluster, run, 16384, space, top=0)          # warm imports and caches
     wall, cpu = [], []
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
-        res = par.search(spec, gpu, cluster, run, 16384, space, top=0)
+        res = ps.search(spec, gpu, cluster, run, 16384, space, top=0)
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return statistics.median(wall), statistics.median(cpu), res.candidates, res.fitting

@@ -520,3 +520,30 @@ def shared_options(arch: bool = True):
         return command
 
     return decorate
+
+
+def declared(options):
+    """Decorator: adds a command's own flags, declared as one table of (name, flag(s), panel, default, help), to its
+    signature after -m and -g; the command receives them as one dict ``f`` (``func(model, gpu, f, arch, out)``;
+    use under ``shared_options``). A default of False/True or a "--x/--no-x" flag is a switch; every other flag
+    is read as text (a number, a list or range, or a choice)."""
+    import inspect
+
+    def decorate(func):
+        def command(model=None, gpu=None, arch=None, out=None, **f):
+            return func(model, gpu, f, arch, out)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params = [inspect.Parameter("model", kind, default=None, annotation=ModelOpt),
+                  inspect.Parameter("gpu", kind, default=None, annotation=GpuOpt)]
+        for name, flags, panel, default, help_ in options:
+            switch = isinstance(default, bool) or "/" in flags
+            type_ = Optional[bool] if default is None and switch else bool if switch else Optional[str]
+            opt = typer.Option(*flags.split(), help=help_, rich_help_panel=panel,
+                               show_default=default not in (None, False))
+            params.append(inspect.Parameter(name, kind, default=default, annotation=Annotated[type_, opt]))
+        params += [inspect.Parameter(n, kind, default=None, annotation=dict) for n in ("arch", "out")]
+        command.__name__, command.__doc__ = func.__name__, func.__doc__
+        command.__signature__ = inspect.Signature(params, return_annotation=int)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+    return decorate

@@ -108,12 +108,13 @@ def test_every_caller_uses_the_one_rule(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_search_and_its_minimum_data_parallel_degree_use_the_rule(name):
-    from llmcalc.commands.parallel import _min_dp
-    from llmcalc.core import parallel
+    from llmcalc.core import parallel, parallel_search
+    from llmcalc.core.parallel_search import enumerate_layouts
+    from llmcalc.core.parallel_search import min_dp as _min_dp
     spec = load_model(name)
     for N in (6, 8, 12, 16):
-        space = parallel.SearchSpace()
-        rows = parallel.enumerate_layouts(spec, N, 1024, 8, "1f1b", space)
+        space = parallel_search.SearchSpace()
+        rows = enumerate_layouts(spec, N, 1024, 8, "1f1b", space)
         tps = {int(t) for t in rows["tp"]} if rows and len(rows["tp"]) else set()
         assert all(layout.tp_allowed(spec, t) for t in tps), (name, N, tps)
         best = max((t * p for t in range(1, min(N, 8) + 1) if N % t == 0 and layout.tp_allowed(spec, t)
@@ -125,10 +126,10 @@ def test_the_search_and_its_minimum_data_parallel_degree_use_the_rule(name):
 def test_min_dp_no_longer_drops_the_kv_head_check():
     # 12 heads, 4 KV heads: TP 6 divides the heads but not the KV heads (the drifted copy accepted it)
     spec = specs.replace(load_model("gpt2"), kv_heads=4, layers=2)
-    from llmcalc.commands.parallel import _min_dp
-    from llmcalc.core import parallel
+    from llmcalc.core import parallel, parallel_search
+    from llmcalc.core.parallel_search import min_dp as _min_dp
     assert not layout.tp_allowed(spec, 6)
-    assert _min_dp(spec, 6, 8, parallel.SearchSpace()) == 3  # TP 1 × PP 2 is the widest split: dp = 6 / 2
+    assert _min_dp(spec, 6, 8, parallel_search.SearchSpace()) == 3  # TP 1 × PP 2 is the widest split: dp = 6 / 2
 
 
 @pytest.mark.parametrize("p,ok", [(1, True), (12, True), (13, False), (1000, False), (0, False)])

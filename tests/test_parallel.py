@@ -8,6 +8,7 @@ import pytest
 from conftest import results
 from llmcalc.cli_support import resolve_model
 from llmcalc.core import parallel as par
+from llmcalc.core import parallel_search as ps
 from llmcalc.core.params import total_params
 from llmcalc.presets import load_gpu, load_model
 from llmcalc.spec import replace
@@ -190,7 +191,7 @@ def test_megatron_table_1_throughput_within_30_percent():
 def test_search_405b_on_16k_h100s_under_a_second():
     spec, gpu = load_model("llama-3.1-405b"), load_gpu("h100-sxm")
     run = par.Training(seq=8192, global_batch=2048)
-    res = par.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 16384, top=0)
+    res = ps.search(spec, gpu, par.Cluster.from_gpu(gpu), run, 16384, top=0)
     assert res.seconds < 1.0
     assert res.fitting > 0 and res.candidates >= res.fitting
     assert all(res.results["fits"].value)
@@ -203,7 +204,7 @@ def test_search_top_row_beats_the_seed_layout():
     spec, gpu = load_model("gpt3-175b"), load_gpu("a100-80gb")
     cluster = par.Cluster.from_gpu(gpu)
     run = par.Training(seq=2048, global_batch=1536)
-    res = par.search(spec, gpu, cluster, run, 6144, top=1)
+    res = ps.search(spec, gpu, cluster, run, 6144, top=1)
     hand = par.evaluate(spec, gpu, cluster, run, dp=64, tp=8, pp=12, micro_batch=1, recompute="full")
     assert float(res.results["step_seconds"].value[0]) <= float(hand["step_seconds"].value)
 
@@ -220,7 +221,7 @@ def test_search_cli_json_rows_best_first(cli):
                 "optimizer_bytes", "activations_bytes", "total_bytes", "bubble_fraction", "dp_comm_bytes",
                 "tp_comm_bytes", "pp_comm_bytes", "step_seconds", "mfu", "bound", "why"):
         assert key in rows[0]
-    assert rows[0]["tp"] * rows[0]["pp"] * rows[0]["dp"] == 16
+    assert rows[0]["tp"] * rows[0]["cp"] * rows[0]["pp"] * rows[0]["dp"] == 16
     assert doc["search"]["candidates"] >= doc["search"]["fitting"] >= len(rows)
 
 
@@ -297,13 +298,14 @@ def test_overlap_hides_dp_communication(cli):
 
 
 def test_links_inside_and_across_nodes(cli):
-    # TP 8 inside a DGX uses NVLink; TP 16 spills onto the network and costs far more.
+    # TP 8 inside a DGX uses NVLink; TP 16 spills onto the network and costs far more, even run hierarchically
+    # (each layer's all-reduce then also crosses the 50 GB/s rails: 2·(1/2)·(S/8)/50e9 on top of NVLink's share).
     base = ("parallel", "-m", "llama-3.1-70b", "-g", "h100-sxm", "--gpus", "64", "--global-batch", "64", "--seq",
             "4096", "--recompute", "full", "--json")
     in_node = results(cli(*base, "--tp", "8"))
     across = cli(*base, "--tp", "16")
     assert any("spans nodes" in n for n in across.json()["notes"])
-    assert results(across)["tp_comm_seconds"] > 5 * in_node["tp_comm_seconds"]
+    assert results(across)["tp_comm_seconds"] > 2 * in_node["tp_comm_seconds"]
     # --net-bw and --gpus-per-node are honoured.
     faster = results(cli(*base, "--tp", "16", "--gpus-per-node", "16"))
     assert faster["tp_comm_seconds"] < results(across)["tp_comm_seconds"]
@@ -352,10 +354,10 @@ def test_check_exit_3(cli):
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "3"), "divide"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--dp", "4", "--tp", "4", "--pp", "2"), "not --gpus 64"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--global-batch", "100"), "multiple"),
-    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "4", "--virtual-stages", "5"), "layers"),
+    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--pp", "4", "--virtual-stages", "25"), "layers"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--tp", "8", "--virtual-stages", "2"), "--pp > 1"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "5"), "--zero"),
-    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--zero", "1,2"), "--search"),
+    (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--search", "--precision", "mixed,bf16"), "one value"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--recompute", "most"), "--recompute"),
     (("-m", "gpt3-175b", "-g", "a100", "--search"), "--gpus"),
     (("-m", "gpt3-175b", "-g", "a100", "--gpus", "64", "--dp", "8"), "--tp or --pp"),

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from llmcalc.core import parallel as par
+from llmcalc.core import parallel_search as ps
 from llmcalc.spec import GpuSpec, ModelSpec
 
 GPUS = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
@@ -163,7 +164,7 @@ def test_search_returns_only_layouts_that_fit_and_its_best_beats_any_hand_pick(s
     B = N * data.draw(st.sampled_from([1, 2, 4, 8]))
     run = data.draw(runs(seq, B))
     cluster = par.Cluster.from_gpu(gpu)
-    res = par.search(spec, gpu, cluster, run, N, top=0)
+    res = ps.search(spec, gpu, cluster, run, N, top=0)
     r = res.results
     if res.fitting:
         assert np.all(r["fits"].value)
@@ -213,3 +214,33 @@ def test_json_is_finite(cli, heads, layers, N, search, zero, rec):
         for key in ("total_bytes", "step_seconds", "mfu", "bubble_fraction", "dp_comm_bytes", "tp_comm_bytes",
                     "pp_comm_bytes"):
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key])
+
+
+# ----------------------------------------------------------------------------------------------
+# Overlap never makes a step slower; context parallelism shrinks activations and keeps the FLOPs.
+
+
+@settings(max_examples=80, deadline=None)
+@given(models(), gpus(), st.data())
+def test_overlap_never_slows_a_step_and_cp_divides_activations(spec, gpu, data):
+    import dataclasses
+    seq = data.draw(st.sampled_from([1024, 4096, 16384]))
+    t = data.draw(st.sampled_from([x for x in (1, 2, 4, 8, 16) if tp_ok(spec, x)]))
+    p = data.draw(st.sampled_from([x for x in (1, 2, 4) if x <= spec.layers]))
+    d = data.draw(st.sampled_from([1, 2, 8]))
+    cp = data.draw(st.sampled_from([1, 2, 4]))
+    B = d * 2 * data.draw(st.integers(1, 8))
+    layout = dict(dp=d, tp=t, pp=p, micro_batch=1, zero=data.draw(st.sampled_from([0, 1, 2, 3])),
+                  recompute=data.draw(st.sampled_from(["none", "selective", "full"])), sp=data.draw(st.booleans()),
+                  cp=cp)
+    run = data.draw(runs(seq, B))
+    cl = par.Cluster.from_gpu(gpu)
+    plain = par.evaluate(spec, gpu, cl, dataclasses.replace(run, tp_overlap=False, overlap_dp=False), **layout)
+    for change in (dict(tp_overlap=True), dict(overlap_dp=True), dict(tp_overlap=True, overlap_dp=True)):
+        hidden = par.evaluate(spec, gpu, cl, dataclasses.replace(run, **{"overlap_dp": False, **change}), **layout)
+        assert float(hidden["step_seconds"].value) <= float(plain["step_seconds"].value) * (1 + 1e-12)
+    if cp > 1 and run.flash:
+        one = par.evaluate(spec, gpu, cl, run, **{**layout, "cp": 1})
+        many = par.evaluate(spec, gpu, cl, run, **layout)
+        assert float(many["activations_bytes"].value) == pytest.approx(float(one["activations_bytes"].value) / cp)
+        assert float(many["hardware_flops"].value) == float(one["hardware_flops"].value)

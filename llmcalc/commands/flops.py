@@ -58,6 +58,8 @@ def flops(
     gpu_cost: GpuCostOpt = None, gpu_power: GpuPowerOpt = None, pue: PueOpt = None, grid_intensity: GridOpt = None,
     compute_budget: Annotated[Optional[str], typer.Option("--compute-budget", help="A training budget: FLOPs, or GPU-hours with -g, or USD with --gpu-cost; gives the compute-optimal model and tokens.", rich_help_panel="Compute-optimal", show_default=False)] = None,
     fit: Annotated[str, typer.Option("--fit", help="hoffmann-1, hoffmann-2, hoffmann-3 (Chinchilla's three approaches) or besiroglu (the 2024 refit).", rich_help_panel="Compute-optimal")] = "hoffmann-1",
+    compute_dtype: Annotated[Optional[str], typer.Option("--compute-dtype", help="Matmul precision, bf16 or fp8: fp8 runs the matmuls at the fp8 peak, attention in bf16 (time and MFU against that blend).",
+                                                         show_default=False)] = None,
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -99,13 +101,19 @@ def flops(
         inp.fixed("causal", causal, unit="bool")
     else:
         inp.fixed("causal", causal, unit="bool")
-        if mfu is not None or measured is not None:
+        if mfu is not None or measured is not None or compute_dtype is not None:
             from llmcalc.errors import InputError
-            raise InputError("--mfu and --tokens-per-s need a GPU: add -g NAME (e.g. -g h100-sxm)")
+            raise InputError("--mfu, --tokens-per-s and --compute-dtype need a GPU: add -g NAME (e.g. -g h100-sxm)")
     inp.fixed("recompute", recompute, unit="str")
     v = inp.grid()
     r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
-    peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
+    if gpu_spec is not None and compute_dtype is not None:   # time at the blended peak (core/precision.py)
+        from llmcalc.core.precision import COMPUTE_DTYPES, blended_peak, compute_note
+        cd = inp.fixed("compute_dtype", choice("--compute-dtype", compute_dtype, COMPUTE_DTYPES), unit="str")
+        peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
+        notes += [n + "; time and MFU against that blend" for n in [compute_note(cd)] if n]
+    else:
+        peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
     add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                      mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
     from llmcalc.commands import cost_options

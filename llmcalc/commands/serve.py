@@ -72,6 +72,8 @@ def serve(
     mfu: MfuOpt = None,
     allreduce_latency: AllreduceLatencyOpt = None,
     mem_util: MemUtilOpt = None,
+    compute_dtype: _opt("--compute-dtype", "Matmul precision, bf16 or fp8 (fp8: the matmuls at the fp8 peak, attention in bf16). Default bf16; a comma list sweeps.", EFF) = None,
+    ep: Annotated[bool, typer.Option("--ep", help="MoE: experts spread over the --tp GPUs (expert parallelism): all-to-alls per MoE layer instead of its all-reduce.", rich_help_panel=EFF)] = False,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest prompt + generation that fits at --batch (max_seq; always in the results).")] = False,
     rate: _opt("--rate", "Requests/s arriving as a Poisson process: simulate a continuous-batching engine under that load.", LOAD) = None,
     requests: _opt("--requests", "Requests simulated (default 1000).", LOAD) = None,
@@ -129,6 +131,12 @@ def serve(
                label="tokens per prefill chunk (vllm)", outer=True)
     notes.append("peak_memory_bytes: prefill transient by --engine (default vllm); fits and max_batch count "
                  "weights + cache")
+    from llmcalc.core.precision import COMPUTE_DTYPES, compute_dtype as check_compute, compute_note
+    cds = inp.choices("compute_dtype", compute_dtype, COMPUTE_DTYPES, default="bf16", label="matmul dtype")
+    for cd in cds if isinstance(cds, list) else [cds]:
+        check_compute(gpu_spec, requested=cd)
+        notes += [n for n in [compute_note(cd)] if n]
+    inp.fixed("ep", ep, unit="bool")
     target = read_seconds(inp, "target_latency", target_latency, None, "target time per token")
     if target is not None and (inp.swept or inp.outer):
         raise InputError("--target-latency searches over the batch itself; give single values for the rest")
@@ -139,7 +147,7 @@ def serve(
         check_formats(v)
         kw = dict(weight_dtype=v["weight_dtype"], kv_dtype=v["kv_dtype"], group_size=int(v["weight_group_size"]),
                   kv_group_size=int(v["kv_group_size"]), scale_bytes=float(v["scale_bytes"]), tp=int(v["tp"]),
-                  mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]))
+                  mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]), dtype=v["compute_dtype"], ep=ep)
         if v["gen_min"] is not None and _most(v["gen_min"]) > _least(v["gen"]):
             raise InputError("--gen-min must not exceed --gen")
         r = sv.serve(spec, gpu_spec, v["batch"], v["prompt"], v["gen"], gen_min=v["gen_min"],

@@ -250,6 +250,8 @@ def run(mode: str, v: dict, gpu: GpuSpec, dtype: str, *, spec=None, heads: int =
         Fn, Qn = attention(Z, v["seq"], head_dim, p, flash=False)
         place(r, Fn, Qn, peak, bw, prefix="naive_", label="naive attention")
         r.calc("flash_traffic_reduction", TRAFFIC_RATIO, "factor", "HBM bytes: naive ÷ flash", naive=Qn, flash=Q)
+        from llmcalc.core.flash import flash_bound   # with SRAM and L2: what kernels can reach (FA2/FA3 below it)
+        flash_bound(gpu, Z=Z, S=v["seq"], d=head_dim, p=p, peak=peak, Br=v["tile"], out=r, prefix="flash_l2_")
         points = [("flash attn", r["intensity"].value), ("naive attn", r["naive_intensity"].value)]
     elif mode == "model":
         model_phases(r, spec, gpu, v["batch"], v["seq"], dtype=dtype, weight_dtype=weight_dtype,

@@ -24,8 +24,10 @@ Every function accepts NumPy arrays (of one broadcastable shape) for batch, cont
 
 from __future__ import annotations
 
+from llmcalc.core.comm import allreduce_seconds_expr
 from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results, where
+from llmcalc.core.precision import blended_peak, compute_dtype as resolve_compute_dtype
 from llmcalc.core.quant import WEIGHT_FORMATS, mbu_class, weight_parts
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
@@ -61,8 +63,12 @@ KV_PER_GPU = Formula("kv * share")
 STEP_BYTES = Formula("weights_read / T + kv_read + kv_write")
 T_MATH = Formula("F / (T * peak * mfu)")
 T_MEM = Formula("Q / (bw * mbu)")
-# Ring all-reduce (seed 003 App. B): each GPU sends and receives 2(T-1)/T of the buffer.
-T_COMM = Formula("2 * L * (alpha + 2 * (T - 1) / T * B * t * D * a / link)")
+# Two ring all-reduces per layer (core/comm.py), each paying one fixed latency (NCCL's LL protocol).
+T_COMM = Formula("2 * L * (" + allreduce_seconds_expr("T", "B * t * D * a", "link", "alpha", steps="1") + ")")
+# Expert parallelism over the T GPUs (vLLM's --enable-expert-parallel): each MoE layer's MLP all-reduce becomes
+# a dispatch and a combine all-to-all (core/moe.py's a2a seconds for the step, all MoE layers).
+T_COMM_EP = Formula("(2 * L - L_moe) * (" + allreduce_seconds_expr("T", "B * t * D * a", "link", "alpha", steps="1")
+                    + ") + a2a")
 STEP_TIME = Formula("max(t_math, t_mem) + t_comm")
 # Ceilings per sequence (STYLE.md #6, gpt-fast's "Bandwidth achieved"): tokens/s if only bytes, or only
 # FLOPs, limited the step, at 100% of the hardware.
@@ -124,13 +130,13 @@ def kv_share_per_gpu(spec: ModelSpec, tp: int) -> float:
 def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None, weight_dtype: str = "bf16",
          kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, dtype: str | None = None,
-         out: Results | None = None, prefix: str = "", label: str = "") -> Results:
+         out: Results | None = None, prefix: str = "", label: str = "", ep: bool = False) -> Results:
     """One forward step of ``tokens`` new tokens for each of ``batch`` sequences holding ``context`` cached
     tokens: FLOPs, bytes (weights read, cache read, cache written), and time on ``tp`` GPUs.
 
     ``logits``: tokens per sequence whose logits are computed (default all new tokens; prefill: 1).
     ``dtype``: whose peak FLOP/s bounds the math (default bf16: weight-only quantisation dequantises and
-    multiplies in 16-bit, as gpt-fast does).
+    multiplies in 16-bit, as gpt-fast does); fp8: the matmuls at the fp8 peak, attention in bf16.
     """
     from llmcalc.core.kv import kv_cache_bytes
 
@@ -139,7 +145,6 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
     B, c, t = batch, context, tokens
     logits = t if logits is None else logits
-    peak = gpu.peak_flops(dtype or gpu.half_dtype)
     bw = gpu.hbm_bytes_per_s
     mbu = default_mbu(weight_dtype) if mbu is None else mbu
     mfu = DEFAULT_MFU if mfu is None else mfu
@@ -160,6 +165,7 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     F = r.calc(p + "flops", STEP_FLOPS, "flop", lab + "FLOPs (all GPUs)",
                attn_proj=fb["attention_projection_flops"].value, attn_score=attn, mlp=fb["mlp_flops"].value,
                lm_head=lm)
+    peak = blended_peak(gpu, dtype, attn / F)   # fp8: matmuls at the fp8 peak, attention in bf16 (core/precision.py)
 
     # -- bytes per GPU
     # weights in their format (core.quant): embedding tables gathered one row per token, not streamed
@@ -189,7 +195,15 @@ def step(spec: ModelSpec, gpu: GpuSpec, batch, context, tokens=1, *, logits=None
     # -- time
     t_math = r.calc(p + "t_math_seconds", T_MATH, "s", lab + "T_math at MFU", F=F, T=tp, peak=peak, mfu=mfu)
     t_mem = r.calc(p + "t_mem_seconds", T_MEM, "s", lab + "T_mem at MBU", Q=Q, bw=bw, mbu=mbu)
-    if tp > 1:
+    if tp > 1 and ep:
+        from llmcalc.core.moe import step_alltoall
+        from llmcalc.core.parallel import Cluster
+        link = link_bandwidth(gpu, tp)
+        a2a = step_alltoall(spec, Cluster(gpu.gpus_per_node, link, link, alpha, alpha), B, t, tp)["ep_alltoall_seconds"]
+        t_comm = r.calc(p + "t_comm_seconds", T_COMM_EP, "s", lab + f"T_comm: all-reduces, MoE all-to-alls over {tp} GPUs",
+                        L=L, L_moe=spec.moe_layers, alpha=alpha, T=tp, B=B, t=t, D=D, a=ACT_BYTES, link=link,
+                        a2a=a2a.value)
+    elif tp > 1:
         t_comm = r.calc(p + "t_comm_seconds", T_COMM, "s", lab + f"T_comm: 2 all-reduces per layer over {tp} GPUs",
                         L=L, alpha=alpha, T=tp, B=B, t=t, D=D, a=ACT_BYTES, link=link_bandwidth(gpu, tp))
     else:
@@ -252,19 +266,25 @@ def mean_step_seconds(spec: ModelSpec, gpu: GpuSpec, batch, c0, c1, tokens=1, **
 
 def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
           kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
-          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None) -> Results:
+          tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None,
+          dtype: str | None = None, ep: bool = False) -> Results:
     """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
-    end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching."""
+    end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching. ``dtype``: the
+    compute dtype (bf16, or fp8: matmuls at the fp8 peak); ``ep``: experts spread over the ``tp`` GPUs."""
     from llmcalc.core.capacity import add_capacity
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, check_tp, kv_bytes_per_token, kv_cache_bytes
 
     check_tp(spec, tp)
+    if ep:
+        from llmcalc.core.moe import check_ep
+        check_ep(spec, max(tp, 2))
     weight_dtype = check_dtype("--weight-dtype", weight_dtype)
     mbu_v = default_mbu(weight_dtype) if mbu is None else mbu
     mfu_v = DEFAULT_MFU if mfu is None else mfu
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
     kw = dict(weight_dtype=weight_dtype, kv_dtype=kv_dtype, group_size=group_size, kv_group_size=kv_group_size,
-              scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha)
+              scale_bytes=scale_bytes, tp=tp, mbu=mbu_v, mfu=mfu_v, alpha=alpha,
+              dtype=resolve_compute_dtype(gpu, requested=dtype), ep=ep)
     B, P, G = batch, prompt, gen
     peak, bw = gpu.peak_flops(gpu.half_dtype), gpu.hbm_bytes_per_s
     r = Results()
