@@ -13,6 +13,7 @@ Every function takes batch ``B`` and sequence ``S`` as numbers or NumPy arrays o
 from __future__ import annotations
 
 from llmcalc.core.formula import Formula, Results
+from llmcalc.core.geometry import attention_linears, weights_per_token
 from llmcalc.errors import InputError
 from llmcalc.core.params import active_params, embedding_params, total_params
 from llmcalc.spec import ModelSpec
@@ -45,15 +46,9 @@ MFU_MEASURED = Formula("training / (B * S) * tokens_per_s / (N * peak)")
 
 
 def attention_projection_weights(spec: ModelSpec) -> int:
-    """Weights of Q, K, V and O in one layer (no biases, no norms): the matmul sizes per token."""
-    H = spec.hidden
-    if spec.mla:
-        m = spec.mla
-        q = (H * m.q_lora_rank + m.q_lora_rank * spec.q_dim) if m.q_lora_rank else H * spec.q_dim
-        kv = H * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * spec.heads * (
-            m.qk_nope_head_dim + m.v_head_dim)
-        return q + kv + spec.attn_out_dim * H
-    return H * (spec.q_dim + 2 * spec.kv_dim) + spec.attn_out_dim * H
+    """Weights of Q, K, V and O in one layer (no biases, no norms): the matmul sizes per token
+    (core/geometry.py)."""
+    return weights_per_token(attention_linears(spec))
 
 
 def head_dims(spec: ModelSpec) -> tuple[int, int]:

@@ -113,34 +113,15 @@ def _check(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 def matrix_params(spec: ModelSpec) -> tuple[int, int]:
     """(elements in 2-D weight matrices, sum over those matrices of rows + cols). Vectors (biases, norms) are
-    the rest of the parameters. Used by Adafactor (factored second moment) and 8-bit Adam (small tensors)."""
+    the rest of the parameters. Used by Adafactor (factored second moment) and 8-bit Adam (small tensors).
+    The linear modules come from core/geometry.py; the embedding tables are matrices too."""
+    from llmcalc.core.geometry import linear_modules
+
     H = spec.hidden
     mats: list[tuple[int, int, int]] = [(spec.vocab, H, 1)]
     if spec.position == "learned":
         mats.append((spec.max_seq, H, 1))
-    L = spec.layers
-    if spec.mla:
-        m = spec.mla
-        if m.q_lora_rank:
-            mats += [(H, m.q_lora_rank, L), (m.q_lora_rank, spec.q_dim, L)]
-        else:
-            mats.append((H, spec.q_dim, L))
-        mats += [(H, m.kv_lora_rank + m.qk_rope_head_dim, L),
-                 (m.kv_lora_rank, spec.heads * (m.qk_nope_head_dim + m.v_head_dim), L)]
-    else:
-        mats += [(H, spec.q_dim, L), (H, spec.kv_dim, 2 * L)]
-    mats.append((spec.attn_out_dim, H, L))
-    n = spec.mlp_matrices
-    if spec.dense_mlp_layers:
-        mats.append((H, spec.ffn, n * spec.dense_mlp_layers))
-    if spec.moe:
-        moe = spec.moe
-        mats.append((H, moe.experts, spec.moe_layers))
-        mats.append((H, moe.expert_ffn, n * moe.experts * spec.moe_layers))
-        if moe.shared_ffn:
-            mats.append((H, moe.shared_ffn, n * spec.moe_layers))
-    if not spec.tie_embeddings:
-        mats.append((spec.vocab, H, 1))
+    mats += [(m.d_in, m.d_out, m.count) for m in linear_modules(spec) if not m.shared]
     elems = sum(r * c * k for r, c, k in mats)
     rc = sum((r + c) * k for r, c, k in mats)
     return elems, rc
