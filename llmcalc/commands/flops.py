@@ -7,12 +7,15 @@ from typing import Annotated, Optional
 import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.commands.finetune import LoraRankOpt, LoraTargetsOpt, MethodOpt
 
 EPILOG = """Examples:
 
   llmcalc flops -m gpt2 --seq 1024
 
   llmcalc flops --hidden 768 --layers 12 --heads 12 --vocab 50257 --seq 1024 --explain
+
+  llmcalc flops -m llama-2-7b --seq 2048 --method full,lora --lora-rank 16 --explain
 
   llmcalc flops -m llama-3.1-405b --seq 8192 --tokens 15T -g h100-sxm --gpus 16384 --mfu 0.4
 
@@ -48,6 +51,7 @@ def flops(
     tokens_per_s: Annotated[Optional[str], typer.Option("--tokens-per-s", help="Measured training tokens/s of all GPUs: report the MFU it implies.",
                                                         show_default=False)] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Dtype of the GPU peak used for time (bf16, fp16, fp8, tf32, fp32).")] = "bf16",
+    method: MethodOpt = None, lora_rank: LoraRankOpt = None, lora_targets: LoraTargetsOpt = None,
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -90,12 +94,24 @@ def flops(
             from llmcalc.errors import InputError
             raise InputError("--mfu and --tokens-per-s need a GPU: add -g NAME (e.g. -g h100-sxm)")
     inp.fixed("recompute", recompute, unit="str")
+    from llmcalc.commands import finetune
+    ft = finetune.read_flags(inp, method, lora_rank, lora_targets)
+    notes += finetune.default_targets_note(ft, lora_targets)
     v = inp.grid()
-    r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
+    finetune.label_choices(inp, "method")
     peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
-    add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
-                     mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
+
+    def compute(m: str):
+        r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute, method=m,
+                                lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
+        return add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
+                                mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
+
+    r = finetune.by_choice(inp, v, "method", ft["methods"], compute)
+    if ft["methods"] != ["full"]:
+        notes.append("LoRA/QLoRA step: base forward + adapters forward and backward + the base's input gradients "
+                     "(no base weight gradients): about 4·P·T + adapters, against 6·P·T for full fine-tuning")
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"],
-                    schema=SCHEMA)
+                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"]
+                    + (["trainable_params"] if ft["methods"] != ["full"] else []), schema=SCHEMA)
     output(report, **out)

@@ -522,3 +522,47 @@ def breakeven(spec: ModelSpec, seq, r: Results | None = None, **kw) -> Results:
            "batch above which mixed precision saves memory (the Decoder-Only Transformers notes eq. 2.9)",
            fixed_mixed=fm, fixed_fp32=ff, act_fp32=af, act_mixed=am)
     return r
+
+
+def max_rank(spec: ModelSpec, batch, seq, usable, **kw) -> Any:
+    """The largest LoRA rank whose total memory fits in ``usable`` bytes (0 if not even rank 1), at most the
+    smallest dimension of an adapted module."""
+    import numpy as np
+
+    from llmcalc.core import lora
+    ft = lora.plan(spec, kw.get("method", "lora"), 1, kw.get("lora_targets"))
+    cap = min(min(a.d_in, a.d_out) for a in ft.adapters)
+    kw = {k: v for k, v in kw.items() if k != "lora_rank"}
+    shape = np.broadcast(np.asarray(batch), np.asarray(seq), np.asarray(usable)).shape
+    res = _largest(lambda r: training_memory(spec, batch, seq, lora_rank=np.minimum(r, cap), **kw)["total_bytes"].value,
+                   usable, shape, limit=cap)
+    res = np.minimum(res, cap)
+    return res if shape else float(res)
+
+
+def what_fits(spec: ModelSpec, batch, seq, usable, gpus=(), **kw) -> list[tuple[dict, str]]:
+    """When a single point does not fit ``usable`` bytes, the computed alternatives that do, each as
+    (the flags that change, what it needs per GPU): the smallest power-of-two --dp with ZeRO-3; --method qlora
+    (with a LoRA rank it fits); the GPUs of ``gpus`` (name, usable bytes), smallest first, the first that fits."""
+    out: list[tuple[dict, str]] = []
+
+    def total(**change) -> float:
+        return float(training_memory(spec, batch, seq, **{**kw, **change})["total_bytes"].value)
+
+    dp = 2
+    while dp <= 4096:
+        need = total(zero=3, dp=dp)
+        if need <= usable:
+            out.append(({"zero": 3, "dp": dp}, need))
+            break
+        dp *= 2
+    if kw.get("method", "full") != "qlora" and kw.get("precision", "mixed") in ("mixed", "bf16"):
+        need = total(method="qlora")
+        if need <= usable:
+            out.append(({"method": "qlora"}, need))
+    base = total()
+    for name, room in sorted(gpus, key=lambda g: g[1]):
+        if base <= room:
+            out.append(({"gpu": name}, base))
+            break
+    return out
