@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback.
 
     ``-m a,b,c`` and ``-g x,y`` compare: the command runs once per model × GPU and the reports are
-    printed together, one row per model/GPU (and per sweep point)."""
+    printed together, one row per model/GPU (and per sweep point). ``-g all``: every GPU preset."""
     args = list(sys.argv[1:] if argv is None else argv)
     variants = _comparisons(args)
     if variants is None:
@@ -109,7 +109,10 @@ def _comparisons(args: list[str]) -> list[list[str]] | None:
             i += 1
         else:
             continue
-        if "," in value and not os.path.exists(value):
+        if flag in ("-g", "--gpu") and value.strip().lower() == "all" and not os.path.exists(value):
+            from llmcalc.presets import preset_files
+            slots.append((i, flag if eq else "", list(preset_files("gpus"))))
+        elif "," in value and not os.path.exists(value):
             names = [v.strip() for v in value.split(",") if v.strip()]
             if names:
                 slots.append((i, flag if eq else "", names))
