@@ -899,6 +899,10 @@ for _a, _stated in ((0.75, 3.3), (0.8, 3.9), (0.87, 4.9)):
         LEVIATHAN + ", App. A.5", "×")
 
 
+from validation_finetune import register as _register_finetune  # noqa: E402  (LoRA/QLoRA: papers, PEFT, torch)
+_register_finetune(add, GROUPS, rounding_band)
+
+
 def cases(group: str | None = None) -> list[Case]:
     return [c for c in CASES if group is None or c.group == group]
 
