@@ -131,7 +131,7 @@ def test_method_sweep_gives_one_row_per_method(cli):
     assert [r["method"] for r in rows] == ["full", "lora", "qlora"]
     assert rows[0]["trainable_params"] == rows[0]["params_per_gpu"] and rows[0]["frozen_params"] == 0
     assert rows[0]["total_bytes"] > rows[1]["total_bytes"] > rows[2]["total_bytes"]
-    assert rows[0].get("weights/frozen") is None and rows[1]["weights/frozen"] > rows[2]["weights/frozen"]
+    assert rows[0]["weights/frozen"] == 0 and rows[1]["weights/frozen"] > rows[2]["weights/frozen"] > 0
     assert set(rows[0]) == set(rows[1]) == set(rows[2])
 
 

@@ -103,7 +103,7 @@ ACT_EAGER_FT = Formula(
     "S * B * ((n_n * (e_n * H + st) + (c_a + c_m) * e * H + m_h * H) / t_sp + (e * (c_q * Hq + (c_k + c_v) * Hkv"
     " + c_o * Ho + (c_f * k_f + c_d) * F + R) + c_s * lse * a) / t) + c_s * s_e * a * S**2 * B / t")
 ACT_LAYERS = Formula("L_s * m * per_layer")
-# Layer 1 reads the frozen embedding, whose output carries no gradient: it keeps less (activations/first_layer).
+# Layer 1 reads the frozen embedding, whose output carries no gradient: it keeps less (first_layer_activations).
 ACT_LAYERS_FT = Formula("m * ((L_s - 1) * per_layer + first_layer)")
 ACT_EMB_MEGATRON = Formula("m * (8 * B * S + B * S * H / t_sp)")
 ACT_EMB_EAGER = Formula(
@@ -269,12 +269,12 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
             else:
                 r.calc("activations/per_layer", ACT_EAGER, "byte", label, N_n=spec.norms_per_layer, k_f=k_f, **shape)
     per_layer = r["activations/per_layer"].value
+    if "first_layer_activations" not in r:     # full fine-tuning, or checkpointed: every layer keeps alike
+        r.put("first_layer_activations", per_layer, "byte", "the first layer, one micro-batch (as the others)")
     if ft is not None:
-        if "activations/first_layer" not in r:     # checkpointed: every layer keeps its input alike
-            r.put("activations/first_layer", per_layer, "byte", "the first layer, one micro-batch (as the others)")
         r.calc("activations/layers", ACT_LAYERS_FT, "byte",
                "transformer layers on this GPU × micro-batches in flight (the first reads the frozen embedding)",
-               L_s=L_s, m=m, per_layer=per_layer, first_layer=r["activations/first_layer"].value)
+               L_s=L_s, m=m, per_layer=per_layer, first_layer=r["first_layer_activations"].value)
     else:
         r.calc("activations/layers", ACT_LAYERS, "byte", "transformer layers on this GPU × micro-batches in flight",
                L_s=L_s, m=m, per_layer=per_layer)
@@ -327,7 +327,7 @@ def _layer_rows(r: Results, spec: ModelSpec, ft, form: Formula, label: str, shap
     from llmcalc.core.lora import activation_flags
     every, first = activation_flags(spec, ft, flash, norms)
     r.calc("activations/per_layer", form, "byte", label, **shape, **every)
-    r.calc("activations/first_layer", form, "byte", "the first layer, one micro-batch (it reads the frozen "
+    r.calc("first_layer_activations", form, "byte", "the first layer, one micro-batch (it reads the frozen "
            "embedding: only tensors needed for a gradient stay)", **shape, **first)
 
 
@@ -378,7 +378,10 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     if ft is None:
         weights = parts.calc("weights_bytes", WEIGHTS, "byte",
                              f"weights ({w} B/param" + (", ZeRO-3 sharded)" if zero >= 3 else ")"), P_g=P_g, w=w, z=z_w)
-        P_t = P_g
+        P_t = parts.put("trainable_params_per_gpu", P_g, "params", "trainable parameters held per GPU (all)")
+        parts.put("weights/frozen", 0, "byte", "frozen base (none: every weight trains)")
+        parts.put("weights/adapters", 0, "byte", "LoRA adapters (none)")
+        parts.put("weights/dequantised", 0, "byte", "no dequantisation (the base is not quantised)")
         elems, rc = matrix_params(spec)
         f_factored, f8 = (rc + (P_total - elems)) / P_total, elems / P_total
     else:
@@ -428,14 +431,14 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     out["activations_bytes"] = acts["activations_bytes"]
     out["total_bytes"] = parts["total_bytes"]
     out["params_per_gpu"] = parts["params_per_gpu"]
-    if ft is not None:
-        out["trainable_params_per_gpu"] = parts["trainable_params_per_gpu"]
+    out["trainable_params_per_gpu"] = parts["trainable_params_per_gpu"]
     for k, row in parts.items():
         if k.startswith(("optimizer/", "weights/")):
             out[k] = row
     for k, row in acts.items():
         if k.startswith("activations/"):
             out[k] = row
+    out["first_layer_activations"] = acts["first_layer_activations"]
     return out
 
 
