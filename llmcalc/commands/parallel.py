@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from llmcalc.commands.finetune import LoraRankOpt, LoraTargetsOpt, MethodOpt
 from llmcalc.cli_support import GpuOpt, ModelOpt, output, shared_options
 
 EPILOG = """Examples:
@@ -94,6 +95,7 @@ def parallel(
     reserve: ReserveOpt = None,
     fragmentation: FragmentationOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the layout does not fit (with --search: when none does).")] = False,
+    method: MethodOpt = None, lora_rank: LoraRankOpt = None, lora_targets: LoraTargetsOpt = None,
     arch: dict = None, out: dict = None,
 ) -> int:
     """Data × tensor × pipeline parallelism with ZeRO: per-GPU memory (train-mem's model), DP/TP/PP bytes and
@@ -136,7 +138,7 @@ def parallel(
                      "shorter length (set --seq)")
     common = dict(precision=precision, grad=grad, optimizer=optimizer, activations=activations, flash=flash,
                   causal=causal, reserve=reserve_v, fragmentation=frag_v, overlap_dp=overlap_dp,
-                  peak_dtype=peak_dtype, cluster=cluster)
+                  peak_dtype=peak_dtype, cluster=cluster, finetune=_finetune_flags(method, lora_rank, lora_targets))
     inp = Inputs()
 
     if search:
@@ -349,6 +351,11 @@ def _common_inputs(inp, gpu_spec, c: dict) -> None:
     inp.fixed("dtype", par.peak_dtype(gpu_spec, c["precision"], c["peak_dtype"]), unit="str")
     inp.fixed("reserve", c["reserve"], unit="byte")
     inp.fixed("fragmentation", c["fragmentation"], unit="ratio")
+    ft = c["finetune"]
+    inp.fixed("method", ft["method"], unit="str")
+    if ft["method"] != "full":
+        inp.fixed("lora_rank", ft["lora_rank"], unit="count")
+        inp.fixed("lora_targets", ",".join(ft["lora_targets"]), unit="str")
     inp.fixed("gpus_per_node", cl.gpus_per_node, unit="count")
     inp.fixed("nvlink_bw", cl.nvlink_bw, unit="byte/s")
     inp.fixed("net_bw", cl.net_bw, unit="byte/s")
@@ -356,12 +363,26 @@ def _common_inputs(inp, gpu_spec, c: dict) -> None:
     inp.fixed("net_latency", cl.net_latency, unit="s")
 
 
+def _finetune_flags(method, lora_rank, lora_targets) -> dict:
+    """One fine-tuning method (train-mem and flops sweep a comma list; here the layout is what varies)."""
+    from llmcalc.cli_support import Inputs
+    from llmcalc.commands import finetune
+    from llmcalc.errors import InputError
+    if method and "," in method:
+        raise InputError("parallel takes one --method (full, lora or qlora); train-mem and flops compare several")
+    if lora_rank is not None and "," in lora_rank or lora_rank is not None and ".." in lora_rank:
+        raise InputError("parallel takes one --lora-rank")
+    flags = finetune.read_flags(Inputs(), method, lora_rank, lora_targets)
+    return dict(method=flags["methods"][0], lora_rank=flags["lora_rank"], lora_targets=flags["lora_targets"])
+
+
 def _training(c: dict, seq, global_batch, schedule: str, compute_mfu, tokens):
     from llmcalc.core import parallel as par
     return par.Training(seq=seq, global_batch=global_batch, precision=c["precision"], grad_dtype=c["grad"],
                         optimizer=c["optimizer"], activations=c["activations"], flash=c["flash"], causal=c["causal"],
                         schedule=schedule, compute_mfu=compute_mfu, overlap_dp=c["overlap_dp"], dtype=c["peak_dtype"],
-                        tokens=tokens, reserve_bytes=c["reserve"], fragmentation=c["fragmentation"])
+                        tokens=tokens, reserve_bytes=c["reserve"], fragmentation=c["fragmentation"],
+                        **c["finetune"])
 
 
 def _closing_notes(notes: list[str], c: dict, compute_mfu_given, inp) -> None:

@@ -238,7 +238,7 @@ def weight_rows(parts: Results, spec: ModelSpec, ft: FineTune, *, w: float, P_la
     else:
         b_q = b_u = w
         frozen_label = f"frozen base ({w:g} B/param)"
-    frozen = parts.calc("weights/frozen", FROZEN_WEIGHTS, "byte", frozen_label + (", ZeRO-3 sharded" if z != 1 else ""),
+    frozen = parts.calc("weights/frozen", FROZEN_WEIGHTS, "byte", frozen_label + (", ZeRO-3 sharded" if hasattr(z, "shape") or z != 1 else ""),
                         Q_l=Q_l, b_q=b_q, U_l=P_layers - Q_l, b_u=b_u, L_s=L_s, L=L, P_e=P_ends, t=tp, z=z)
     A_g = parts.calc("trainable_params_per_gpu", ADAPTERS_GPU, "params", "adapter parameters held per GPU",
                      A_l=ft.rank * ft.width_layers, L_s=L_s, L=L, A_e=ft.rank * ft.width_head, t=tp)

@@ -169,6 +169,9 @@ class Training:
     tokens: Any = None                # a token budget: training days and GPU-hours
     reserve_bytes: float | None = None
     fragmentation: float | None = None
+    method: str = "full"              # full, lora or qlora (core/lora.py): frozen-base memory and FLOPs
+    lora_rank: Any = 16
+    lora_targets: Any = None
 
 
 PEAK_DTYPES = {"fp32": ("tf32", "fp32"), "mixed": ("bf16", "fp16"), "bf16": ("bf16", "fp16"),
@@ -315,6 +318,10 @@ def _within(group, stride, G):
     return where(group * stride <= G, 1, 0)
 
 
+def _finetune(run: Training) -> dict:
+    return dict(method=run.method, lora_rank=run.lora_rank, lora_targets=run.lora_targets)
+
+
 def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, dp, tp, pp, micro_batch,
              virtual=1, zero: int = 0, recompute: str = "none", sp: bool = False) -> Results:
     """Memory, communication, bubble and step time of layouts (d, t, p, b, v: numbers or NumPy arrays of one
@@ -344,13 +351,13 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     # Memory: train-mem's model, per GPU, on the busiest (first) stage.
     mem = training_memory(spec, b, s, precision=run.precision, grad_dtype=run.grad_dtype, optimizer=run.optimizer,
                           activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d, tp=t,
-                          pp=p, sp=sp, in_flight_microbatches=in_flight)
+                          pp=p, sp=sp, in_flight_microbatches=in_flight, **_finetune(run))
     add_gpu_fit(mem, gpu.device_memory_bytes,
                 DEFAULT_RESERVE_BYTES if run.reserve_bytes is None else run.reserve_bytes,
                 DEFAULT_FRAGMENTATION if run.fragmentation is None else run.fragmentation)
 
     # Compute: hardware FLOPs (recomputation included) of the whole step, split over N GPUs.
-    fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute)
+    fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute, **_finetune(run))
     F_hw, F_model, F_fwd = fl["hardware_flops"].value, fl["training_flops"].value, fl["forward_flops"].value
     r = Results()
     imbalance = r.calc("stage_imbalance", IMBALANCE, "factor", "busiest stage's layers / mean (ceil(L/p)·p/L)",
@@ -380,18 +387,19 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
 
     # Data parallelism over the parameters the busiest stage holds before ZeRO (Ψ: its layers and embedding).
     psi = mem["params_per_gpu"].value
+    psi_t = mem["trainable_params_per_gpu"].value       # LoRA: gradients and updates are the adapters' only
     dp_in = _within(d, t, G)
     dp_bw = where(dp_in == 1, cluster.nvlink_bw, cluster.net_bw)
     dp_alpha = where(dp_in == 1, cluster.nvlink_latency, cluster.net_latency)
     t_grad = r.calc("dp_grad_comm_seconds", DP_GRAD_SECONDS[zero], "s",
                     "DP gradients: " + ("all-reduce" if zero == 0 else "reduce-scatter")
                     + (" per micro-batch" if zero >= 2 else " once per step"),
-                    d=d, alpha=dp_alpha, psi=psi, g=g, bw=dp_bw, m=m, L_s=L_s)
+                    d=d, alpha=dp_alpha, psi=psi_t, g=g, bw=dp_bw, m=m, L_s=L_s)
     t_param = r.calc("dp_param_comm_seconds", DP_PARAM_SECONDS[zero], "s",
                      {0: "DP weights: none (replicated)", 1: "DP weights: all-gather after the update",
                       2: "DP weights: all-gather after the update",
                       3: "DP weights: per-layer all-gathers, forward and backward, per micro-batch"}[zero],
-                     d=d, alpha=dp_alpha, psi=psi, w=w, bw=dp_bw, m=m, L_s=L_s)
+                     d=d, alpha=dp_alpha, psi=psi if zero == 3 else psi_t, w=w, bw=dp_bw, m=m, L_s=L_s)
     r.calc("dp_comm_seconds", DP_EXPOSED, "s", f"DP (ZeRO-{zero}): all of it", t_grad=t_grad, t_param=t_param)
     if run.overlap_dp:
         t_dp = r.calc("dp_comm_exposed_seconds", DP_EXPOSED_OVERLAP[zero], "s",
@@ -420,7 +428,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     out.calc("bubble_fraction", BUBBLE_FRACTION, "ratio", "pipeline bubble share of the schedule, (p−1)/(v·m+p−1)",
              p=p, v=v, m=m)
     out.calc("dp_comm_bytes", DP_BYTES[zero], "byte", f"DP bytes sent per GPU per step (ZeRO-{zero})",
-             d=d, psi=psi, g=g, w=w, m=m)
+             d=d, psi=psi_t if zero < 3 else psi, g=g, w=w, m=m)
     out.calc("tp_comm_bytes", TP_BYTES, "byte", "TP bytes sent per GPU per step", c=c, L_s=L_s, m=m, t=t, b=b, s=s,
              h=h, a=a)
     out.calc("pp_comm_bytes", PP_BYTES, "byte", "PP bytes sent per GPU per step", p=p, v=v, m=m, b=b, s=s, h=h, a=a,
