@@ -135,6 +135,8 @@ def test_eager_lora_activations_within_10_percent(case):
     measured = measured_lora_activations(*case)
     ours = predicted_lora_activations(*case)
     assert ours / measured == pytest.approx(1.0, abs=0.10), (ours, measured)
+    # In fact exact, but for the CPU's bf16 LayerNorm statistics (2 B where CUDA keeps 4 B) and the mask:
+    assert ours / measured == pytest.approx(1.0, abs=0.002), (ours, measured)
 
 
 QUICK = [("llama", "q,v", "bf16", False, "eager"), ("gpt2", "all-linear", "fp32", False, "sdpa"),

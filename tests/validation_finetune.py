@@ -154,8 +154,7 @@ def register(add, groups: dict, rounding_band) -> None:
             f"{_fam}-style CPU model, LoRA r = 8 on {_t}, {_dt}, {_attn} attention"
             + (", checkpointing" if _ck else "") + ": activation bytes (`--activations eager`)",
             lambda c=_case: _predicted_act(c),
-            lambda c=_case: _saved(c), (0.9, 1.1),
+            lambda c=_case: _saved(c), (0.998, 1.002),
             "saved-tensor hooks / live storages after a checkpointed forward (tests/test_lora_torch.py)", "bytes",
-            "GPT-2 with checkpointing keeps one more B·S·H tensor alive than modelled (0.92)" if _fam == "gpt2" and _ck
-            else "", torch=True)
+            "the test's bound is 10%; exact but for the CPU's bf16 LayerNorm statistics", torch=True)
 

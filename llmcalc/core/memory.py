@@ -107,7 +107,8 @@ ACT_LAYERS = Formula("L_s * m * per_layer")
 ACT_LAYERS_FT = Formula("m * ((L_s - 1) * per_layer + first_layer)")
 ACT_EMB_MEGATRON = Formula("m * (8 * B * S + B * S * H / t_sp)")
 ACT_EMB_EAGER = Formula(
-    "m * (8 * B * S * (1 + c_ids) + 8 * S * (n_pos + c_pos) + m_e * B * S * H / t_sp + c_mask * e * B * S**2)"
+    "m * (8 * B * S * (1 + c_ids) + 8 * S * (n_pos + c_pos) + (m_e + c_leaf * e) * B * S * H / t_sp"
+    " + c_mask * e * B * S**2)"
     " + 2 * n_rope * S * d * e")
 ACT_FINAL_MEGATRON = Formula("last * 2 * p * B * S * H / t_sp")
 ACT_FINAL_EAGER = Formula("last * B * S * (e_n * H + st + e * H) / t_sp")
@@ -299,10 +300,13 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
         ck = recompute == "full"
         r.calc("activations/embedding", ACT_EMB_EAGER, "byte",
                "embedding: token/position ids, rope tables" + (", dropout mask" if dropout else "")
-               + (", what checkpointing keeps alive" if ck else ""),
+               + (", what checkpointing keeps alive" if ck else "")
+               + (" (a frozen embedding's output, made to require grad for checkpointing, stays as a leaf)"
+                  if ck and ft is not None and spec.position == "learned" else ""),
                m=m, B=B, S=S, c_ids=1 if (ck and gs) else 0, n_pos=1 if spec.position == "learned" else 0,
                c_pos=1 if (ck and spec.position == "rope") else 0, m_e=1 if dropout else 0, H=H, t_sp=t_sp,
                c_mask=1 if (ck and not flash) else 0, e=e, n_rope=1 if spec.position == "rope" else 0,
+               c_leaf=1 if (ck and ft is not None and spec.position == "learned") else 0,
                d=spec.head_dim)
         st = 8 if spec.norm == "layernorm" else 4
         if ft is None:
