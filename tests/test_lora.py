@@ -178,3 +178,18 @@ def test_one_row_per_gpu(cli):
                          "--json").stdout)
     gpus = [r["gpu"] for r in doc["rows"]]
     assert len(gpus) == len(preset_files("gpus")) and len(set(gpus)) == len(gpus)
+
+
+def test_parallel_method_uses_the_frozen_base_step(cli):
+    args = ["parallel", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "8", "--dp", "8", "--seq", "4096", "--json"]
+    full = cli(*args).json()["results"]
+    lora_ = cli(*args, "--method", "lora", "--lora-rank", "16").json()["results"]
+    flops_full = training_step_flops(load_model("llama-3.1-8b"), 1, 4096)["training_flops"].value
+    flops_lora = training_step_flops(load_model("llama-3.1-8b"), 1, 4096, method="lora")["training_flops"].value
+    # compute time scales with the step's FLOPs; DP traffic with what trains
+    assert lora_["step_seconds"] < full["step_seconds"]
+    assert lora_["step_seconds"] == pytest.approx(full["step_seconds"] * flops_lora / flops_full, rel=0.05)
+    mem = training_memory(load_model("llama-3.1-8b"), 1, 4096, method="lora")
+    assert lora_["dp_comm_bytes"] == pytest.approx(
+        full["dp_comm_bytes"] * mem["trainable_params_per_gpu"].value / mem["params_per_gpu"].value)
+    assert cli(*args, "--method", "full,lora").code == 2
