@@ -24,7 +24,7 @@ carries none there (Q, K, V; and what follows them if they carry no adapter) ski
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llmcalc.core.formula import Formula, Results
 from llmcalc.core.geometry import TARGET_KINDS, Linear, linear_modules
@@ -139,7 +139,6 @@ class FineTune:
     rank: int
     targets: tuple[str, ...]
     adapters: tuple[Adapter, ...]
-    extra: dict = field(default_factory=dict)
 
     @property
     def quantised(self) -> bool:
@@ -192,23 +191,15 @@ def plan(spec: ModelSpec, method: str, rank=DEFAULT_RANK, targets=None) -> FineT
     return FineTune(method, rank, kinds, adapters)
 
 
-def trainable_params(spec: ModelSpec, ft: FineTune | None, total: int):
-    """Trainable parameters: all of them (full), or r·Σ(d_in + d_out) over adapter instances."""
-    if ft is None:
-        return total
-    return TRAINABLE(r=ft.rank, W_ad=ft.width_layers + ft.width_head)
-
-
 def add_param_rows(r: Results, spec: ModelSpec, ft: FineTune | None, total: int) -> None:
     """trainable_params and frozen_params (the frozen base; 0 under full fine-tuning)."""
     if ft is None:
         r.put("trainable_params", total, "params", "trainable parameters (full fine-tuning: all)")
         r.put("frozen_params", 0, "params", "frozen parameters")
         return
-    train = r.calc("trainable_params", TRAINABLE, "params",
-                   f"trainable: LoRA A (r×in) and B (out×r) on {', '.join(a.name for a in ft.adapters)}",
-                   r=ft.rank, W_ad=ft.width_layers + ft.width_head)
-    del train
+    r.calc("trainable_params", TRAINABLE, "params",
+           f"trainable: LoRA A (r×in) and B (out×r) on {', '.join(a.name for a in ft.adapters)}",
+           r=ft.rank, W_ad=ft.width_layers + ft.width_head)
     r.put("frozen_params", total, "params", "frozen base parameters" + (" (linear weights in NF4)" if ft.quantised
                                                                           else ""))
 
