@@ -80,6 +80,16 @@ def label_choices(inp, name: str) -> None:
     if item is None or not hasattr(item, "choices") or name not in inp.swept:
         return
     item.value = [item.choices[int(i)] for i in item.value]
+    if name == "method":               # the LoRA inputs do not apply to full fine-tuning's rows
+        for other in ("lora_rank", "lora_targets"):
+            it = inp.items.get(other)
+            if it is None:
+                continue
+            values = it.value.tolist() if hasattr(it.value, "tolist") else (
+                list(it.value) if isinstance(it.value, (list, tuple)) else [it.value] * len(item.value))
+            it.value = [None if m == "full" else x for m, x in zip(item.value, values)]
+            if other not in inp.swept:
+                inp.swept.append(other)
 
 
 def by_choice(inp, grid: dict, name: str, values: list[str], compute: Callable[[str], Any]):
