@@ -58,6 +58,12 @@ def test_trainable_params_equal_peft_on_meta(name, rank, targets):
     _check_against_peft(dataclasses.replace(load_model(name), layers=2), rank, targets)
 
 
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "gpt2", "qwen2.5-7b"])
+def test_named_embedding_and_lm_head_adapters_equal_peft(name):
+    # not in all-linear, but a user may name them (GPT-2's head is tied to its embedding: both still adapt)
+    _check_against_peft(dataclasses.replace(load_model(name), layers=2), 16, "q,v,embed,lm_head")
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_trainable_params_equal_peft_full_depth(name):
     # ... and the whole model once per preset
@@ -69,7 +75,8 @@ def _small_models():
     return GPT2_STYLE, LLAMA_STYLE
 
 
-FLOP_CASES = list(itertools.product(("gpt2", "llama"), ("full", "q,v", "all-linear", "o,down"), (2,)))
+FLOP_CASES = list(itertools.product(("gpt2", "llama"), ("full", "q,v", "all-linear", "o,down", "embed,lm_head"),
+                                    (2,)))
 
 
 @pytest.mark.parametrize("family, targets, batch", FLOP_CASES)

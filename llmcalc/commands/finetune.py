@@ -20,7 +20,7 @@ LoraRankOpt = Annotated[Optional[str], typer.Option(
     "--lora-rank", help="LoRA rank r (default 16). Lists/ranges sweep.", rich_help_panel=FT, show_default=False)]
 LoraTargetsOpt = Annotated[Optional[str], typer.Option(
     "--lora-targets", help="Modules that get adapters: all-linear (default, as the QLoRA paper), attention, or "
-    "kinds from q,k,v,o,gate,up,down (lm_head and router may be named).", rich_help_panel=FT, show_default=False)]
+    "kinds from q,k,v,o,gate,up,down (lm_head, embed and router may be named).", rich_help_panel=FT, show_default=False)]
 
 
 def methods(text: str | None) -> list[str]:

@@ -5,7 +5,7 @@ LoRA (Hu et al. 2021, arXiv:2106.09685 sec. 4.1): a frozen linear W (d_out × d_
 A (r × d_in) and B (d_out × r): r·(d_in + d_out) trainable parameters per adapted module, as PEFT builds them
 (``LoraLayer.update_layer``). Targets are module kinds (q, k, v, o, gate, up, down; ``attention`` = q,k,v,o;
 ``all-linear`` = all seven, the QLoRA paper's recommendation, Dettmers et al. 2023 arXiv:2305.14314 sec. 4,
-and PEFT's ``all-linear``, which leaves out the LM head). ``lm_head`` and ``router`` may be named too.
+and PEFT's ``all-linear``, which leaves out the LM head). ``lm_head``, ``embed`` and ``router`` may be named too.
 Models whose Hugging Face modules fuse projections carry ONE adapter on the fused module when any of its
 parts is named, as PEFT does with ``target_modules``: GPT-2's Conv1D ``c_attn`` (q,k,v), Falcon's
 ``query_key_value``, Phi-3's ``qkv_proj`` (q,k,v) and ``gate_up_proj`` (gate,up).
@@ -35,7 +35,8 @@ METHODS = ("full", "lora", "qlora")
 DEFAULT_RANK = 16
 DEFAULT_TARGETS = "all-linear"
 TARGET_SETS = {"all-linear": TARGET_KINDS, "attention": ("q", "k", "v", "o")}
-EXTRA_TARGETS = ("lm_head", "router")
+EXTRA_TARGETS = ("lm_head", "router", "embed")
+ENDS = ("lm_head", "embedding")       # adapter blocks outside the layers
 NF4_BLOCK = 64            # bitsandbytes: one absmax per 64 weights (QLoRA sec. 3)
 NF4_BLOCK2 = 256          # double quantisation: one fp32 scale per 256 absmax values
 QLORA_PRECISIONS = ("mixed", "bf16")
@@ -122,6 +123,9 @@ def _adapters(spec: ModelSpec, targets: tuple[str, ...]) -> list[Adapter]:
         if i not in taken:
             out.append(Adapter(m.name, (m.target,), m.d_in, m.d_out, m.layers, m.per_layer, m.active, m.reads,
                                m.block))
+    if "embed" in targets:
+        # PEFT's Embedding LoRA: A (r × V) is gathered by token id (no FLOPs), then B (H × r) multiplies
+        out.insert(0, Adapter("embed_tokens", ("embed",), spec.vocab, spec.hidden, 1, 1, 1, "ids", "embedding"))
     return out
 
 
@@ -147,16 +151,18 @@ class FineTune:
     @property
     def width_layers(self) -> int:
         """Σ (d_in + d_out) over adapter instances inside the layers (times r: their parameters)."""
-        return sum((a.d_in + a.d_out) * a.count for a in self.adapters if a.block != "lm_head")
+        return sum((a.d_in + a.d_out) * a.count for a in self.adapters if a.block not in ENDS)
 
     @property
     def width_head(self) -> int:
-        return sum((a.d_in + a.d_out) * a.count for a in self.adapters if a.block == "lm_head")
+        """Σ (d_in + d_out) of the adapters outside the layers (LM head, embedding)."""
+        return sum((a.d_in + a.d_out) * a.count for a in self.adapters if a.block in ENDS)
 
     @property
     def width_per_token(self) -> int:
         """Σ (d_in + d_out) over the adapters one token passes through (routed experts: top-k)."""
-        return sum((a.d_in + a.d_out) * a.active * a.layers for a in self.adapters)
+        return sum(((a.d_out if a.block == "embedding" else a.d_in + a.d_out) * a.active * a.layers)
+                   for a in self.adapters)
 
     def adapted_kinds(self) -> set[str]:
         return {k for a in self.adapters for k in a.kinds}
@@ -282,7 +288,7 @@ def activation_flags(spec: ModelSpec, ft: FineTune, flash: bool, norms: int) -> 
     """
     reads = ft.reads()
     qlora = ft.quantised
-    per_layer = sum(a.active * a.layers for a in ft.adapters if a.block != "lm_head") / spec.layers
+    per_layer = sum(a.active * a.layers for a in ft.adapters if a.block not in ENDS) / spec.layers
     flow = _first_layer(spec, ft)
 
     def kept(tensor: str, needs_grad: bool) -> float:
@@ -298,6 +304,8 @@ def activation_flags(spec: ModelSpec, ft: FineTune, flash: bool, norms: int) -> 
                  c_q=float(any_qkv if flash else flow["k"]), c_k=float(any_qkv if flash else flow["q"]),
                  c_v=float(any_qkv if flash else flow["probs"]), c_s=float(any_qkv if flash else flow["probs"]),
                  c_f=float(flow["mlp_hidden"]), n_n=(norms - 1) if flow["x_mlp"] else 0, R=every["R"])
+    if "embed" in ft.adapted_kinds():   # an adapted embedding's output carries a gradient: layer 1 is as any
+        first = every
     return every, first
 
 
@@ -313,6 +321,9 @@ def head_flag(ft: FineTune) -> float:
 def _first_layer(spec: ModelSpec, ft: FineTune) -> dict[str, bool]:
     """Which tensors of layer 1 carry a gradient when the embedding is frozen (its output carries none)."""
     kinds = ft.adapted_kinds()
+    if "embed" in kinds:                # the embedding's adapter gives its output a gradient: all flows
+        return dict.fromkeys(("x_attn", "q_latent", "kv_latent", "attn_out", "x_mlp", "mlp_hidden", "final", "q",
+                              "k", "v", "probs", "ids"), True)
     mla = spec.mla is not None
     q = "q" in kinds
     k = ("k" in kinds) or (mla and "v" in kinds)
@@ -323,7 +334,7 @@ def _first_layer(spec: ModelSpec, ft: FineTune) -> dict[str, bool]:
     x_mlp = h1 and not spec.parallel_attn
     hidden = x_mlp or "gate" in kinds or "up" in kinds
     return {"x_attn": False, "q_latent": q, "kv_latent": k or v, "attn_out": attn, "x_mlp": x_mlp,
-            "mlp_hidden": hidden, "final": True, "q": q, "k": k, "v": v, "probs": probs}
+            "mlp_hidden": hidden, "final": True, "q": q, "k": k, "v": v, "probs": probs, "ids": True}
 
 
 def _first_layer_modules(spec: ModelSpec) -> list[Linear]:
@@ -339,7 +350,7 @@ def add_flops_rows(r: Results, spec: ModelSpec, ft: FineTune, batch, seq) -> Non
 
     flow = _first_layer(spec, ft)
     W_skip = sum(m.weights * m.active for m in _first_layer_modules(spec) if not flow[m.reads])
-    D_skip = sum(a.d_in * a.active for a in ft.adapters if a.block != "lm_head" and not flow[a.reads])
+    D_skip = sum(a.d_in * a.active for a in ft.adapters if a.block not in ENDS and not flow[a.reads])
     d_qk, d_v = head_dims(spec)
     score0 = r["attention_score_flops"].value / spec.layers          # layer 1's share (mean over layers)
     qk0, av0 = score0 * d_qk / (d_qk + d_v), score0 * d_v / (d_qk + d_v)

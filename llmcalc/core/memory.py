@@ -302,11 +302,13 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
                "embedding: token/position ids, rope tables" + (", dropout mask" if dropout else "")
                + (", what checkpointing keeps alive" if ck else "")
                + (" (a frozen embedding's output, made to require grad for checkpointing, stays as a leaf)"
-                  if ck and ft is not None and spec.position == "learned" else ""),
+                  if ck and ft is not None and spec.position == "learned" and "embed" not in ft.adapted_kinds()
+                  else ""),
                m=m, B=B, S=S, c_ids=1 if (ck and gs) else 0, n_pos=1 if spec.position == "learned" else 0,
                c_pos=1 if (ck and spec.position == "rope") else 0, m_e=1 if dropout else 0, H=H, t_sp=t_sp,
                c_mask=1 if (ck and not flash) else 0, e=e, n_rope=1 if spec.position == "rope" else 0,
-               c_leaf=1 if (ck and ft is not None and spec.position == "learned") else 0,
+               c_leaf=1 if (ck and ft is not None and spec.position == "learned"
+                            and "embed" not in ft.adapted_kinds()) else 0,
                d=spec.head_dim)
         st = 8 if spec.norm == "layernorm" else 4
         if ft is None:

@@ -8,6 +8,8 @@ PEFT names the modules it adapts by their Hugging Face attribute names; llmcalc 
 | o | o_proj | attn.c_proj | dense | o_proj |
 | gate, up | gate_proj, up_proj | — / c_fc | — / dense_h_to_4h | gate_up_proj (fused) |
 | down | down_proj | mlp.c_proj | dense_4h_to_h | down_proj |
+| embed | embed_tokens | wte | word_embeddings | embed_tokens |
+| lm_head | lm_head | lm_head | lm_head | lm_head |
 
 ``all-linear`` is passed to PEFT as its own ``"all-linear"`` (every linear module but the output layer), so the
 comparison does not depend on this table.
@@ -22,14 +24,14 @@ from llmcalc.spec import ModelSpec
 from .hf import resolve_family
 
 SEPARATE = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj", "up": "up_proj",
-            "down": "down_proj", "lm_head": "lm_head"}
+            "down": "down_proj", "lm_head": "lm_head", "embed": "embed_tokens"}
 FUSED = {
     "gpt2": {"q": "c_attn", "k": "c_attn", "v": "c_attn", "o": "attn.c_proj", "up": "c_fc", "down": "mlp.c_proj",
-             "lm_head": "lm_head"},
+             "lm_head": "lm_head", "embed": "wte"},
     "falcon": {"q": "query_key_value", "k": "query_key_value", "v": "query_key_value", "o": "dense",
-               "up": "dense_h_to_4h", "down": "dense_4h_to_h", "lm_head": "lm_head"},
+               "up": "dense_h_to_4h", "down": "dense_4h_to_h", "lm_head": "lm_head", "embed": "word_embeddings"},
     "phi3": {"q": "qkv_proj", "k": "qkv_proj", "v": "qkv_proj", "o": "o_proj", "gate": "gate_up_proj",
-             "up": "gate_up_proj", "down": "down_proj", "lm_head": "lm_head"},
+             "up": "gate_up_proj", "down": "down_proj", "lm_head": "lm_head", "embed": "embed_tokens"},
 }
 
 
