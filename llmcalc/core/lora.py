@@ -181,14 +181,18 @@ def plan(spec: ModelSpec, method: str, rank=DEFAULT_RANK, targets=None) -> FineT
     if method == "full":
         return None
     kinds = targets if isinstance(targets, tuple) else parse_targets(targets)
-    ranks = rank.ravel() if hasattr(rank, "ravel") else [rank]
-    for r in ranks:
-        if r != int(r) or r < 1:
-            raise InputError(f"LoRA rank must be a whole number of at least 1; got {r:g}")
+    if hasattr(rank, "ravel"):       # a sweep: checked in one pass
+        bad = (rank < 1) | (rank != rank.round())
+        if bad.any():
+            raise InputError(f"LoRA rank must be a whole number of at least 1; got {rank[bad].ravel()[0]:g}")
+        top = float(rank.max())
+    else:
+        if rank != int(rank) or rank < 1:
+            raise InputError(f"LoRA rank must be a whole number of at least 1; got {rank:g}")
+        top = rank
     adapters = tuple(_adapters(spec, kinds))
     if not adapters:
         raise InputError(f"{spec.name} has no module of the LoRA target kinds {', '.join(kinds)}")
-    top = max(ranks)
     for a in adapters:
         if top > min(a.d_in, a.d_out):
             raise InputError(f"LoRA rank {int(top)} exceeds the smaller dimension ({min(a.d_in, a.d_out):,}) of "
