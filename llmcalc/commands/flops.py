@@ -97,17 +97,16 @@ def flops(
     from llmcalc.commands import finetune
     ft = finetune.read_flags(inp, method, lora_rank, lora_targets)
     notes += finetune.default_targets_note(ft, lora_targets)
-    v = inp.grid()
-    finetune.label_choices(inp, "method")
     peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
 
-    def compute(m: str):
-        r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute, method=m,
+    def compute(v: dict):
+        r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute, method=v["method"],
                                 lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
         return add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
                                 mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
 
-    r = finetune.by_choice(inp, v, "method", ft["methods"], compute)
+    r = inp.evaluate(compute)
+    finetune.blank_full(inp)
     if ft["methods"] != ["full"]:
         notes.append("LoRA/QLoRA step: base forward + adapters forward and backward + the base's input gradients "
                      "(no base weight gradients): about 4·P·T + adapters, against 6·P·T for full fine-tuning")

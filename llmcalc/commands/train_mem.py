@@ -141,26 +141,25 @@ def train_mem(
     if precision == "fp8":
         notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
                      "credited): an upper bound")
-    v = inp.grid()
-    finetune.label_choices(inp, "method")
-    kw = dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
-              recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
-              in_flight_microbatches=v["in_flight"], dropout=dropout, lora_rank=ft["lora_rank"],
-              lora_targets=ft["lora_targets"])
-    if "lora_rank" in v:
-        kw["lora_rank"] = v["lora_rank"]
     columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
                "trainable_params"]
     if gpu_spec is not None:
         columns += ["fits"] + [k for k, on in (("max_batch", solve_batch), ("max_seq", solve_seq),
                                                ("max_rank", solve_rank)) if on]
 
-    def compute(m: str):
-        one = dict(kw, method=m)
+    def core_kw(v: dict) -> dict:
+        return dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
+                    recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
+                    in_flight_microbatches=v["in_flight"], dropout=dropout, method=v["method"],
+                    lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
+
+    def compute(v: dict):
+        one = core_kw(v)
         r = mem.training_memory(spec, v["batch"], v["seq"], **one)
         from llmcalc.core import lora
         from llmcalc.core.params import total_params
-        lora.add_param_rows(r, spec, lora.plan(spec, m, one["lora_rank"], one["lora_targets"]), total_params(spec))
+        lora.add_param_rows(r, spec, lora.plan(spec, one["method"], one["lora_rank"], one["lora_targets"]),
+                            total_params(spec))
         if gpu_spec is None:
             return r
         mem.add_gpu_fit(r, gpu_spec.device_memory_bytes, v["reserve"], v["fragmentation"])
@@ -179,15 +178,18 @@ def train_mem(
                   "largest LoRA rank that fits (at this micro-batch and sequence length)")
         return r
 
-    r = finetune.by_choice(inp, v, "method", ft["methods"], compute)
+    r = inp.evaluate(compute)
+    finetune.blank_full(inp)
+    v = {k: it.value for k, it in inp.items.items()}
+    kw = core_kw(v)
     if gpu_spec is not None:
         if solve_seq and spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
             notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
                          "sequences fit in memory, not in the model")
         if not inp.swept and not _all(r["fits"].value):
-            notes += _what_would_fit(spec, gpu_spec, v, r, dict(kw, method=ft["methods"][0]), inp)
+            notes += _what_would_fit(spec, gpu_spec, v, r, kw, inp)
     if breakeven:
-        mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items()})
+        mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items() if k != "method"})
         columns.append("breakeven_batch")
         notes.append("break-even: mixed precision holds more model state than fp32 only when its gradients "
                      "are fp32 (--grad-dtype fp32, the Decoder-Only Transformers notes' 18 B/param); with 2-byte gradients it is 0")
