@@ -31,6 +31,11 @@ SCHEMA = {
     "gpu_hours": ("h", "GPU-hours at that MFU"),
     "training_days": ("days", "wall-clock days on all GPUs"),
     "napkin_gpu_hours": ("h", "GPU-hours from the napkin 6·P·D"),
+    # a frozen base (--method lora/qlora); null under full fine-tuning
+    "adapter_forward_flops": ("flop", "LoRA adapters forward"),
+    "base_input_grad_flops": ("flop", "frozen base, input gradients only"),
+    "attention_score_backward_flops": ("flop", "attention scores backward"),
+    "adapter_backward_flops": ("flop", "LoRA adapters backward"),
 }
 
 
