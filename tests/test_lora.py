@@ -24,7 +24,15 @@ MODELS = sorted(preset_files("models"))
 def test_nf4_double_quantisation_is_4_127_bits_per_weight():
     # Dettmers et al. 2023 (arXiv:2305.14314) sec. 3, Double Quantization: the constants cost
     # 8/64 + 32/(64·256) = 0.127 bits per parameter on top of the 4-bit codes.
-    assert lora.nf4_bytes(10**6) * 8 / 10**6 == pytest.approx(4 + 0.127, abs=5e-4)
+    from llmcalc.core.quant import bits_per_weight, weight_parts
+    assert bits_per_weight("nf4") == pytest.approx(4 + 0.127, abs=5e-4)
+    # QLoRA's frozen base is core/quant.py's nf4: the same linear weights, the same bytes
+    for name in MODELS:
+        spec = load_model(name)
+        n_q, bytes_q = weight_parts(spec, "nf4")["by_type"]["nf4"]
+        assert n_q == lora.quantised_weights(spec)[0]
+        r = training_memory(spec, 1, 128, method="qlora")
+        assert r["weights/frozen"].value == pytest.approx(weight_parts(spec, "nf4")["total"], rel=1e-12)
 
 
 def test_lora_paper_table_5_trainable_parameters():

@@ -50,8 +50,8 @@ def _preset(name: str):
 
 
 def _nf4_bits() -> float:
-    from llmcalc.core.lora import nf4_bytes
-    return float(nf4_bytes(1) * 8)
+    from llmcalc.core.quant import bits_per_weight
+    return float(bits_per_weight("nf4"))
 
 
 def _gpt3_lora_states() -> float:

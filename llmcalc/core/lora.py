@@ -11,10 +11,10 @@ parts is named, as PEFT does with ``target_modules``: GPT-2's Conv1D ``c_attn`` 
 ``query_key_value``, Phi-3's ``qkv_proj`` (q,k,v) and ``gate_up_proj`` (gate,up).
 
 QLoRA (Dettmers et al. 2023 sec. 3): the frozen linear weights (not the embedding, norms, biases or LM head)
-are stored as 4-bit NF4 codes with one absmax per 64 weights; double quantisation stores those absmax values in
-8 bits with one fp32 scale per 256 of them: 4 + 8/64 + 32/(64·256) = 4.127 bits per weight (the paper's
-"0.127 bits per parameter" of constants). Each layer dequantises its weight to bf16 for the matmul and frees
-it: the largest such copy is transient memory on top.
+are stored in core/quant.py's ``nf4`` layout: 4-bit NF4 codes with one absmax per 64 weights; double
+quantisation stores those absmax values in 8 bits with one fp32 scale per 256 of them: 4 + 8/64 + 32/(64·256)
+= 4.127 bits per weight (the paper's "0.127 bits per parameter" of constants). Each layer dequantises its
+weight to bf16 for the matmul and frees it: the largest such copy is transient memory on top.
 
 A step with a frozen base (module doc of core/flops.py for the counting convention): the base forward,
 the adapters' forward and backward, and the base's input-gradient (dX = dY·W) matmuls; no base weight
@@ -37,8 +37,6 @@ DEFAULT_TARGETS = "all-linear"
 TARGET_SETS = {"all-linear": TARGET_KINDS, "attention": ("q", "k", "v", "o")}
 EXTRA_TARGETS = ("lm_head", "router", "embed")
 ENDS = ("lm_head", "embedding")       # adapter blocks outside the layers
-NF4_BLOCK = 64            # bitsandbytes: one absmax per 64 weights (QLoRA sec. 3)
-NF4_BLOCK2 = 256          # double quantisation: one fp32 scale per 256 absmax values
 QLORA_PRECISIONS = ("mixed", "bf16")
 
 # Modules that Hugging Face implementations fuse: one adapter on the fused module (its name, its parts).
@@ -46,7 +44,6 @@ FUSED = {"gpt2": (("c_attn", ("q", "k", "v")),),
          "falcon": (("query_key_value", ("q", "k", "v")),),
          "phi3": (("qkv_proj", ("q", "k", "v")), ("gate_up_proj", ("gate", "up")))}
 
-NF4_BYTES = Formula("n * (4 + 8 / blk + 32 / (blk * blk2)) / 8")
 TRAINABLE = Formula("r * W_ad")
 FROZEN_WEIGHTS = Formula("((Q_l * b_q + U_l * b_u) * L_s / L + P_e * b_u) / t / z")
 ADAPTERS_GPU = Formula("(A_l * L_s / L + A_e) / t")
@@ -218,14 +215,10 @@ def add_param_rows(r: Results, spec: ModelSpec, ft: FineTune | None, total: int)
 # Memory: the frozen base, the adapters, the transient dequantised weight
 
 
-def nf4_bytes(n):
-    """Bytes of ``n`` weights in NF4 with double quantisation (QLoRA sec. 3; bitsandbytes' blockwise layout)."""
-    return NF4_BYTES(n=n, blk=NF4_BLOCK, blk2=NF4_BLOCK2)
-
-
 def quantised_weights(spec: ModelSpec) -> tuple[int, int]:
-    """(weight elements QLoRA stores in NF4: every linear of the layers, all instances; the largest one)."""
-    mods = [m for m in linear_modules(spec) if m.block != "lm_head"]
+    """(weight elements QLoRA stores in NF4: every linear of the layers but the MoE router, as core/quant.py's
+    nf4 keeps it, all instances; the largest one)."""
+    mods = [m for m in linear_modules(spec) if m.block not in ("lm_head", "router")]
     return sum(m.weights * m.count for m in mods), max(m.weights for m in mods)
 
 
@@ -234,8 +227,10 @@ def weight_rows(parts: Results, spec: ModelSpec, ft: FineTune, *, w: float, P_la
     L = spec.layers
     Q_l, W_max = quantised_weights(spec)
     if ft.quantised:
-        b_q, b_u = nf4_bytes(1), 2
-        frozen_label = "frozen base: linear weights in NF4 (4.127 bits), the rest in bf16"
+        from llmcalc.core.quant import weight_parts
+        n_q, bytes_q = weight_parts(spec, "nf4")["by_type"]["nf4"]     # core/quant.py: the one NF4 layout
+        b_q, b_u = bytes_q / n_q, 2
+        frozen_label = f"frozen base: linear weights in NF4 ({8 * b_q:.4g} bits), the rest in bf16"
     else:
         b_q = b_u = w
         frozen_label = f"frozen base ({w:g} B/param)"
