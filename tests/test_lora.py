@@ -173,6 +173,15 @@ def test_what_would_fit_is_computed_and_runs(cli):
         assert again["results"]["fits"] is True, note
 
 
+def test_what_would_fit_keeps_the_lora_settings(cli):
+    doc = cli("train-mem", "-m", "llama-2-13b", "-g", "rtx-4090", "--seq", "4096", "--method", "lora",
+              "--lora-rank", "64", "--lora-targets", "q,v", "--activations", "eager", "--json").json()
+    assert doc["results"]["fits"] is False
+    for note in [n for n in doc["notes"] if n.startswith("does not fit; it would with")]:
+        assert "--lora-rank 64 --lora-targets q,v" in note and "--activations eager" in note
+        assert cli(*note.split(": llmcalc ", 1)[1].split(), "--json").json()["results"]["fits"] is True, note
+
+
 def test_max_rank_is_the_largest_that_fits(cli):
     args = ["train-mem", "-m", "llama-3.1-8b", "-g", "l4", "--seq", "1024", "--method", "qlora", "--json"]
     best = cli(*args, "--max-rank").json()["results"]["max_rank"]
