@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; bad input is one line on stderr and exit 2, never a traceback.
 
     ``-m a,b,c`` and ``-g x,y`` compare: the command runs once per model × GPU and the reports are
-    printed together, one row per model/GPU (and per sweep point).
+    printed together, one row per model/GPU (and per sweep point). ``-g all``: every GPU preset.
 
     Standard output that cannot take the answer is handled here, not by Click (which exits 1 on EPIPE):
     the reader leaving early (``| head -1``) is exit 0 and silence, as ripgrep does: the reader had what it
@@ -141,7 +141,10 @@ def _comparisons(args: list[str]) -> list[list[str]] | None:
             i += 1
         else:
             continue
-        if "," in value and not os.path.exists(value):
+        if flag in ("-g", "--gpu") and value.strip().lower() == "all" and not os.path.exists(value):
+            from llmcalc.presets import preset_files
+            slots.append((i, flag if eq else "", list(preset_files("gpus"))))
+        elif "," in value and not os.path.exists(value):
             names = [v.strip() for v in value.split(",") if v.strip()]
             if names:
                 slots.append((i, flag if eq else "", names))

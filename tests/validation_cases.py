@@ -1156,6 +1156,8 @@ for _m, _b, _tp, _in, _out, _tps in TRTLLM_H100_FP8:
         f"{_m} on H100, TP {_tp}, batch {_b}, {_in:,} in / {_out:,} out, fp8: output tokens/s per GPU",
         lambda m=_m, b=_b, tp=_tp, i=_in, o=_out: _fp8_serve(m, b, tp, i, o), _tps, (0.7, 1.3),
         "TensorRT-LLM docs/source/performance.md (v0.6.1), \"H100 GPUs (FP8)\"", "token/s")
+from validation_finetune import register as _register_finetune  # noqa: E402  (LoRA/QLoRA: papers, PEFT, torch)
+_register_finetune(add, GROUPS, rounding_band)
 
 
 def cases(group: str | None = None) -> list[Case]:

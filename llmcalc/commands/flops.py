@@ -8,12 +8,15 @@ import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
 from llmcalc.commands.cost_options import GpuCostOpt, GpuPowerOpt, GridOpt, PueOpt
+from llmcalc.commands.finetune import LoraRankOpt, LoraTargetsOpt, MethodOpt
 
 EPILOG = """Examples:
 
   llmcalc flops -m gpt2 --seq 1024
 
   llmcalc flops --hidden 768 --layers 12 --heads 12 --vocab 50257 --seq 1024 --explain
+
+  llmcalc flops -m llama-2-7b --seq 2048 --method full,lora --lora-rank 16 --explain
 
   llmcalc flops -m llama-3.1-405b --seq 8192 --tokens 15T -g h100-sxm --gpus 16384 --mfu 0.4
 
@@ -35,6 +38,11 @@ SCHEMA = {
     "gpu_hours": ("h", "GPU-hours at that MFU"),
     "training_days": ("days", "wall-clock days on all GPUs"),
     "napkin_gpu_hours": ("h", "GPU-hours from the napkin 6·P·D"),
+    # a frozen base (--method lora/qlora); null under full fine-tuning
+    "adapter_forward_flops": ("flop", "LoRA adapters forward"),
+    "base_input_grad_flops": ("flop", "frozen base, input gradients only"),
+    "attention_score_backward_flops": ("flop", "attention scores backward"),
+    "adapter_backward_flops": ("flop", "LoRA adapters backward"),
 }
 
 
@@ -60,6 +68,7 @@ def flops(
     fit: Annotated[str, typer.Option("--fit", help="hoffmann-1, hoffmann-2, hoffmann-3 (Chinchilla's three approaches) or besiroglu (the 2024 refit).", rich_help_panel="Compute-optimal")] = "hoffmann-1",
     compute_dtype: Annotated[Optional[str], typer.Option("--compute-dtype", help="Matmul precision, bf16 or fp8: fp8 runs the matmuls at the fp8 peak, attention in bf16 (time and MFU against that blend).",
                                                          show_default=False)] = None,
+    method: MethodOpt = None, lora_rank: LoraRankOpt = None, lora_targets: LoraTargetsOpt = None,
     arch: dict = None, out: dict = None,
 ) -> None:
     """Forward, backward and training FLOPs of one step (B sequences of S tokens), by part, beside the
@@ -105,17 +114,31 @@ def flops(
             from llmcalc.errors import InputError
             raise InputError("--mfu, --tokens-per-s and --compute-dtype need a GPU: add -g NAME (e.g. -g h100-sxm)")
     inp.fixed("recompute", recompute, unit="str")
-    v = inp.grid()
-    r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute)
+    from llmcalc.commands import finetune
+    ft = finetune.read_flags(inp, method, lora_rank, lora_targets)
+    notes += finetune.default_targets_note(ft, lora_targets)
+    cd = None
     if gpu_spec is not None and compute_dtype is not None:   # time at the blended peak (core/precision.py)
-        from llmcalc.core.precision import COMPUTE_DTYPES, blended_peak, compute_note
+        from llmcalc.core.precision import COMPUTE_DTYPES, compute_note
         cd = inp.fixed("compute_dtype", choice("--compute-dtype", compute_dtype, COMPUTE_DTYPES), unit="str")
-        peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
         notes += [n + "; time and MFU against that blend" for n in [compute_note(cd)] if n]
-    else:
-        peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
-    add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
-                     mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
+
+    def compute(v: dict):
+        r = training_step_flops(spec, v["batch"], v["seq"], causal=causal, recompute=recompute, method=v["method"],
+                                lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
+        if cd is not None:
+            from llmcalc.core.precision import blended_peak
+            peak = blended_peak(gpu_spec, cd, r["attention_score_flops"].value / r["forward_flops"].value)
+        else:
+            peak = gpu_spec.peak_flops(dtype) if gpu_spec is not None else None
+        return add_training_run(r, spec, v["batch"], v["seq"], tokens=v["tokens"], peak=peak, gpus=v["gpus"],
+                                mfu=v.get("mfu"), tokens_per_s=v["tokens_per_second"])
+
+    r = inp.evaluate(compute)
+    finetune.blank_full(inp)
+    if ft["methods"] != ["full"]:
+        notes.append("LoRA/QLoRA step: base forward + adapters forward and backward + the base's input gradients "
+                     "(no base weight gradients): about 4·P·T + adapters, against 6·P·T for full fine-tuning")
     from llmcalc.commands import cost_options
     hours = r["gpu_hours"].value if "gpu_hours" in r else None
     cost_options.training(r, hours, cost_options.resolve(gpu_spec, gpu_cost=gpu_cost, gpu_power=gpu_power, pue=pue,
@@ -123,6 +146,6 @@ def flops(
                                                          notes=notes if hours is not None else None,
                                                          inp=inp if hours is not None else None))
     report = Report("flops", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"],
-                    schema=SCHEMA)
+                    columns=["forward_flops", "training_flops", "attention_score_flops", "napkin_training_flops"]
+                    + (["trainable_params"] if ft["methods"] != ["full"] else []), schema=SCHEMA)
     output(report, **out)

@@ -62,6 +62,13 @@ OPTIONS = (
     ("flash", "--flash/--no-flash", MEMORY, True, "Flash attention (no S² scores saved)."),
     ("reserve", "--reserve", MEMORY, None, "Memory set aside per GPU for the CUDA context (default 1GiB)."),
     ("fragmentation", "--fragmentation", MEMORY, None, "Fraction of GPU memory lost to fragmentation (default 0.05)."),
+    ("method", "--method", MEMORY, None, "full (default), lora or qlora: a frozen base with adapters (train-mem --method)."),
+    ("lora_rank", "--lora-rank", MEMORY, None, "LoRA rank r (default 16)."),
+    ("lora_targets", "--lora-targets", MEMORY, None, "Module kinds given adapters: all-linear (default), attention, or q,k,v,o,gate,up,down."),
+    ("gpu_cost", "--gpu-cost", "Cost and energy", None, "USD per GPU-hour (default: the GPU preset's dated reference price, if it has one)."),
+    ("gpu_power", "--gpu-power", "Cost and energy", None, "Board power per GPU in W (default: the GPU preset's)."),
+    ("pue", "--pue", "Cost and energy", None, "Data-centre power usage effectiveness (default 1.1, Google's fleet 2023)."),
+    ("grid_intensity", "--grid-intensity", "Cost and energy", None, "kg CO2eq per kWh (default 0.475, the world average, IEA 2019)."),
     ("check", "--check", None, False, "Exit 3 when the layout does not fit (with --search: when none does)."),
 )
 
@@ -106,7 +113,11 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
                   compute_dtype=cd, shape_efficiency=f["compute_mfu"] is None,
                   capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
                   reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
-                  fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9))
+                  fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9),
+                  **_finetune_flags(f["method"], f["lora_rank"], f["lora_targets"]))
+    inp.fixed("method", run_kw["method"], unit="str")
+    inp.fixed("lora_rank", run_kw["lora_rank"] if run_kw["method"] != "full" else None, unit="count")
+    inp.fixed("lora_targets", ",".join(run_kw["lora_targets"]) if run_kw["method"] != "full" else None, unit="str")
     layout = ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "virtual_stages")
     if f["search"]:
         rec = None if f["recompute"] is None else tuple(
@@ -170,6 +181,11 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     z.value, z.unit = ([int(x) for x in z.value] if isinstance(z.value, list) else int(z.value)), "count"
     if not inp.swept:
         r.put("bound", par.bound(r), "str", "what bounds it")
+    from llmcalc.commands import cost_options
+    hours = r["gpu_hours"].value if f["tokens"] is not None else None
+    cost_options.training(r, hours, cost_options.resolve(
+        gpu_spec, gpu_cost=f["gpu_cost"], gpu_power=f["gpu_power"], pue=f["pue"], grid_intensity=f["grid_intensity"],
+        notes=notes if hours is not None else None, inp=inp if hours is not None else None))
     output(Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                   columns=["total_bytes", "fits", "bubble_fraction", "step_seconds", "tokens_per_second", "mfu"]), **out)
     fits = r["fits"].value
@@ -248,3 +264,16 @@ def _set_derived(inp, name: str, values: list[int]) -> None:
     inp.fixed(name, np.asarray(values, dtype=np.float64))
     if name not in inp.swept:
         inp.swept.append(name)
+
+
+def _finetune_flags(method, lora_rank, lora_targets) -> dict:
+    """One fine-tuning method (train-mem and flops sweep a comma list; here the layout is what varies)."""
+    from llmcalc.cli_support import Inputs
+    from llmcalc.commands import finetune
+    from llmcalc.errors import InputError
+    if method and "," in method:
+        raise InputError("parallel takes one --method (full, lora or qlora); train-mem and flops compare several")
+    if lora_rank is not None and ("," in lora_rank or ".." in lora_rank):
+        raise InputError("parallel takes one --lora-rank")
+    flags = finetune.read_flags(Inputs(), method, lora_rank, lora_targets)
+    return dict(method=flags["methods"][0], lora_rank=flags["lora_rank"], lora_targets=flags["lora_targets"])

@@ -8,12 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.commands.finetune import LoraRankOpt, LoraTargetsOpt, MethodOpt
 
 EPILOG = """Examples:
 
   llmcalc train-mem -m gpt2 --seq 1024 --batch 8 -g rtx-4090
 
   llmcalc train-mem -m llama-3.1-8b -g h100-sxm --seq 8192 --zero 3 --dp 8 --recompute full --max-batch
+
+  llmcalc train-mem -m llama-2-70b -g a100-80gb --seq 2048 --method lora,qlora --recompute full --max-rank
 
   llmcalc train-mem -m llama-3.1-8b --seq 1k..32k+1k --zero 3 --dp 8 --json | jq '.rows[] | [.seq, .activations_bytes, .total_bytes]'
 """
@@ -52,7 +55,9 @@ def train_mem(
     solve_batch: Annotated[bool, typer.Option("--max-batch", help="Also find the largest micro-batch that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Also find the longest sequence that fits the GPU.", rich_help_panel=GPU_PANEL)] = False,
     breakeven: Annotated[bool, typer.Option("--breakeven", help="Also give the batch above which mixed precision needs less memory than fp32 (the Decoder-Only Transformers notes eq. 2.9).")] = False,
+    solve_rank: Annotated[bool, typer.Option("--max-rank", help="Also find the largest LoRA rank that fits the GPU (--method lora/qlora).", rich_help_panel=GPU_PANEL)] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when it does not fit the GPU.", rich_help_panel=GPU_PANEL)] = False,
+    method: MethodOpt = None, lora_rank: LoraRankOpt = None, lora_targets: LoraTargetsOpt = None,
     arch: dict = None, out: dict = None,
 ) -> int:
     """Per-GPU training memory: weights, gradients, optimizer state and activations, each by part, and
@@ -75,7 +80,8 @@ def train_mem(
     zero_stage = parse_count(zero, "--zero")
     if zero_stage not in (0, 1, 2, 3):
         raise InputError(f"--zero must be 0, 1, 2 or 3; got {zero!r}")
-    needs_gpu = [f for f, on in (("--max-batch", solve_batch), ("--max-seq", solve_seq), ("--check", check)) if on]
+    needs_gpu = [f for f, on in (("--max-batch", solve_batch), ("--max-seq", solve_seq), ("--max-rank", solve_rank),
+                                 ("--check", check)) if on]
     if needs_gpu and gpu_spec is None:
         raise InputError(f"{needs_gpu[0]} needs a GPU: add -g NAME (e.g. -g h100-sxm)")
     if dropout and activations != "eager":
@@ -99,7 +105,14 @@ def train_mem(
     inp.number("pp", pp, unit="count", label="pipeline stages", integer=True)
     inp.fixed("sp", sp, unit="bool")
     inp.number("in_flight", in_flight, unit="count", label="micro-batches in flight on stage 1", integer=True)
-    notes = []
+    from llmcalc.commands import finetune
+    ft = finetune.read_flags(inp, method, lora_rank, lora_targets)
+    if solve_rank and "full" in ft["methods"]:
+        raise InputError("--max-rank needs --method lora or qlora (full fine-tuning has no rank)")
+    notes = finetune.default_targets_note(ft, lora_targets)
+    if "qlora" in ft["methods"] or optimizer.startswith("paged"):
+        notes.append("QLoRA's recipe uses paged AdamW (--optimizer paged-adamw-8bit or paged-adamw): paged states "
+                     "are counted on the GPU; under pressure bitsandbytes moves them to CPU memory")
     if gpu_spec is not None:
         inp.number("reserve", reserve, unit="byte", label="reserved (CUDA context, workspaces)", parse=parse_bytes,
                    minimum=0, strict=False)
@@ -128,31 +141,55 @@ def train_mem(
     if precision == "fp8":
         notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
                      "credited): an upper bound")
-    v = inp.grid()
-    kw = dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
-              recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
-              in_flight_microbatches=v["in_flight"], dropout=dropout)
-    r = mem.training_memory(spec, v["batch"], v["seq"], **kw)
-    columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes"]
+    columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
+               "trainable_params"]
     if gpu_spec is not None:
+        columns += ["fits"] + [k for k, on in (("max_batch", solve_batch), ("max_seq", solve_seq),
+                                               ("max_rank", solve_rank)) if on]
+
+    def core_kw(v: dict) -> dict:
+        return dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
+                    recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
+                    in_flight_microbatches=v["in_flight"], dropout=dropout, method=v["method"],
+                    lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
+
+    def compute(v: dict):
+        one = core_kw(v)
+        r = mem.training_memory(spec, v["batch"], v["seq"], **one)
+        from llmcalc.core import lora
+        from llmcalc.core.params import total_params
+        lora.add_param_rows(r, spec, lora.plan(spec, one["method"], one["lora_rank"], one["lora_targets"]),
+                            total_params(spec))
+        if gpu_spec is None:
+            return r
         mem.add_gpu_fit(r, gpu_spec.device_memory_bytes, v["reserve"], v["fragmentation"])
-        columns += ["fits"]
         usable = r["usable_memory_bytes"].value
         if solve_batch:
             seq_b = _broadcast(v["seq"], inp)
-            r.put("max_batch", mem.max_batch(spec, seq_b, usable, **_solver_kw(kw, inp)), "count",
+            r.put("max_batch", mem.max_batch(spec, seq_b, usable, **_solver_kw(one, inp)), "count",
                   "largest micro-batch that fits (at this sequence length)")
-            columns.append("max_batch")
         if solve_seq:
             b_b = _broadcast(v["batch"], inp)
-            r.put("max_seq", mem.max_seq(spec, b_b, usable, **_solver_kw(kw, inp)), "count",
+            r.put("max_seq", mem.max_seq(spec, b_b, usable, **_solver_kw(one, inp)), "count",
                   "longest sequence that fits (at this micro-batch)")
-            columns.append("max_seq")
-            if spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
-                notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
-                             "sequences fit in memory, not in the model")
+        if solve_rank:
+            r.put("max_rank", mem.max_rank(spec, _broadcast(v["batch"], inp), _broadcast(v["seq"], inp), usable,
+                                           **_solver_kw(one, inp)), "count",
+                  "largest LoRA rank that fits (at this micro-batch and sequence length)")
+        return r
+
+    r = inp.evaluate(compute)
+    finetune.blank_full(inp)
+    v = {k: it.value for k, it in inp.items.items()}
+    kw = core_kw(v)
+    if gpu_spec is not None:
+        if solve_seq and spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
+            notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
+                         "sequences fit in memory, not in the model")
+        if not inp.swept and not _all(r["fits"].value):
+            notes += _what_would_fit(spec, gpu_spec, v, r, kw, inp)
     if breakeven:
-        mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items()})
+        mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items() if k != "method"})
         columns.append("breakeven_batch")
         notes.append("break-even: mixed precision holds more model state than fp32 only when its gradients "
                      "are fp32 (--grad-dtype fp32, the Decoder-Only Transformers notes' 18 B/param); with 2-byte gradients it is 0")
@@ -165,6 +202,43 @@ def train_mem(
                          f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_memory_bytes'].value))} usable\n")
         return ExitStatus.CHECK_FAILED
     return ExitStatus.OK
+
+
+def _what_would_fit(spec, gpu_spec, v, r, kw, inp) -> list[str]:
+    """Computed alternatives when a single point does not fit, each with the command that shows it."""
+    from llmcalc.core import memory as mem
+    from llmcalc.presets import load_gpu, preset_files
+
+    def room(g) -> float:
+        return float(mem.USABLE(M=g.device_memory_bytes, R=v["reserve"], f=v["fragmentation"]))
+
+    gpus = []
+    for name in preset_files("gpus"):
+        g = load_gpu(name)
+        if g.device_memory_bytes > gpu_spec.device_memory_bytes:
+            gpus.append((g.name, room(g)))
+    found = mem.what_fits(spec, v["batch"], v["seq"], float(r["usable_memory_bytes"].value), gpus, **kw)
+    if not found:
+        return ["does not fit, and neither ZeRO-3 over up to 4,096 GPUs, QLoRA nor a larger preset GPU makes it fit: "
+                "try --recompute full, a smaller --batch or --seq"]
+    base = {"-m": spec.name, "-g": gpu_spec.name, "--batch": inp.items["batch"].value,
+            "--seq": inp.items["seq"].value, "--precision": kw["precision"], "--method": kw["method"],
+            "--recompute": kw["recompute"], "--optimizer": kw["optimizer"], "--activations": kw["activations"]}
+    if kw["method"] != "full":
+        base.update({"--lora-rank": int(kw["lora_rank"]), "--lora-targets": ",".join(kw["lora_targets"])})
+    for flag, key, default in (("--zero", "zero", 0), ("--dp", "dp", 1), ("--tp", "tp", 1), ("--pp", "pp", 1)):
+        if kw[key] != default:
+            base[flag] = int(kw[key])
+    if not kw["flash"]:
+        base["--no-flash"] = ""
+    notes = []
+    for change, need in found:
+        flags = dict(base)
+        flags.update({("-g" if k == "gpu" else "--" + k): val for k, val in change.items()})
+        what = ", ".join(f"--{k} {val}" if k != "gpu" else f"-g {val}" for k, val in change.items())
+        cmd = "llmcalc train-mem " + " ".join(f"{k} {val}".strip() for k, val in flags.items())
+        notes.append(f"does not fit; it would with {what} ({_fmt_bytes(need)} per GPU): {cmd}")
+    return notes
 
 
 def _solver_kw(kw: dict, inp) -> dict:

@@ -13,6 +13,7 @@ Every function takes batch ``B`` and sequence ``S`` as numbers or NumPy arrays o
 from __future__ import annotations
 
 from llmcalc.core.formula import Formula, Results
+from llmcalc.core.geometry import attention_linears, weights_per_token
 from llmcalc.errors import InputError
 from llmcalc.core.params import active_params, embedding_params, total_params
 from llmcalc.spec import ModelSpec
@@ -45,15 +46,9 @@ MFU_MEASURED = Formula("training / (B * S) * tokens_per_s / (N * peak)")
 
 
 def attention_projection_weights(spec: ModelSpec) -> int:
-    """Weights of Q, K, V and O in one layer (no biases, no norms): the matmul sizes per token."""
-    H = spec.hidden
-    if spec.mla:
-        m = spec.mla
-        q = (H * m.q_lora_rank + m.q_lora_rank * spec.q_dim) if m.q_lora_rank else H * spec.q_dim
-        kv = H * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * spec.heads * (
-            m.qk_nope_head_dim + m.v_head_dim)
-        return q + kv + spec.attn_out_dim * H
-    return H * (spec.q_dim + 2 * spec.kv_dim) + spec.attn_out_dim * H
+    """Weights of Q, K, V and O in one layer (no biases, no norms): the matmul sizes per token
+    (core/geometry.py)."""
+    return weights_per_token(attention_linears(spec))
 
 
 def head_dims(spec: ModelSpec) -> tuple[int, int]:
@@ -98,9 +93,13 @@ def forward_breakdown(spec: ModelSpec, batch, seq, causal: bool = False, out: Re
     return r
 
 
-def training_step_flops(spec: ModelSpec, batch, seq, causal: bool = False, recompute: str = "none") -> Results:
+def training_step_flops(spec: ModelSpec, batch, seq, causal: bool = False, recompute: str = "none",
+                        method: str = "full", lora_rank=16, lora_targets=None) -> Results:
     """Parameters, forward/backward/training FLOPs of one step, hardware FLOPs under recomputation,
     and the napkin 2·P·T / 6·P·T figures beside the exact count (seed 000 ch. 1-2; seed 002).
+
+    ``method`` lora/qlora: a frozen base with adapters (core/lora.py): base forward + adapters forward and
+    backward + the base's input gradients only, about 4·P·T + adapters instead of 6·P·T.
 
     Recomputation (Korthikanti et al. 2022, arXiv:2205.05198 sec. 4-5): ``selective`` recomputes the
     attention core (QKᵀ, softmax, × V) in backward; ``full`` re-runs every layer's forward.
@@ -108,15 +107,22 @@ def training_step_flops(spec: ModelSpec, batch, seq, causal: bool = False, recom
     if recompute not in RECOMPUTE_MODES:
         from llmcalc.errors import InputError
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}; got {recompute!r}")
+    from llmcalc.core import lora
+    ft = lora.plan(spec, method, lora_rank, lora_targets)
     r = Results()
     P_total, P_active = total_params(spec), active_params(spec)
     r.put("params", P_total, "params", "parameters (total)")
     r.put("params_embedding", embedding_params(spec), "params", "embedding parameters (tokens + positions)")
     if spec.moe:
         r.put("params_active", P_active, "params", "parameters active per token")
+    lora.add_param_rows(r, spec, ft, P_total)
     forward_breakdown(spec, batch, seq, causal, r)
-    fwd = r["forward_flops"].value
-    bwd = r.calc("backward_flops", BACKWARD, "flop", "backward (2 × forward)", forward=fwd)
+    if ft is None:
+        fwd = r["forward_flops"].value
+        bwd = r.calc("backward_flops", BACKWARD, "flop", "backward (2 × forward)", forward=fwd)
+    else:
+        lora.add_flops_rows(r, spec, ft, batch, seq)
+        fwd, bwd = r["forward_flops"].value, r["backward_flops"].value
     train = r.calc("training_flops", TRAINING, "flop", "training step (forward + backward)", forward=fwd, backward=bwd)
     if recompute == "selective":
         r.calc("hardware_flops", HW_SELECTIVE, "flop", "hardware FLOPs with selective recomputation",

@@ -44,7 +44,9 @@ from llmcalc.spec import ModelSpec
 
 PRECISIONS = ("fp32", "mixed", "bf16", "fp8")
 GRAD_DTYPES = ("fp32", "bf16", "fp16")
-OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adam-8bit")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adafactor", "adam-8bit", "paged-adamw", "paged-adamw-8bit")
+ADAM_32 = ("adam", "adamw", "paged-adamw")          # paged: bitsandbytes' unified memory, same bytes while resident
+ADAM_8 = ("adam-8bit", "paged-adamw-8bit")
 ACTIVATION_MODELS = ("megatron", "eager")
 RECOMPUTE_MODES = ("none", "selective", "full")
 
@@ -85,13 +87,33 @@ ACT_FULL = Formula("p * S * B * H / t_sp")
 ACT_EAGER = Formula(
     "S * B * ((N_n * (e_n * H + st) + 2 * e * H + m_h * H) / t_sp + (e * (Hq + 2 * Hkv + Ho + k_f * F)"
     " + lse * a) / t) + s_e * a * S**2 * B / t")
+# Frozen base (LoRA/QLoRA; core/lora.activation_flags): c_a, c_m, c_o, c_d say whether the attention input,
+# MLP input, attention output and MLP hidden are still kept (an adapter's A reads them); R: the adapters'
+# r-wide intermediates; k_f counts the MLP's other F-wide tensors; frozen norm weights keep no normalised copy.
+ACT_MEGATRON_FT = Formula(
+    "S * B * ((p * (n_n + c_a + c_m) + 2) * H / t_sp + p * (c_q * Hq + (c_k + c_v) * Hkv + c_o * Ho"
+    " + (c_f * k_f + c_d) * F + R) / t) + c_s * (2 * p + 1) * a * S**2 * B / t")
+ACT_MEGATRON_FLASH_FT = Formula(
+    "S * B * ((p * (n_n + c_a + c_m) + 2) * H / t_sp + p * (c_q * Hq + (c_k + c_v) * Hkv + c_o * Ho"
+    " + (c_f * k_f + c_d) * F + R) / t) + c_s * 4 * a * S * B / t")
+ACT_MEGATRON_SELECTIVE_FT = Formula(
+    "S * B * ((p * (n_n + c_a + c_m) + 2) * H / t_sp + p * (c_q * Hq + (c_k + c_v) * Hkv + c_o * Ho"
+    " + (c_f * k_f + c_d) * F + R) / t)")
+ACT_EAGER_FT = Formula(
+    "S * B * ((n_n * (e_n * H + st) + (c_a + c_m) * e * H + m_h * H) / t_sp + (e * (c_q * Hq + (c_k + c_v) * Hkv"
+    " + c_o * Ho + (c_f * k_f + c_d) * F + R) + c_s * lse * a) / t) + c_s * s_e * a * S**2 * B / t")
 ACT_LAYERS = Formula("L_s * m * per_layer")
+# Layer 1 reads the frozen embedding, whose output carries no gradient: it keeps less (first_layer_activations).
+ACT_LAYERS_FT = Formula("m * ((L_s - 1) * per_layer + first_layer)")
 ACT_EMB_MEGATRON = Formula("m * (8 * B * S + B * S * H / t_sp)")
 ACT_EMB_EAGER = Formula(
-    "m * (8 * B * S * (1 + c_ids) + 8 * S * (n_pos + c_pos) + m_e * B * S * H / t_sp + c_mask * e * B * S**2)"
+    "m * (8 * B * S * (1 + c_ids) + 8 * S * (n_pos + c_pos) + (m_e + c_leaf * e) * B * S * H / t_sp"
+    " + c_mask * e * B * S**2)"
     " + 2 * n_rope * S * d * e")
 ACT_FINAL_MEGATRON = Formula("last * 2 * p * B * S * H / t_sp")
 ACT_FINAL_EAGER = Formula("last * B * S * (e_n * H + st + e * H) / t_sp")
+ACT_FINAL_MEGATRON_FT = Formula("last * (1 + c_h) * p * B * S * H / t_sp")
+ACT_FINAL_EAGER_FT = Formula("last * B * S * (e_n * H + st + c_h * e * H) / t_sp")
 ACT_LOGITS = Formula("last * (4 * B * S * V / t + x * (8 * B * S + 4))")
 
 USABLE = Formula("M - (R + f * M)")
@@ -113,34 +135,15 @@ def _check(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 def matrix_params(spec: ModelSpec) -> tuple[int, int]:
     """(elements in 2-D weight matrices, sum over those matrices of rows + cols). Vectors (biases, norms) are
-    the rest of the parameters. Used by Adafactor (factored second moment) and 8-bit Adam (small tensors)."""
+    the rest of the parameters. Used by Adafactor (factored second moment) and 8-bit Adam (small tensors).
+    The linear modules come from core/geometry.py; the embedding tables are matrices too."""
+    from llmcalc.core.geometry import linear_modules
+
     H = spec.hidden
     mats: list[tuple[int, int, int]] = [(spec.vocab, H, 1)]
     if spec.position == "learned":
         mats.append((spec.max_seq, H, 1))
-    L = spec.layers
-    if spec.mla:
-        m = spec.mla
-        if m.q_lora_rank:
-            mats += [(H, m.q_lora_rank, L), (m.q_lora_rank, spec.q_dim, L)]
-        else:
-            mats.append((H, spec.q_dim, L))
-        mats += [(H, m.kv_lora_rank + m.qk_rope_head_dim, L),
-                 (m.kv_lora_rank, spec.heads * (m.qk_nope_head_dim + m.v_head_dim), L)]
-    else:
-        mats += [(H, spec.q_dim, L), (H, spec.kv_dim, 2 * L)]
-    mats.append((spec.attn_out_dim, H, L))
-    n = spec.mlp_matrices
-    if spec.dense_mlp_layers:
-        mats.append((H, spec.ffn, n * spec.dense_mlp_layers))
-    if spec.moe:
-        moe = spec.moe
-        mats.append((H, moe.experts, spec.moe_layers))
-        mats.append((H, moe.expert_ffn, n * moe.experts * spec.moe_layers))
-        if moe.shared_ffn:
-            mats.append((H, moe.shared_ffn, n * spec.moe_layers))
-    if not spec.tie_embeddings:
-        mats.append((spec.vocab, H, 1))
+    mats += [(m.d_in, m.d_out, m.count) for m in linear_modules(spec) if not m.shared]
     elems = sum(r * c * k for r, c, k in mats)
     rc = sum((r + c) * k for r, c, k in mats)
     return elems, rc
@@ -194,8 +197,10 @@ def _megatron_mlp_saves(spec: ModelSpec) -> int:
 
 def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed", model: str = "megatron",
                          flash: bool = True, recompute: str = "none", tp=1, pp=1, sp: bool = False,
-                         in_flight_microbatches=None, dropout: bool = False, out: Results | None = None) -> Results:
-    """Activation bytes on the busiest GPU (pipeline stage 1) by part; the sum is ``activations_bytes``."""
+                         in_flight_microbatches=None, dropout: bool = False, out: Results | None = None,
+                         finetune=None) -> Results:
+    """Activation bytes on the busiest GPU (pipeline stage 1) by part; the sum is ``activations_bytes``.
+    ``finetune``: a core.lora.FineTune (frozen base), which keeps fewer of the layers' tensors."""
     from llmcalc.core.formula import ceil, where
 
     r = Results() if out is None else out
@@ -208,32 +213,45 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
     m = pp if in_flight_microbatches is None else in_flight_microbatches
     last = where(pp == 1, 1, 0) if hasattr(pp, "shape") else (1 if pp == 1 else 0)
     B, S = batch, seq
-    layer_label = "one layer, one micro-batch"
+    ft = finetune
+    layer_label = "one layer, one micro-batch" + (" (frozen base: only the inputs adapters read)" if ft else "")
+    rms_e = (4 + p if p != 4 else 8)      # RMSNorm keeps its fp32 input and the normalised copy for the weight
     if model == "megatron":
         dims = dict(S=S, B=B, p=p, H=H, t_sp=t_sp, t=t)
         if recompute == "full":
             r.calc("activations/per_layer", ACT_FULL, "byte", layer_label + " (full recompute: the layer input)",
                    **dims)
         else:
-            shape = dict(dims, Hq=spec.q_dim, Hkv=spec.kv_dim, Ho=spec.attn_out_dim, k_f=_megatron_mlp_saves(spec),
-                         F=F)
-            if recompute == "selective":
-                r.calc("activations/per_layer", ACT_MEGATRON_SELECTIVE, "byte",
-                       layer_label + " (selective recompute: no score terms)", **shape)
-            elif flash:
-                r.calc("activations/per_layer", ACT_MEGATRON_FLASH, "byte",
-                       layer_label + " (flash attention: no S² terms, fp32 logsumexp)", a=a, **shape)
+            k_f = _megatron_mlp_saves(spec)
+            shape = dict(dims, Hq=spec.q_dim, Hkv=spec.kv_dim, Ho=spec.attn_out_dim, F=F)
+            if ft is not None:
+                shape.update(k_f=k_f - 1)
+                forms = (ACT_MEGATRON_SELECTIVE_FT, ACT_MEGATRON_FLASH_FT, ACT_MEGATRON_FT)
             else:
-                r.calc("activations/per_layer", ACT_MEGATRON, "byte",
-                       layer_label + " (Korthikanti: s·b·h·(34 + 5·a·s/h) at p=2)", a=a, **shape)
+                shape.update(k_f=k_f)
+                forms = (ACT_MEGATRON_SELECTIVE, ACT_MEGATRON_FLASH, ACT_MEGATRON)
+            if recompute == "selective":
+                form, what = forms[0], " (selective recompute: no score terms)"
+            elif flash:
+                form, what = forms[1], " (flash attention: no S² terms, fp32 logsumexp)"
+                shape["a"] = a
+            else:
+                form, what = forms[2], " (Korthikanti: s·b·h·(34 + 5·a·s/h) at p=2)"
+                shape["a"] = a
+            if ft is None:
+                r.calc("activations/per_layer", form, "byte", layer_label + what, **shape)
+            else:
+                _layer_rows(r, spec, ft, form, layer_label + what, shape, flash and recompute != "selective", 2)
     else:
         e = p
         gs = gpt2_style(spec)
+        st = 8 if spec.norm == "layernorm" else 4
+        # a frozen RMSNorm weight needs no normalised copy: only the fp32 input stays
+        norm_e = e if spec.norm == "layernorm" else (4 if ft is not None else rms_e)
         if recompute == "full":
             r.calc("activations/per_layer", ACT_FULL, "byte", layer_label + " (checkpointed: the layer input)",
                    S=S, B=B, p=e, H=H, t_sp=t_sp)
         else:
-            norm_e = e if spec.norm == "layernorm" else (4 + e if e != 4 else 8)
             if flash:
                 s_e, hkv, lse = 0, spec.kv_dim, 4
             else:
@@ -241,22 +259,40 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
                 s_e, hkv, lse = soft + ((1 + e) if dropout else 0), spec.heads * spec.head_dim, 0
             if recompute == "selective":
                 s_e = 0
-            r.calc("activations/per_layer", ACT_EAGER, "byte",
-                   layer_label + (" (eager modules, SDPA/flash attention)" if flash else
-                                  " (eager modules, eager attention)"),
-                   S=S, B=B, N_n=spec.norms_per_layer, e_n=norm_e, H=H,
-                   st=8 if spec.norm == "layernorm" else 4, e=e, m_h=2 if dropout else 0, t_sp=t_sp,
-                   Hq=spec.q_dim, Hkv=hkv, Ho=spec.attn_out_dim, k_f=eager_mlp_saves(spec), F=F, lse=lse, a=a,
-                   t=t, s_e=s_e)
+            k_f = eager_mlp_saves(spec)
+            shape = dict(S=S, B=B, e_n=norm_e, H=H, st=st, e=e, m_h=2 if dropout else 0,
+                         t_sp=t_sp, Hq=spec.q_dim, Hkv=hkv, Ho=spec.attn_out_dim, F=F, lse=lse, a=a, t=t, s_e=s_e)
+            label = layer_label + (" (eager modules, SDPA/flash attention)" if flash else
+                                   " (eager modules, eager attention)")
+            if ft is not None:
+                shape.update(k_f=k_f - 1)
+                _layer_rows(r, spec, ft, ACT_EAGER_FT, label, shape, flash, spec.norms_per_layer)
+            else:
+                r.calc("activations/per_layer", ACT_EAGER, "byte", label, N_n=spec.norms_per_layer, k_f=k_f, **shape)
     per_layer = r["activations/per_layer"].value
-    r.calc("activations/layers", ACT_LAYERS, "byte", "transformer layers on this GPU × micro-batches in flight",
-           L_s=L_s, m=m, per_layer=per_layer)
+    if "first_layer_activations" not in r:     # full fine-tuning, or checkpointed: every layer keeps alike
+        r.put("first_layer_activations", per_layer, "byte", "the first layer, one micro-batch (as the others)")
+    if ft is not None:
+        r.calc("activations/layers", ACT_LAYERS_FT, "byte",
+               "transformer layers on this GPU × micro-batches in flight (the first reads the frozen embedding)",
+               L_s=L_s, m=m, per_layer=per_layer, first_layer=r["first_layer_activations"].value)
+    else:
+        r.calc("activations/layers", ACT_LAYERS, "byte", "transformer layers on this GPU × micro-batches in flight",
+               L_s=L_s, m=m, per_layer=per_layer)
+    if ft is not None:
+        from llmcalc.core.lora import head_flag
+        c_h = head_flag(ft)
     if model == "megatron":
         r.calc("activations/embedding", ACT_EMB_MEGATRON, "byte",
                "embedding output: token ids and dropout mask (its values are layer 1's saved input)",
                m=m, B=B, S=S, H=H, t_sp=t_sp)
-        r.calc("activations/final_norm", ACT_FINAL_MEGATRON, "byte", "final norm input and LM-head input (last stage)",
-               last=last, p=p, B=B, S=S, H=H, t_sp=t_sp)
+        if ft is None:
+            r.calc("activations/final_norm", ACT_FINAL_MEGATRON, "byte",
+                   "final norm input and LM-head input (last stage)", last=last, p=p, B=B, S=S, H=H, t_sp=t_sp)
+        else:
+            r.calc("activations/final_norm", ACT_FINAL_MEGATRON_FT, "byte",
+                   "final norm input (and LM-head input if it has an adapter; last stage)", last=last, c_h=c_h, p=p,
+                   B=B, S=S, H=H, t_sp=t_sp)
         r.calc("activations/logits", ACT_LOGITS, "byte", "logits in fp32 for the loss, B·S·V·4 (last stage)",
                last=last, B=B, S=S, V=V, t=t, x=0)
     else:
@@ -264,20 +300,41 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
         ck = recompute == "full"
         r.calc("activations/embedding", ACT_EMB_EAGER, "byte",
                "embedding: token/position ids, rope tables" + (", dropout mask" if dropout else "")
-               + (", what checkpointing keeps alive" if ck else ""),
+               + (", what checkpointing keeps alive" if ck else "")
+               + (" (a frozen embedding's output, made to require grad for checkpointing, stays as a leaf)"
+                  if ck and ft is not None and spec.position == "learned" and "embed" not in ft.adapted_kinds()
+                  else ""),
                m=m, B=B, S=S, c_ids=1 if (ck and gs) else 0, n_pos=1 if spec.position == "learned" else 0,
                c_pos=1 if (ck and spec.position == "rope") else 0, m_e=1 if dropout else 0, H=H, t_sp=t_sp,
                c_mask=1 if (ck and not flash) else 0, e=e, n_rope=1 if spec.position == "rope" else 0,
+               c_leaf=1 if (ck and ft is not None and spec.position == "learned"
+                            and "embed" not in ft.adapted_kinds()) else 0,
                d=spec.head_dim)
-        norm_e = e if spec.norm == "layernorm" else (4 + e if e != 4 else 8)
-        r.calc("activations/final_norm", ACT_FINAL_EAGER, "byte", "final norm (input, statistics) and LM-head input",
-               last=last, B=B, S=S, e_n=norm_e, H=H, st=8 if spec.norm == "layernorm" else 4, e=e, t_sp=t_sp)
+        st = 8 if spec.norm == "layernorm" else 4
+        if ft is None:
+            r.calc("activations/final_norm", ACT_FINAL_EAGER, "byte",
+                   "final norm (input, statistics) and LM-head input", last=last, B=B, S=S, e_n=rms_e if
+                   spec.norm != "layernorm" else e, H=H, st=st, e=e, t_sp=t_sp)
+        else:
+            r.calc("activations/final_norm", ACT_FINAL_EAGER_FT, "byte",
+                   "final norm (input, statistics) and the LM-head input if it has an adapter", last=last, B=B, S=S,
+                   e_n=4 if spec.norm != "layernorm" else e, H=H, st=st, c_h=c_h, e=e, t_sp=t_sp)
         r.calc("activations/logits", ACT_LOGITS, "byte", "log-softmax of the logits in fp32, and the shifted labels",
                last=last, B=B, S=S, V=V, t=t, x=1)
     r.calc("activations_bytes", ACT_TOTAL, "byte", "activations (busiest pipeline stage)",
            layers=r["activations/layers"].value, embedding=r["activations/embedding"].value,
            final_norm=r["activations/final_norm"].value, logits=r["activations/logits"].value)
     return r
+
+
+def _layer_rows(r: Results, spec: ModelSpec, ft, form: Formula, label: str, shape: dict, flash: bool,
+                norms: int) -> None:
+    """Per-layer activations of a frozen-base method: a middle layer, and the first (core/lora.activation_flags)."""
+    from llmcalc.core.lora import activation_flags
+    every, first = activation_flags(spec, ft, flash, norms)
+    r.calc("activations/per_layer", form, "byte", label, **shape, **every)
+    r.calc("first_layer_activations", form, "byte", "the first layer, one micro-batch (it reads the frozen "
+           "embedding: only tensors needed for a gradient stay)", **shape, **first)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,9 +344,13 @@ def activation_breakdown(spec: ModelSpec, batch, seq, *, precision: str = "mixed
 def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", grad_dtype: str | None = None,
                     optimizer: str = "adamw", activations: str = "megatron", flash: bool = True,
                     recompute: str = "none", zero: int = 0, dp=1, tp=1, pp=1, sp: bool = False,
-                    in_flight_microbatches=None, dropout: bool = False) -> Results:
+                    in_flight_microbatches=None, dropout: bool = False, method: str = "full", lora_rank=16,
+                    lora_targets=None) -> Results:
     """Per-GPU training memory. Keys: weights_bytes, gradients_bytes, optimizer_bytes, activations_bytes,
-    total_bytes, then the breakdown (params_per_gpu, optimizer/…, activations/…), each a formula."""
+    total_bytes, then the breakdown (params_per_gpu, optimizer/…, activations/…), each a formula.
+
+    ``method`` lora/qlora (core/lora.py): the frozen base in its dtype (QLoRA: NF4), gradients and optimizer
+    state for the adapters only, and the activations a frozen base still keeps."""
     precision = _check("precision", precision, PRECISIONS)
     grad_dtype = _check("grad-dtype", grad_dtype or DEFAULT_GRAD[precision], GRAD_DTYPES)
     optimizer = _check("optimizer", optimizer, OPTIMIZERS)
@@ -300,6 +361,10 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     from llmcalc.core import layout
     layout.check_tp(spec, tp, "--tp")  # whole heads, KV heads and MLP columns per GPU
     layout.check_pp(spec, pp, "--pp")  # at least one layer per stage
+    from llmcalc.core import lora
+    ft = lora.plan(spec, method, lora_rank, lora_targets)
+    if ft is not None and ft.quantised and precision not in lora.QLORA_PRECISIONS:
+        raise InputError(f"QLoRA computes in bf16 over an NF4 base: precision must be mixed or bf16, not {precision}")
 
     parts = Results()
     P_layers, _, P_ends_pp = stage_params(spec)
@@ -319,34 +384,43 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     w = WEIGHT_BYTES[precision]
     g = GRAD_BYTES[grad_dtype]
     s = STATE_BYTES[precision]
-    weights = parts.calc("weights_bytes", WEIGHTS, "byte", f"weights ({w} B/param" + (", ZeRO-3 sharded)" if zero >= 3 else ")"),
-                         P_g=P_g, w=w, z=z_w)
-    grads = parts.calc("gradients_bytes", GRADS, "byte", f"gradients ({grad_dtype}" + (", ZeRO-2 sharded)" if zero >= 2 else ")"),
-                       P_g=P_g, g=g, z=z_g)
+    if ft is None:
+        weights = parts.calc("weights_bytes", WEIGHTS, "byte",
+                             f"weights ({w} B/param" + (", ZeRO-3 sharded)" if zero >= 3 else ")"), P_g=P_g, w=w, z=z_w)
+        P_t = parts.put("trainable_params_per_gpu", P_g, "params", "trainable parameters held per GPU (all)")
+        parts.put("weights/frozen", 0, "byte", "frozen base (none: every weight trains)")
+        parts.put("weights/adapters", 0, "byte", "LoRA adapters (none)")
+        parts.put("weights/dequantised", 0, "byte", "no dequantisation (the base is not quantised)")
+        elems, rc = matrix_params(spec)
+        f_factored, f8 = (rc + (P_total - elems)) / P_total, elems / P_total
+    else:
+        weights, P_t = lora.weight_rows(parts, spec, ft, w=w, P_layers=P_layers, P_ends=P_ends, L_s=L_s, tp=tp,
+                                        z=z_w)
+        f_factored, f8 = lora.optimizer_shape(ft, ADAM8_MIN_SIZE)
+    what = "adapter " if ft is not None else ""
+    grads = parts.calc("gradients_bytes", GRADS, "byte",
+                       f"{what}gradients ({grad_dtype}" + (", ZeRO-2 sharded)" if zero >= 2 else ")"), P_g=P_t, g=g,
+                       z=z_g)
     opt_rows = []
     if HAS_MASTER[precision]:
         opt_rows.append(("master", parts.calc("optimizer/master", MASTER, "byte", "fp32 master weights",
-                                                        P_g=P_g, z=z_os)))
-    if optimizer in ("adam", "adamw"):
+                                                        P_g=P_t, z=z_os)))
+    if optimizer in ADAM_32:
         for k, lab in (("adam_m", "Adam first moment m"), ("adam_v", "Adam second moment v")):
-            opt_rows.append((k, parts.calc(f"optimizer/{k}", STATE, "byte", f"{lab} ({s} B)", P_g=P_g, s=s, z=z_os)))
+            opt_rows.append((k, parts.calc(f"optimizer/{k}", STATE, "byte", f"{lab} ({s} B)", P_g=P_t, s=s, z=z_os)))
     elif optimizer == "sgd-momentum":
         opt_rows.append(("momentum", parts.calc("optimizer/momentum", STATE, "byte", f"SGD momentum buffer ({s} B)",
-                                                P_g=P_g, s=s, z=z_os)))
+                                                P_g=P_t, s=s, z=z_os)))
     elif optimizer == "adafactor":
-        elems, rc = matrix_params(spec)
-        f = (rc + (P_total - elems)) / P_total
         opt_rows.append(("adafactor_v", parts.calc(
             "optimizer/adafactor_v", ADAFACTOR, "byte",
             "Adafactor factored second moment (rows + cols per matrix; vectors in full; no momentum)",
-            P_g=P_g, f=f, s=s, z=z_os)))
-    elif optimizer == "adam-8bit":
-        elems, _ = matrix_params(spec)
-        f8 = elems / P_total
+            P_g=P_t, f=f_factored, s=s, z=z_os)))
+    elif optimizer in ADAM_8:
         for k, lab in (("adam_m", "8-bit Adam m"), ("adam_v", "8-bit Adam v")):
             opt_rows.append((k, parts.calc(
                 f"optimizer/{k}", ADAM8, "byte", f"{lab} (1 B + fp32 absmax per {ADAM8_BLOCK}; small tensors 4 B)",
-                P_g=P_g, f8=f8, blk=ADAM8_BLOCK, z=z_os)))
+                P_g=P_t, f8=f8, blk=ADAM8_BLOCK, z=z_os)))
     if not opt_rows:
         parts.put("optimizer_bytes", 0, "byte", "optimizer state (plain SGD without a master copy keeps none)")
     else:
@@ -355,7 +429,7 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     optim = parts["optimizer_bytes"].value
     acts = activation_breakdown(spec, batch, seq, precision=precision, model=activations, flash=flash,
                                 recompute=recompute, tp=tp, pp=pp, sp=sp,
-                                in_flight_microbatches=in_flight_microbatches, dropout=dropout)
+                                in_flight_microbatches=in_flight_microbatches, dropout=dropout, finetune=ft)
     act = acts["activations_bytes"].value
     parts.calc("total_bytes", TOTAL, "byte", "total per GPU", weights=weights, gradients=grads, optimizer=optim,
                activations=act)
@@ -366,12 +440,14 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     out["activations_bytes"] = acts["activations_bytes"]
     out["total_bytes"] = parts["total_bytes"]
     out["params_per_gpu"] = parts["params_per_gpu"]
+    out["trainable_params_per_gpu"] = parts["trainable_params_per_gpu"]
     for k, row in parts.items():
-        if k.startswith("optimizer/"):
+        if k.startswith(("optimizer/", "weights/")):
             out[k] = row
     for k, row in acts.items():
         if k.startswith("activations/"):
             out[k] = row
+    out["first_layer_activations"] = acts["first_layer_activations"]
     return out
 
 
@@ -458,3 +534,47 @@ def breakeven(spec: ModelSpec, seq, r: Results | None = None, **kw) -> Results:
            "batch above which mixed precision saves memory (the Decoder-Only Transformers notes eq. 2.9)",
            fixed_mixed=fm, fixed_fp32=ff, act_fp32=af, act_mixed=am)
     return r
+
+
+def max_rank(spec: ModelSpec, batch, seq, usable, **kw) -> Any:
+    """The largest LoRA rank whose total memory fits in ``usable`` bytes (0 if not even rank 1), at most the
+    smallest dimension of an adapted module."""
+    import numpy as np
+
+    from llmcalc.core import lora
+    ft = lora.plan(spec, kw.get("method", "lora"), 1, kw.get("lora_targets"))
+    cap = min(min(a.d_in, a.d_out) for a in ft.adapters)
+    kw = {k: v for k, v in kw.items() if k != "lora_rank"}
+    shape = np.broadcast(np.asarray(batch), np.asarray(seq), np.asarray(usable)).shape
+    res = _largest(lambda r: training_memory(spec, batch, seq, lora_rank=np.minimum(r, cap), **kw)["total_bytes"].value,
+                   usable, shape, limit=cap)
+    res = np.minimum(res, cap)
+    return res if shape else float(res)
+
+
+def what_fits(spec: ModelSpec, batch, seq, usable, gpus=(), **kw) -> list[tuple[dict, str]]:
+    """When a single point does not fit ``usable`` bytes, the computed alternatives that do, each as
+    (the flags that change, what it needs per GPU): the smallest power-of-two --dp with ZeRO-3; --method qlora
+    (with a LoRA rank it fits); the GPUs of ``gpus`` (name, usable bytes), smallest first, the first that fits."""
+    out: list[tuple[dict, str]] = []
+
+    def total(**change) -> float:
+        return float(training_memory(spec, batch, seq, **{**kw, **change})["total_bytes"].value)
+
+    dp = 2
+    while dp <= 4096:
+        need = total(zero=3, dp=dp)
+        if need <= usable:
+            out.append(({"zero": 3, "dp": dp}, need))
+            break
+        dp *= 2
+    if kw.get("method", "full") != "qlora" and kw.get("precision", "mixed") in ("mixed", "bf16"):
+        need = total(method="qlora")
+        if need <= usable:
+            out.append(({"method": "qlora"}, need))
+    base = total()
+    for name, room in sorted(gpus, key=lambda g: g[1]):
+        if base <= room:
+            out.append(({"gpu": name}, base))
+            break
+    return out

@@ -246,6 +246,9 @@ class Training:
     compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
     capacity_factor: Any = DEFAULT_CAPACITY_FACTOR
     shape_efficiency: bool = True     # scale compute_mfu by the GEMMs' efficiency at the per-GPU shapes
+    method: str = "full"              # full, lora or qlora (core/lora.py): frozen-base memory and FLOPs
+    lora_rank: Any = 16
+    lora_targets: Any = None
 
 
 PEAK_DTYPES = {"fp32": ("tf32", "fp32"), "mixed": ("bf16", "fp16"), "bf16": ("bf16", "fp16"),
@@ -407,6 +410,10 @@ def _within(group, stride, G):
     return where(group * stride <= G, 1, 0)
 
 
+def _finetune(run: Training) -> dict:
+    return dict(method=run.method, lora_rank=run.lora_rank, lora_targets=run.lora_targets)
+
+
 def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, dp, tp, pp, micro_batch,
              virtual=1, zero: int = 0, recompute: str = "none", sp: bool = False, cp=1, ep=1) -> Results:
     """Memory, communication, bubble and step time of layouts (d, t, p, b, v, cp, ep: numbers or NumPy arrays of
@@ -437,7 +444,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     # shards over the dp·cp ranks that reduce the gradients (Megatron-Core's distributed optimizer).
     mem = training_memory(spec, b, s / cp, precision=run.precision, grad_dtype=run.grad_dtype, optimizer=run.optimizer,
                           activations=run.activations, flash=run.flash, recompute=recompute, zero=zero, dp=d * cp,
-                          tp=t, pp=p, sp=sp, in_flight_microbatches=in_flight)
+                          tp=t, pp=p, sp=sp, in_flight_microbatches=in_flight, **_finetune(run))
     psi_e = _expert_params_per_gpu(spec, L_s, t)
     if spec.moe:
         _shard_experts(mem, psi_e, ep, zero)
@@ -456,7 +463,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
                 DEFAULT_FRAGMENTATION if run.fragmentation is None else run.fragmentation)
 
     # Compute: hardware FLOPs (recomputation included) of the whole step, the slowest stage's share over its GPUs.
-    fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute)
+    fl = training_step_flops(spec, B, s, causal=run.causal, recompute=recompute, **_finetune(run))
     F_hw, F_model, F_fwd = fl["hardware_flops"].value, fl["training_flops"].value, fl["forward_flops"].value
     again = 1 if recompute != "none" else 0                          # the recomputed forward, where it applies
     F_head = 3 * fl["lm_head_flops"].value
@@ -536,7 +543,9 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     # and embedding); the experts' own over dp·cp/ep ranks (Megatron-Core, DeepSpeed-MoE).
     psi = mem["params_per_gpu"].value
     D = d * cp
-    dense = psi - psi_e / ep
+    psi_t = mem["trainable_params_per_gpu"].value       # LoRA: gradients and updates are the adapters' only
+    full = run.method == "full"
+    dense = psi - psi_e / ep if full else psi_t
     dp_links = cluster.links(D, t)
     t_grad = r.calc("dp_grad_comm_seconds", DP_GRAD_SECONDS[zero], "s",
                     "DP gradients: " + ("all-reduce" if zero == 0 else "reduce-scatter")
@@ -546,8 +555,8 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
                      {0: "DP weights: none (replicated)", 1: "DP weights: all-gather after the update",
                       2: "DP weights: all-gather after the update",
                       3: "DP weights: per-layer all-gathers, forward and backward, per micro-batch"}[zero],
-                     d=D, psi=dense, w=w, m=m, L_s=L_s, **dp_links)
-    if spec.moe:
+                     d=D, psi=dense if full else (psi if zero == 3 else psi_t), w=w, m=m, L_s=L_s, **dp_links)
+    if spec.moe and full:
         e_links = cluster.links(D / ep, t * ep)
         t_exp = (DP_GRAD_SECONDS[zero](psi=psi_e / ep, g=g, m=m, L_s=L_s, **e_links)
                  + DP_PARAM_SECONDS[zero](d=D / ep, psi=psi_e / ep, w=w, m=m, L_s=L_s, **e_links))
@@ -586,7 +595,7 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     out.calc("bubble_fraction", BUBBLE_FRACTION, "ratio", "pipeline bubble share of the schedule, (p−1)/(v·m+p−1)",
              p=p, v=v, m=m)
     out.calc("dp_comm_bytes", DP_BYTES[zero], "byte", f"DP bytes sent per GPU per step (ZeRO-{zero})",
-             d=D, psi=psi, g=g, w=w, m=m)
+             d=D, psi=psi_t if zero < 3 else psi, g=g, w=w, m=m)
     out.calc("tp_comm_bytes", TP_BYTES, "byte", "TP bytes sent per GPU per step", c=c, L_s=L_s, m=m, t=t, b=b, s=s,
              cp=cp, h=h, a=a)
     out.calc("pp_comm_bytes", PP_BYTES, "byte", "PP bytes sent per GPU per step", p=p, v=v, m=m, b=b, s=s, cp=cp,

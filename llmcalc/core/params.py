@@ -1,12 +1,13 @@
 """Parameter counts, exact to the parameter, from a ModelSpec.
 
 Per layer (seed 002 "Transformer Math: Parameters"; seed 003 eq. 2.2): attention 4·D² and MLP 2·E·D² in
-the plain MHA case. Here every matrix is sized from the spec, so GQA (K and V of kv_heads·head_dim),
+the plain MHA case. Here every matrix is sized from the spec by core/geometry.py, so GQA (K and V of kv_heads·head_dim),
 gated MLPs (three matrices), biases, norms, MoE experts and MLA's low-rank projections all count.
 """
 
 from __future__ import annotations
 
+from llmcalc.core.geometry import attention_linears, lm_head_linear, mlp_linears, params_of, router_linear
 from llmcalc.spec import ModelSpec
 
 
@@ -16,35 +17,21 @@ def norm_params(spec: ModelSpec, width: int) -> int:
 
 
 def attention_params(spec: ModelSpec) -> int:
-    """Q, K, V and output projections of one layer (plus MLA's internal norms)."""
-    H = spec.hidden
-    if spec.mla:
-        m = spec.mla
-        if m.q_lora_rank:
-            q = H * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * spec.q_dim   # q_a, q_a_norm, q_b
-        else:
-            q = H * spec.q_dim
-        kv = (H * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank             # kv_a (+rope key), norm
-              + m.kv_lora_rank * spec.heads * (m.qk_nope_head_dim + m.v_head_dim))  # kv_b
-        bias = (spec.q_dim + m.kv_lora_rank + m.qk_rope_head_dim) if spec.qkv_bias else 0
-        return q + kv + bias + spec.attn_out_dim * H + (H if spec.o_bias else 0)
-    qkv = H * (spec.q_dim + 2 * spec.kv_dim) + ((spec.q_dim + 2 * spec.kv_dim) if spec.qkv_bias else 0)
-    return qkv + spec.attn_out_dim * H + (H if spec.o_bias else 0)
+    """Q, K, V and output projections of one layer (core/geometry.py), plus MLA's internal norms."""
+    mla_norms = (spec.mla.q_lora_rank + spec.mla.kv_lora_rank) if spec.mla else 0
+    return params_of(attention_linears(spec)) + mla_norms
 
 
 def mlp_block_params(spec: ModelSpec, ffn: int) -> int:
     """One dense MLP of intermediate size ``ffn``: 2 or 3 matrices, and their biases."""
-    H = spec.hidden
-    bias = ((spec.mlp_matrices - 1) * ffn + H) if spec.mlp_bias else 0
-    return spec.mlp_matrices * H * ffn + bias
+    return params_of(mlp_linears(spec, ffn))
 
 
 def moe_layer_params(spec: ModelSpec, experts_counted: int) -> int:
     """One MoE MLP layer with ``experts_counted`` routed experts (all of them, or top-k for active)."""
     moe = spec.moe
-    router = spec.hidden * moe.experts + (moe.experts if moe.router_bias else 0)
     shared = mlp_block_params(spec, moe.shared_ffn) if moe.shared_ffn else 0
-    return router + shared + experts_counted * mlp_block_params(spec, moe.expert_ffn)
+    return router_linear(spec).params + shared + experts_counted * mlp_block_params(spec, moe.expert_ffn)
 
 
 def mlp_params_total(spec: ModelSpec, active: bool = False) -> int:
@@ -64,9 +51,7 @@ def embedding_params(spec: ModelSpec) -> int:
 
 def lm_head_params(spec: ModelSpec) -> int:
     """Untied LM head V·D (+V bias); zero when tied to the embedding (it is the same tensor)."""
-    if spec.tie_embeddings:
-        return 0
-    return spec.vocab * spec.hidden + (spec.vocab if spec.lm_head_bias else 0)
+    return lm_head_linear(spec).params
 
 
 def param_breakdown(spec: ModelSpec, active: bool = False) -> dict[str, int]:

@@ -135,45 +135,38 @@ EXPERT_KINDS = ("ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
 EMBEDDING_KINDS = ("token_embd", "pos_embd")
 
 
+# GGUF tensor names of core/geometry.py's module kinds, by block
+GGUF_NAMES = {"attention": {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "q_a": "attn_q_a",
+                            "q_b": "attn_q_b", "kv_a": "attn_kv_a_mqa", "kv_b": "attn_kv_b"},
+              "mlp": "ffn_{}", "experts": "ffn_{}_exps", "shared": "ffn_{}_shexp", "router": "ffn_gate_inp"}
+
+
+def _gguf_name(block: str, name: str) -> str:
+    names = GGUF_NAMES[block]
+    return names[name] if isinstance(names, dict) else names.format(name)
+
+
 def weight_matrices(spec) -> tuple[Matrix, ...]:
-    """Every weight matrix of the model, by kind and layer, sized from the spec as core.params counts them
-    (GGUF tensor names: attn_q/k/v/output, ffn_gate/up/down, _exps for routed experts, _shexp for shared
-    ones, ffn_gate_inp the router; MLA: attn_q_a/q_b, attn_kv_a_mqa, attn_kv_b)."""
+    """Every weight matrix of the model, by kind and layer: core/geometry.py's linear modules under their GGUF
+    tensor names (attn_q/k/v/output, ffn_gate/up/down, _exps for routed experts, _shexp for shared ones,
+    ffn_gate_inp the router; MLA: attn_q_a/q_b, attn_kv_a_mqa, attn_kv_b), plus the embedding tables."""
+    from llmcalc.core.geometry import linear_modules
+
     H, L = spec.hidden, spec.layers
     out: list[Matrix] = [Matrix("token_embd", -1, H, spec.vocab)]
     if spec.position == "learned":
         out.append(Matrix("pos_embd", -1, H, spec.max_seq))
     first_moe = L - spec.moe_layers
+    mods = [m for m in linear_modules(spec) if m.block != "lm_head"]
+    moe_blocks = ("router", "experts", "shared")
     for i in range(L):
-        if spec.mla:
-            m = spec.mla
-            if m.q_lora_rank:
-                out += [Matrix("attn_q_a", i, H, m.q_lora_rank), Matrix("attn_q_b", i, m.q_lora_rank, spec.q_dim)]
-            else:
-                out.append(Matrix("attn_q", i, H, spec.q_dim))
-            out += [Matrix("attn_kv_a_mqa", i, H, m.kv_lora_rank + m.qk_rope_head_dim),
-                    Matrix("attn_kv_b", i, m.kv_lora_rank, spec.heads * (m.qk_nope_head_dim + m.v_head_dim))]
-        else:
-            out += [Matrix("attn_q", i, H, spec.q_dim), Matrix("attn_k", i, H, spec.kv_dim),
-                    Matrix("attn_v", i, H, spec.kv_dim)]
-        out.append(Matrix("attn_output", i, spec.attn_out_dim, H))
-        gated = spec.mlp_matrices == 3
-        if spec.moe and i >= first_moe:
-            moe = spec.moe
-            out.append(Matrix("ffn_gate_inp", i, H, moe.experts))
-            out += _mlp(i, H, moe.expert_ffn, gated, "_exps", moe.experts)
-            if moe.shared_ffn:
-                out += _mlp(i, H, moe.shared_ffn, gated, "_shexp", 1)
-        else:
-            out += _mlp(i, H, spec.ffn, gated, "", 1)
+        for m in mods:
+            if (m.block in moe_blocks) != (i >= first_moe) and m.block != "attention":
+                continue
+            out.append(Matrix(_gguf_name(m.block, m.name), i, m.d_in, m.d_out, m.per_layer))
     if not spec.tie_embeddings:
         out.append(Matrix("output", -1, H, spec.vocab))
     return tuple(out)
-
-
-def _mlp(i: int, H: int, F: int, gated: bool, suffix: str, copies: int) -> list[Matrix]:
-    mats = [Matrix("ffn_gate" + suffix, i, H, F, copies)] if gated else []
-    return mats + [Matrix("ffn_up" + suffix, i, H, F, copies), Matrix("ffn_down" + suffix, i, F, H, copies)]
 
 
 def check_format(fmt: str) -> str:
