@@ -365,7 +365,7 @@ def test_check_exit_3(cli):
 
 
 @pytest.mark.parametrize("args", [
-    ("--precision", "fp64"), ("--zero", "4"), ("--zero", "1,2"), ("--optimizer", "lion"), ("--max-batch",),
+    ("--precision", "fp64"), ("--zero", "4"), ("--zero", "1,5"), ("--optimizer", "lion"), ("--max-batch",),
     ("--check",), ("--dropout",), ("--batch", "0"), ("--seq", "-5"), ("--grad-dtype", "int8"),
     ("--activations", "xformers"), ("--recompute", "some"), ("-g", "h100-sxm", "--fragmentation", "1.5"),
     ("--dp", "2.5"),

@@ -179,8 +179,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
         _set_derived(inp, name, values * (rows // len(values)))
     z = inp.items["zero"]
     z.value, z.unit = ([int(x) for x in z.value] if isinstance(z.value, list) else int(z.value)), "count"
-    if not inp.swept:
-        r.put("bound", par.bound(r), "str", "what bounds it")
+    r.put("bound", par.bound(r) if not inp.swept else list(par.bounds(r)), "str", "what bounds it")
     from llmcalc.commands import cost_options
     hours = r["gpu_hours"].value if f["tokens"] is not None else None
     cost_options.training(r, hours, cost_options.resolve(

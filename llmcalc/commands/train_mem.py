@@ -25,6 +25,23 @@ PAR = "Parallelism and sharding"
 GPU_PANEL = "GPU fit and solvers"
 
 
+# Keys only some runs produce; the rest report them as null (contract v2: stable keys).
+SCHEMA = {
+    "gpu_memory_bytes": ("byte", "GPU memory"),
+    "usable_memory_bytes": ("byte", "usable after the reserve and fragmentation"),
+    "fits": ("bool", "fits in the usable memory"),
+    "headroom_bytes": ("byte", "usable memory left"),
+    "max_batch": ("count", "largest micro-batch that fits (at this sequence length)"),
+    "max_seq": ("count", "longest sequence that fits (at this micro-batch)"),
+    "max_rank": ("count", "largest LoRA rank that fits (at this micro-batch and sequence length)"),
+    "breakeven_batch": ("number", "batch above which mixed precision saves memory"),
+}
+
+
+def _listed(x) -> list:
+    return x if isinstance(x, list) else [x]
+
+
 @shared_options()
 def train_mem(
     model: ModelOpt = None,
@@ -70,36 +87,26 @@ def train_mem(
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
-    precision = choice("--precision", precision, mem.PRECISIONS)
-    grad = choice("--grad-dtype", grad_dtype, mem.GRAD_DTYPES) if grad_dtype is not None else None
-    optimizer = choice("--optimizer", optimizer, mem.OPTIMIZERS)
-    activations = choice("--activations", activations, mem.ACTIVATION_MODELS)
-    recompute = choice("--recompute", recompute, mem.RECOMPUTE_MODES)
-    if is_sweep(zero):
-        raise InputError("--zero takes one stage (0, 1, 2 or 3), not a list")
-    zero_stage = parse_count(zero, "--zero")
-    if zero_stage not in (0, 1, 2, 3):
-        raise InputError(f"--zero must be 0, 1, 2 or 3; got {zero!r}")
+    inp = Inputs()
+    # choice flags: a comma list is an outer sweep axis (contract v2: every flag sweeps)
+    precisions = _listed(inp.choices("precision", precision, mem.PRECISIONS, default="mixed"))
+    grad = inp.choices("grad_dtype", grad_dtype, mem.GRAD_DTYPES)
+    optimizers = _listed(inp.choices("optimizer", optimizer, mem.OPTIMIZERS, default="adamw"))
+    activations = inp.choices("activations", activations, mem.ACTIVATION_MODELS, default="megatron")
+    recomputes = _listed(inp.choices("recompute", recompute, mem.RECOMPUTE_MODES, default="none"))
+    zeros = _listed(inp.choices("zero", zero, ("0", "1", "2", "3"), default="0"))
     needs_gpu = [f for f, on in (("--max-batch", solve_batch), ("--max-seq", solve_seq), ("--max-rank", solve_rank),
                                  ("--check", check)) if on]
     if needs_gpu and gpu_spec is None:
         raise InputError(f"{needs_gpu[0]} needs a GPU: add -g NAME (e.g. -g h100-sxm)")
-    if dropout and activations != "eager":
+    if dropout and "eager" not in _listed(activations):
         raise InputError("--dropout applies to --activations eager (the megatron count always includes "
                          "Korthikanti's dropout masks)")
 
-    inp = Inputs()
     inp.number("batch", batch, unit="count", label="micro-batch (sequences per GPU)", integer=True)
     inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens per sequence", integer=True)
-    inp.fixed("precision", precision, unit="str")
-    inp.fixed("grad_dtype", grad or mem.DEFAULT_GRAD[precision], unit="str")
-    inp.fixed("optimizer", optimizer, unit="str")
-    inp.fixed("activations", activations, unit="str")
     inp.fixed("flash", flash, unit="bool")
-    inp.fixed("recompute", recompute, unit="str")
-    if activations == "eager":
-        inp.fixed("dropout", dropout, unit="bool")
-    inp.fixed("zero", zero_stage, unit="count")
+    inp.fixed("dropout", dropout, unit="bool")
     inp.number("dp", dp, unit="count", label="data-parallel GPUs", integer=True)
     inp.number("tp", tp, unit="count", label="tensor-parallel GPUs", integer=True)
     inp.number("pp", pp, unit="count", label="pipeline stages", integer=True)
@@ -110,7 +117,7 @@ def train_mem(
     if solve_rank and "full" in ft["methods"]:
         raise InputError("--max-rank needs --method lora or qlora (full fine-tuning has no rank)")
     notes = finetune.default_targets_note(ft, lora_targets)
-    if "qlora" in ft["methods"] or optimizer.startswith("paged"):
+    if "qlora" in ft["methods"] or any(o.startswith("paged") for o in optimizers):
         notes.append("QLoRA's recipe uses paged AdamW (--optimizer paged-adamw-8bit or paged-adamw): paged states "
                      "are counted on the GPU; under pressure bitsandbytes moves them to CPU memory")
     if gpu_spec is not None:
@@ -121,7 +128,7 @@ def train_mem(
         notes.append(f"usable memory = GPU memory − {_fmt_bytes(inp.items['reserve'].value)} − "
                      f"{inp.items['fragmentation'].value:.0%} (CUDA context and fragmentation; change with "
                      "--reserve and --fragmentation)")
-    if grad is None and precision in ("mixed", "fp8"):
+    if grad is None and {"mixed", "fp8"} & set(precisions):
         notes.append("gradients in bf16 (2 B/param, as ZeRO and DeepSpeed: 2+2+12 = 16 B/param with Adam); "
                      "Megatron-LM accumulates them in fp32: --grad-dtype fp32")
     if sp and _max(inp.items["tp"].value) == 1:
@@ -129,16 +136,16 @@ def train_mem(
     if _max(inp.items["pp"].value) > 1:
         notes.append("pipeline: stage 1 is reported (embedding, ceil(L/pp) layers, --in-flight micro-batches); "
                      "the final norm and the logits sit on the last stage and are not in its total")
-    if recompute == "full":
+    if "full" in recomputes:
         notes.append("full recomputation: activations/per_layer is what each layer keeps (its input); backward "
                      "re-materialises one layer's full activations at a time on top of the total")
-    if zero_stage == 3:
+    if "3" in zeros:
         notes.append("ZeRO-3/FSDP also gathers one layer's full weights at a time during forward and backward "
                      "(not in the total)")
     if spec.moe:
         notes.append("MoE: activations use the mean per-token MLP width (top-k experts, no capacity slack); "
                      "no expert parallelism")
-    if precision == "fp8":
+    if "fp8" in precisions:
         notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
                      "credited): an upper bound")
     columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
@@ -148,8 +155,9 @@ def train_mem(
                                                ("max_rank", solve_rank)) if on]
 
     def core_kw(v: dict) -> dict:
-        return dict(precision=precision, grad_dtype=grad, optimizer=optimizer, activations=activations, flash=flash,
-                    recompute=recompute, zero=zero_stage, dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
+        return dict(precision=v["precision"], grad_dtype=v["grad_dtype"], optimizer=v["optimizer"],
+                    activations=v["activations"], flash=flash, recompute=v["recompute"], zero=int(v["zero"]),
+                    dp=v["dp"], tp=v["tp"], pp=v["pp"], sp=sp,
                     in_flight_microbatches=v["in_flight"], dropout=dropout, method=v["method"],
                     lora_rank=v.get("lora_rank", ft["lora_rank"]), lora_targets=ft["lora_targets"])
 
@@ -178,15 +186,24 @@ def train_mem(
                   "largest LoRA rank that fits (at this micro-batch and sequence length)")
         return r
 
+    if breakeven and len(precisions) > 1:
+        raise InputError("--breakeven compares mixed precision with fp32 itself: give one --precision")
     r = inp.evaluate(compute)
     finetune.blank_full(inp)
+    g = inp.items["grad_dtype"]
+    if g.value is None:  # echo the gradient dtype each precision defaulted to
+        p_col = inp.items["precision"].value
+        g.value = [mem.DEFAULT_GRAD[x] for x in p_col] if isinstance(p_col, list) else mem.DEFAULT_GRAD[p_col]
     v = {k: it.value for k, it in inp.items.items()}
-    kw = core_kw(v)
+    chosen = ("precision", "grad_dtype", "optimizer", "activations", "recompute", "zero", "method")
+    if breakeven and any(isinstance(v[k], list) for k in chosen if k in v):
+        raise InputError("--breakeven takes one value of each choice flag (--precision, --optimizer, --zero, ...)")
+    kw = core_kw(v) if not any(isinstance(v[k], list) for k in chosen if k in v) else None
     if gpu_spec is not None:
         if solve_seq and spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
             notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
                          "sequences fit in memory, not in the model")
-        if not inp.swept and not _all(r["fits"].value):
+        if not inp.swept and kw is not None and not _all(r["fits"].value):
             notes += _what_would_fit(spec, gpu_spec, v, r, kw, inp)
     if breakeven:
         mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items() if k != "method"})
@@ -194,7 +211,7 @@ def train_mem(
         notes.append("break-even: mixed precision holds more model state than fp32 only when its gradients "
                      "are fp32 (--grad-dtype fp32, the Decoder-Only Transformers notes' 18 B/param); with 2-byte gradients it is 0")
     report = Report("train-mem", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
-                    columns=columns, chart=_chart if inp.swept else None)
+                    columns=columns, chart=_chart if inp.swept else None, schema=SCHEMA)
     output(report, **out)
     if check and not _all(r["fits"].value):
         import sys
