@@ -1,3 +1,3 @@
 """llmcalc: count every FLOP, trace every byte of a transformer."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

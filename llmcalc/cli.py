@@ -50,7 +50,9 @@ def make_app(only: str | None = None) -> typer.Typer:
         if name == "presets":
             application.add_typer(mod.app, name="presets")
         else:
-            application.command(name, epilog=mod.EPILOG)(getattr(mod, module))
+            func = getattr(mod, module)
+            # the docstring as one paragraph: its hard line breaks would show in --help mid-sentence
+            application.command(name, epilog=mod.EPILOG, help=" ".join((func.__doc__ or "").split()))(func)
     return application
 
 

@@ -102,3 +102,42 @@ def _larger_gpu(gpu, fits: Callable) -> Any:
         except Exception:  # noqa: BLE001 - e.g. a chip without the needed peak
             continue
     return None
+
+
+def train_mem_fixes(spec, gpu_spec, v, r, kw, inp) -> list[str]:
+    """For ``train-mem`` (a single point that does not fit): ZeRO-3 over the smallest --dp, QLoRA, or the
+    smallest larger preset GPU (core/memory.what_fits), each with the command that shows it."""
+    from llmcalc.core import memory as mem
+    from llmcalc.presets import load_gpu, preset_files
+    from llmcalc.units import fmt_bytes
+
+    def room(g) -> float:
+        return float(mem.USABLE(M=g.device_memory_bytes, R=v["reserve"], f=v["fragmentation"]))
+
+    gpus = []
+    for name in preset_files("gpus"):
+        g = load_gpu(name)
+        if g.device_memory_bytes > gpu_spec.device_memory_bytes:
+            gpus.append((g.name, room(g)))
+    found = mem.what_fits(spec, v["batch"], v["seq"], float(r["usable_memory_bytes"].value), gpus, **kw)
+    if not found:
+        return ["does not fit, and neither ZeRO-3 over up to 4,096 GPUs, QLoRA nor a larger preset GPU makes it fit: "
+                "try --recompute full, a smaller --batch or --seq"]
+    base = {"-m": spec.name, "-g": gpu_spec.name, "--batch": inp.items["batch"].value,
+            "--seq": inp.items["seq"].value, "--precision": kw["precision"], "--method": kw["method"],
+            "--recompute": kw["recompute"], "--optimizer": kw["optimizer"], "--activations": kw["activations"]}
+    if kw["method"] != "full":
+        base.update({"--lora-rank": int(kw["lora_rank"]), "--lora-targets": ",".join(kw["lora_targets"])})
+    for flag, key, default in (("--zero", "zero", 0), ("--dp", "dp", 1), ("--tp", "tp", 1), ("--pp", "pp", 1)):
+        if kw[key] != default:
+            base[flag] = int(kw[key])
+    if not kw["flash"]:
+        base["--no-flash"] = ""
+    notes = []
+    for change, need in found:
+        flags = dict(base)
+        flags.update({("-g" if k == "gpu" else "--" + k): val for k, val in change.items()})
+        what = ", ".join(f"--{k} {val}" if k != "gpu" else f"-g {val}" for k, val in change.items())
+        cmd = "llmcalc train-mem " + " ".join(f"{k} {val}".strip() for k, val in flags.items())
+        notes.append(f"does not fit; it would with {what} ({fmt_bytes(need)} per GPU): {cmd}")
+    return notes

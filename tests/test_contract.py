@@ -130,3 +130,34 @@ def test_max_seq_is_the_longest_that_fits(cli, command):
     fits = lambda s: cli(command, *base, seq_flag, str(s), *extra, "--json").json()["results"]["fits"]  # noqa: E731
     shift = 0 if command == "kv" else 1      # serve's sequence is prompt + gen
     assert fits(n - shift) and not fits(n - shift + 64)
+
+
+def test_top_level_help_does_not_break_sentences(monkeypatch):
+    import subprocess
+    import sys
+    env = {"COLUMNS": "400", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "llmcalc", "--help"], capture_output=True, text=True, env=env).stdout
+    rows = [line for line in out.splitlines() if line.startswith("│ ")]
+    for command in CASES:
+        (row,) = [r for r in rows if r[2:].startswith(command + " ")]
+        assert row.rstrip(" │").endswith(".")        # the whole description on its own line
+
+
+def test_completion_offers_choices_and_completes_lists():
+    from llmcalc.cli_support import KvDtypeOpt, WeightDtypeOpt
+    kv_complete = KvDtypeOpt.__metadata__[0].autocompletion
+    assert kv_complete("f") == ["fp32", "fp16", "fp8"]
+    assert kv_complete("bf16,in") == ["bf16,int8", "bf16,int4"]
+    assert "q4_k_m" in WeightDtypeOpt.__metadata__[0].autocompletion("q4")
+
+
+@pytest.mark.parametrize("fmt", ["yml", "yaml", "markdown", "md", "kv"])
+def test_format_aliases(cli, fmt):
+    run = cli("flops", "-m", "gpt2", "--seq", "1024", "-o", fmt)
+    assert run.code == 0
+    assert "291648307200" in run.stdout or "292 GFLOPs" in run.stdout   # base units, or the human table
+
+
+def test_fields_keep_the_inputs_that_name_the_rows(cli):
+    run = cli("kv", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--batch", "1,8", "--fields", "batch,max_seq", "-o", "tsv")
+    assert run.stdout.splitlines()[0] == "batch\tmax_seq" and len(run.stdout.splitlines()) == 3

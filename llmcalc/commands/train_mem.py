@@ -204,7 +204,8 @@ def train_mem(
             notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
                          "sequences fit in memory, not in the model")
         if not inp.swept and kw is not None and not _all(r["fits"].value):
-            notes += _what_would_fit(spec, gpu_spec, v, r, kw, inp)
+            from llmcalc.suggest import train_mem_fixes
+            notes += train_mem_fixes(spec, gpu_spec, v, r, kw, inp)
     if breakeven:
         mem.breakeven(spec, v["seq"], r, **{k: val for k, val in kw.items() if k != "method"})
         columns.append("breakeven_batch")
@@ -219,43 +220,6 @@ def train_mem(
                          f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_memory_bytes'].value))} usable\n")
         return ExitStatus.CHECK_FAILED
     return ExitStatus.OK
-
-
-def _what_would_fit(spec, gpu_spec, v, r, kw, inp) -> list[str]:
-    """Computed alternatives when a single point does not fit, each with the command that shows it."""
-    from llmcalc.core import memory as mem
-    from llmcalc.presets import load_gpu, preset_files
-
-    def room(g) -> float:
-        return float(mem.USABLE(M=g.device_memory_bytes, R=v["reserve"], f=v["fragmentation"]))
-
-    gpus = []
-    for name in preset_files("gpus"):
-        g = load_gpu(name)
-        if g.device_memory_bytes > gpu_spec.device_memory_bytes:
-            gpus.append((g.name, room(g)))
-    found = mem.what_fits(spec, v["batch"], v["seq"], float(r["usable_memory_bytes"].value), gpus, **kw)
-    if not found:
-        return ["does not fit, and neither ZeRO-3 over up to 4,096 GPUs, QLoRA nor a larger preset GPU makes it fit: "
-                "try --recompute full, a smaller --batch or --seq"]
-    base = {"-m": spec.name, "-g": gpu_spec.name, "--batch": inp.items["batch"].value,
-            "--seq": inp.items["seq"].value, "--precision": kw["precision"], "--method": kw["method"],
-            "--recompute": kw["recompute"], "--optimizer": kw["optimizer"], "--activations": kw["activations"]}
-    if kw["method"] != "full":
-        base.update({"--lora-rank": int(kw["lora_rank"]), "--lora-targets": ",".join(kw["lora_targets"])})
-    for flag, key, default in (("--zero", "zero", 0), ("--dp", "dp", 1), ("--tp", "tp", 1), ("--pp", "pp", 1)):
-        if kw[key] != default:
-            base[flag] = int(kw[key])
-    if not kw["flash"]:
-        base["--no-flash"] = ""
-    notes = []
-    for change, need in found:
-        flags = dict(base)
-        flags.update({("-g" if k == "gpu" else "--" + k): val for k, val in change.items()})
-        what = ", ".join(f"--{k} {val}" if k != "gpu" else f"-g {val}" for k, val in change.items())
-        cmd = "llmcalc train-mem " + " ".join(f"{k} {val}".strip() for k, val in flags.items())
-        notes.append(f"does not fit; it would with {what} ({_fmt_bytes(need)} per GPU): {cmd}")
-    return notes
 
 
 def _solver_kw(kw: dict, inp) -> dict:
