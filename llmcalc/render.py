@@ -31,6 +31,7 @@ class Input:
     value: Any
     unit: str = "count"
     label: str = ""
+    echo: bool = True     # False: a row label (a search's rank, layout), not an input to echo under the table
 
 
 @dataclass
@@ -333,6 +334,8 @@ def _headline(report: Report) -> str:
     if report.gpu is not None:
         parts.append(report.gpu.name)
     for k, inp in report.inputs.items():
+        if not inp.echo:
+            continue
         if k in report.swept:
             vals = list(dict.fromkeys(_listify(inp.value)))  # distinct, in order
             if len(vals) <= 4:

@@ -220,9 +220,11 @@ def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list
         return ExitStatus.CHECK_FAILED if f["check"] else ExitStatus.OK
     lay, k = res.layouts, len(res.layouts["tp"])
     inp.fixed("rank", list(range(1, k + 1)))
+    inp.items["rank"].echo = False
     swept, columns = ["rank"], ["step_seconds", "mfu", "total_bytes", "why"]
     if fmt in ("table", "md") and not out["fields"]:      # people read one layout column
         inp.fixed("layout", [ps.layout_text(*(lay[key][i] for key in ps.LAYOUT_KEYS)) for i in range(k)], unit="str")
+        inp.items["layout"].echo = False
         swept.append("layout")
     else:                                                  # machines get one column per degree
         for name, (values, unit) in ps.layout_columns(lay).items():
