@@ -58,28 +58,47 @@ def kv_fixes(spec, gpu, items: dict, results) -> list[str]:
     from llmcalc.core.kv import kv_report
 
     point = _at_worst(items, results, "total_bytes_per_gpu")
-    keep = ("batch", "seq", "kv_dtype", "weight_dtype", "tp")
 
-    def run(change: dict, on=gpu):
-        p = {**point, **change}
+    def fits(p: dict, on) -> bool:
         r = kv_report(spec, p["batch"], p["seq"], kv_dtype=p["kv_dtype"], weight_dtype=p["weight_dtype"],
                       group_size=int(p.get("kv_group_size") or 0),
                       weight_group_size=int(p.get("weight_group_size") or 0), gpu=on, mem_util=p["mem_util"],
                       tp=int(p["tp"]))
         return bool(r["fits"].value)
 
+    return _fixes("kv", spec, gpu, point, fits, ("batch", "seq", "kv_dtype", "weight_dtype", "tp"))
+
+
+def serve_fixes(spec, gpu, items: dict, results) -> list[str]:
+    """For ``serve``: the same alternatives, judged by serve's own capacity (prompt + gen tokens cached)."""
+    from llmcalc.core import serve as sv
+
+    point = _at_worst(items, results, "kv_bytes")
+
+    def fits(p: dict, on) -> bool:
+        r = sv.serve(spec, on, p["batch"], p["prompt"], p["gen"], weight_dtype=p["weight_dtype"],
+                     kv_dtype=p["kv_dtype"], tp=int(p["tp"]), mem_util=p["mem_util"])
+        return bool(r["fits"].value)
+
+    return _fixes("serve", spec, gpu, point, fits, ("batch", "prompt", "gen", "kv_dtype", "weight_dtype", "tp"))
+
+
+def _fixes(command: str, spec, gpu, point: dict, fits: Callable, keep: tuple[str, ...]) -> list[str]:
+    def run(change: dict, on=gpu) -> bool:
+        return fits({**point, **change}, on)
+
     notes = []
     tp = first_fit([{"tp": t} for t in TP_CHOICES if t > point["tp"]], run)
     if tp:
-        notes.append(f"fits with --tp {tp['tp']}: {_command('kv', spec, gpu, point, tp, keep)}")
+        notes.append(f"fits with --tp {tp['tp']}: {_command(command, spec, gpu, point, tp, keep)}")
     if point["kv_dtype"] in ("fp32", "bf16", "fp16") and run({"kv_dtype": "fp8"}):
-        notes.append(f"fits with an fp8 cache: {_command('kv', spec, gpu, point, {'kv_dtype': 'fp8'}, keep)}")
+        notes.append(f"fits with an fp8 cache: {_command(command, spec, gpu, point, {'kv_dtype': 'fp8'}, keep)}")
     if point["weight_dtype"] in ("fp32", "bf16", "fp16", "fp8", "int8") and run({"weight_dtype": "int4"}):
         notes.append("fits with int4 weights: "
-                     + _command("kv", spec, gpu, point, {"weight_dtype": "int4"}, keep))
+                     + _command(command, spec, gpu, point, {"weight_dtype": "int4"}, keep))
     bigger = _larger_gpu(gpu, lambda g: run({}, on=g))
     if bigger is not None:
-        notes.append(f"fits on one {bigger.name}: {_command('kv', spec, bigger, point, {}, keep)}")
+        notes.append(f"fits on one {bigger.name}: {_command(command, spec, bigger, point, {}, keep)}")
     if not notes:
         notes.append("nothing simple fits: fewer or shorter sequences (max_batch, max_seq), or shard further with "
                      "more GPUs")

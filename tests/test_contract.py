@@ -161,3 +161,17 @@ def test_format_aliases(cli, fmt):
 def test_fields_keep_the_inputs_that_name_the_rows(cli):
     run = cli("kv", "-m", "llama-3.1-8b", "-g", "h100-sxm", "--batch", "1,8", "--fields", "batch,max_seq", "-o", "tsv")
     assert run.stdout.splitlines()[0] == "batch\tmax_seq" and len(run.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("command,args", [
+    ("kv", ["-m", "llama-3.1-70b", "-g", "h100-sxm", "--seq", "32k", "--batch", "4"]),
+    ("serve", ["-m", "llama-3.1-70b", "-g", "h100-sxm", "--batch", "16", "--prompt", "4k"]),
+])
+def test_when_nothing_fits_each_suggested_command_fits(cli, command, args):
+    doc = cli(command, *args, "--json").json()
+    assert doc["results"]["fits"] is False
+    suggested = [n.split(": llmcalc ", 1)[1] for n in doc["notes"] if n.startswith("fits ")]
+    assert len(suggested) >= 2           # computed alternatives, not a guess
+    for line in suggested:
+        again = cli(*line.split(), "--json").json()
+        assert again["results"]["fits"] is True, line

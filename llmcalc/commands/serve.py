@@ -170,8 +170,10 @@ def serve(
     from llmcalc.core.formula import all_of
     fits = all_of(r["fits"].value)       # a bool for one point: no NumPy
     if not fits:
+        from llmcalc.suggest import serve_fixes
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")
                      + " max_batch (weights + KV cache > mem-util × memory per GPU)")
+        notes += serve_fixes(spec, gpu_spec, inp.items, r)
     columns, chart = [], None
     if inp.swept:
         columns = ["e2e_throughput_tokens_per_second", "decode_seconds_per_token", "decode_tokens_per_second",
