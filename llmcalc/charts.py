@@ -1,66 +1,365 @@
-"""Terminal charts (plotext, loaded only when a chart is drawn) and image files (matplotlib, the
-optional ``plot`` extra). Each function returns the chart as text; the renderer prints it under a table.
+"""Terminal charts drawn as plain text cell by cell (no plotext, no NumPy, no Rich), and image files
+(matplotlib, the optional ``plot`` extra). Each terminal function returns the chart as text; the renderer
+prints it under a table.
+
+Why this form. A terminal is a grid of cells, so the charts are laid out on that grid directly, where every
+position is known and can be tested:
+
+* A sweep of sizes (train-mem, kv, the histograms) is drawn as **horizontal bars**, one row per point, as
+  ``dust`` and ``ncdu`` draw sizes: the row's label sits on the row it names however many points there are
+  (vertical bars run out of columns for their labels), the parts are stacked left to right with one glyph
+  each (▇ ▓ ▒ ░; ASCII ``# = + :``) so they read without colour, the total is printed at the end of the row,
+  and a limit (the GPU's usable memory) is a marker column ┃ through every row plus a labelled tick.
+* Curves (latency against throughput, the decode step over the batch, the roofline) are **line charts** on
+  log or linear axes, drawn on a character canvas inside a box: a point outside the box is never drawn,
+  each tick label is centred under its tick, and vertical markers (ridge, crossover, cache full) are one
+  dotted column with their label in the legend.
+
+plotext was used before; its bar charts put x labels on a scale of their own, let bars run past the frame
+and drop thin stacked parts, so the layout is done here. Scale honesty: a nonzero part is drawn at least one
+cell wide even when its true share is less (the legend says so), and the axis is linear from zero.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from llmcalc.errors import InputError
 
-
-def _plt(title: str, height: int = 18):
-    import plotext as plt
-
-    plt.clear_figure()
-    width = min(100, shutil.get_terminal_size((100, 24)).columns)
-    plt.plot_size(width, height)
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        plt.theme("clear")
-    else:
-        plt.theme("pro")
-    plt.title(title)
-    return plt
+_UNICODE = {"parts": "▇▓▒░", "v": "│", "h": "─", "tl": "┌", "tr": "┐", "bl": "└", "br": "┘", "tick_b": "┴",
+            "tick_l": "┤", "limit": "┃", "limit_tick": "┻", "vline": "┊", "hline": "╌", "series": "•∘×+",
+            "point": "◆", "over": "✗ over"}
+_ASCII = {"parts": "#=+:", "v": "|", "h": "-", "tl": "+", "tr": "+", "bl": "+", "br": "+", "tick_b": "+",
+          "tick_l": "+", "limit": "!", "limit_tick": "!", "vline": ":", "hline": "-", "series": "*ox%",
+          "point": "@", "over": "x over"}
+_COLOURS = ("38;5;33", "38;5;208", "38;5;70", "38;5;170")   # blue, orange, green, magenta (256-colour SGR)
 
 
-def _build(plt) -> str:
-    """The chart as text; without colour (NO_COLOR, or not a terminal) also without plotext's reset codes."""
-    text = plt.build()
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        text = plt.uncolorize(text)
-    return text
+def _width(width: int | None) -> int:
+    if width is None:
+        width = shutil.get_terminal_size((100, 24)).columns
+    return max(40, min(160, int(width)))
 
 
-def stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
-    """One bar per label, stacked by series (e.g. weights / optimizer / activations per sweep point)."""
-    plt = _plt(title)
-    names = [n for n, v in series.items() if any(x > 0 for x in v)]
-    plt.stacked_bar(list(labels), [list(map(float, series[n])) for n in names], labels=names)
-    plt.ylabel(ylabel)
-    return _build(plt)
+def glyphs(stream=None) -> dict:
+    """Block and box characters where the console can encode them, else ASCII stand-ins."""
+    enc = getattr(stream if stream is not None else sys.stdout, "encoding", None) or "ascii"
+    try:
+        "".join(str(v) for v in _UNICODE.values()).encode(enc)
+    except (UnicodeEncodeError, LookupError):
+        return _ASCII
+    return _UNICODE
+
+
+def _colour_on() -> bool:
+    return not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def _paint(text: str, code: str | None, on: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if on and code and text.strip() else text
+
+
+def _nice_step(span: float, most: int) -> float:
+    raw = span / max(1, most)
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for m in (1, 2, 2.5, 5, 10):
+        if m * mag >= raw:
+            return m * mag
+    return 10 * mag
+
+
+def _num(v: float) -> str:
+    """Short tick text: 1.5k, 20M, 0.25, 3."""
+    a = abs(v)
+    for f, s in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= f:
+            return f"{v / f:.3g}{s}"
+    return f"{v:.3g}" if a else "0"
+
+
+def _wrap(entries: Sequence[str], width: int, sep: str = "  ") -> list[str]:
+    """Legend entries joined by ``sep`` into lines no wider than ``width`` (an entry is never split)."""
+    out, line = [], ""
+    for e in entries:
+        if line and len(line) + len(sep) + len(e) > width:
+            out.append(line)
+            line = ""
+        line = f"{line}{sep}{e}" if line else e[:width]
+    return out + ([line] if line else [])
+
+
+def _place_labels(row: list[str], items: Sequence[tuple[int, str]], offset: int = 0) -> list[tuple[int, str]]:
+    """Write each (column, text) centred on its column into ``row`` where it fits without touching a
+    neighbour; return the ones placed (column, text)."""
+    placed, busy_to = [], -2
+    for col, text in items:
+        start = col + offset - len(text) // 2
+        start = max(0, min(len(row) - len(text), start))
+        if start <= busy_to + 1 or start < 0:
+            continue
+        row[start:start + len(text)] = list(text)
+        busy_to = start + len(text) - 1
+        placed.append((col, text))
+    return placed
+
+
+# ----------------------------------------------------------------------------------------------
+# Horizontal stacked bars: one row per sweep point
+
+
+def part_cells(values: Sequence[float], top: float, cells: int) -> list[int]:
+    """Cells for each stacked part: the cumulative sum rounded (so the total is honest to half a cell),
+    then every nonzero part widened to one cell, taken back from the widest part so the row fits."""
+    out, cum, prev = [], 0.0, 0
+    for v in values:
+        cum += max(0.0, float(v))
+        end = int(round(cum / top * cells)) if top > 0 else 0
+        out.append(end - prev)
+        prev = end
+    for i, v in enumerate(values):
+        if v > 0 and out[i] == 0:
+            out[i] = 1
+    while sum(out) > cells:
+        out[out.index(max(out))] -= 1
+    return out
+
+
+def hbars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, unit: str = "",
+          limit: float | None = None, limit_label: str = "limit", axis_label: str = "",
+          fmt: Callable[[float], str] | None = None, width: int | None = None, stream=None) -> str:
+    """Rows of stacked horizontal bars (one per label) with the total at the end and an optional limit.
+
+    ``series`` maps a part name to one value per label, all in ``unit``; the scale is linear from 0 to
+    max(largest total, limit)."""
+    g = glyphs(stream)
+    colour = _colour_on()
+    width = _width(width)
+    fmt = fmt or (lambda v: f"{v:.3g}" + (f" {unit}" if unit else ""))
+    names = [n for n, v in series.items() if any(float(x) > 0 for x in v)] or list(series)[:1]
+    n = len(labels)
+    totals = [sum(max(0.0, float(series[k][i])) for k in names) for i in range(n)]
+    top = max(totals + ([limit] if limit and limit > 0 else []) + [0.0]) or 1.0
+    over = [limit is not None and t > limit for t in totals]
+    values = [fmt(t) + ("  " + g["over"] if o else "") for t, o in zip(totals, over)]
+    lw = max([len(s) for s in labels] + [len(axis_label)])
+    vw = max(len(v) for v in values)
+    cells = width - lw - 1 - 2 - 1 - vw
+    if cells < 10:
+        cells, vw = 10, max(0, width - lw - 14)
+    lim_col = None
+    if limit is not None and limit > 0:
+        lim_col = min(cells - 1, int(round(limit / top * cells)))
+    lines = _wrap([title], width)
+    legend = [f"{g['parts'][i % 4]} {name}" for i, name in enumerate(names)]
+    if lim_col is not None:
+        legend.append(f"{g['limit']} {limit_label} {fmt(limit)}")
+    legend.append("(scale linear from 0; a nonzero part is drawn at least one cell wide)")
+    lines += _wrap(legend, width)
+    lines.append(" " * lw + " " + g["tl"] + g["h"] * cells + g["tr"])
+    for i in range(n):
+        row = [" "] * cells
+        spans = []
+        col = 0
+        for j, w in enumerate(part_cells([float(series[k][i]) for k in names], top, cells)):
+            for c in range(col, col + w):
+                row[c] = g["parts"][j % 4]
+            spans.append((col, col + w, j))
+            col += w
+        if lim_col is not None and row[lim_col] == " ":
+            row[lim_col] = g["limit"]
+        text = "".join(row)
+        if colour:
+            pieces = [_paint(text[a:b], _COLOURS[j % 4], True) for a, b, j in spans]
+            text = "".join(pieces) + text[col:]
+        lines.append(f"{labels[i]:>{lw}} {g['v']}{text}{g['v']} {values[i][:vw] if vw else ''}".rstrip())
+    axis = [g["h"]] * cells
+    ticks = []
+    step = _nice_step(top, max(2, cells // 9))
+    k = 0
+    while k * step <= top * (1 + 1e-9):
+        c = min(cells - 1, int(round(k * step / top * cells)))
+        axis[c] = g["tick_b"]
+        ticks.append((c, _num(k * step)))
+        k += 1
+    if lim_col is not None:
+        axis[lim_col] = g["limit_tick"]
+    lines.append(f"{axis_label:>{lw}} {g['bl']}{''.join(axis)}{g['br']}")
+    tick_row = [" "] * (cells + 2)
+    _place_labels(tick_row, ticks, offset=1)
+    ticks_line = " " * (lw + 1) + "".join(tick_row).rstrip()
+    if unit and len(ticks_line) + 2 + len(unit) <= width:
+        ticks_line += "  " + unit
+    lines.append(ticks_line)
+    return "\n".join(lines)
+
+
+def stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, ylabel: str,
+                 **kw) -> str:
+    """Compatibility name: a sweep of stacked parts as horizontal bars (``ylabel`` is the value unit)."""
+    return hbars(labels, series, title, unit=ylabel, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Line charts on a character canvas
+
+
+class _Axis:
+    def __init__(self, lo: float, hi: float, cells: int, log: bool):
+        if log:
+            lo, hi = math.log10(lo), math.log10(hi)
+        if hi <= lo:
+            hi = lo + 1.0
+        self.lo, self.hi, self.cells, self.log = lo, hi, cells, log
+
+    def pos(self, v: float) -> float | None:
+        """Fractional cell position (0 .. cells-1), or None when v cannot be placed."""
+        if v is None or not math.isfinite(v) or (self.log and v <= 0):
+            return None
+        u = math.log10(v) if self.log else v
+        return (u - self.lo) / (self.hi - self.lo) * (self.cells - 1)
+
+    def cell(self, v: float) -> int | None:
+        p = self.pos(v)
+        if p is None:
+            return None
+        c = int(round(p))
+        return c if 0 <= c < self.cells else None
+
+    def ticks(self, most: int) -> list[float]:
+        if self.log:
+            a, b = math.ceil(self.lo - 1e-9), math.floor(self.hi + 1e-9)
+            step = max(1, -(-(b - a + 1) // max(1, most)))
+            out = [10.0 ** e for e in range(a, b + 1, step)]
+            if self.hi - self.lo < 2.5:          # under three decades: also 2 and 5 of each
+                out = sorted(m * 10.0 ** e for e in range(a - 1, b + 1) for m in (1, 2, 5)
+                             if self.lo - 1e-9 <= math.log10(m * 10.0 ** e) <= self.hi + 1e-9)
+            return out
+        step = _nice_step(self.hi - self.lo, most)
+        first = math.ceil(self.lo / step - 1e-9)
+        return [k * step for k in range(first, int(math.floor(self.hi / step + 1e-9)) + 1)]
+
+
+def _bounds(vals: list[float], log: bool) -> tuple[float, float]:
+    v = [x for x in vals if x is not None and math.isfinite(x) and (x > 0 or not log)]
+    if not v:
+        return (1.0, 10.0) if log else (0.0, 1.0)
+    lo, hi = min(v), max(v)
+    if log:
+        return lo / 1.3, hi * 1.3
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.1 or 1.0
+    return (0.0 if lo >= 0 and lo - pad < 0 else lo - pad), hi + pad
 
 
 def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
           logx: bool = False, logy: bool = False, points: dict[str, tuple[float, float]] | None = None,
-          hlines: dict[str, float] | None = None) -> str:
-    """Line chart of several series over one x axis; optional labelled points and horizontal lines."""
-    plt = _plt(title)
-    if logx:
-        plt.xscale("log")
-    if logy:
-        plt.yscale("log")
-    for name, ys in series.items():
-        plt.plot(list(map(float, x)), list(map(float, ys)), label=name)
-    for name, level in (hlines or {}).items():
-        plt.plot([float(x[0]), float(x[-1])], [level, level], label=name)
+          hlines: dict[str, float] | None = None, vlines: dict[str, float] | None = None,
+          xs: dict[str, Sequence[float]] | None = None, glyph: dict[str, str] | None = None,
+          ylim: tuple[float, float] | None = None, xlim: tuple[float, float] | None = None,
+          height: int = 16, width: int | None = None, stream=None) -> str:
+    """Line chart of several series over one x axis (or each over its own ``xs[name]``), with labelled
+    points, horizontal lines and vertical markers, all clipped to the frame."""
+    g = glyphs(stream)
+    colour = _colour_on()
+    width = _width(width)
+    xv = {k: [float(t) for t in (xs or {}).get(k, x)] for k in series}
+    yv = {k: [float(t) for t in v] for k, v in series.items()}
+    allx = [t for v in xv.values() for t in v] + [p[0] for p in (points or {}).values()]
+    ally = [t for v in yv.values() for t in v] + [p[1] for p in (points or {}).values()] + list((hlines or {}).values())
+    x0, x1 = xlim or _bounds(allx, logx)
+    y0, y1 = ylim or _bounds(ally, logy)
+    ytick_vals = _Axis(y0, y1, height, logy).ticks(max(2, height // 4))
+    yw = max(len(_num(t)) for t in ytick_vals) if ytick_vals else 1
+    cols = width - yw - 2
+    X, Y = _Axis(x0, x1, cols, logx), _Axis(y0, y1, height, logy)
+    grid = [[" "] * cols for _ in range(height)]
+    paint = [[None] * cols for _ in range(height)]
+
+    def put(col, row, ch, code=None, over=True):
+        if col is None or row is None or not (0 <= col < cols and 0 <= row < height):
+            return
+        if over or grid[row][col] == " ":
+            grid[row][col] = ch
+            paint[row][col] = code
+
+    def yrow(v):
+        c = Y.cell(v)
+        return None if c is None else height - 1 - c
+
+    legend = []
+    for i, (name, level) in enumerate((hlines or {}).items()):
+        r = yrow(level)
+        for c in range(cols):
+            put(c, r, g["hline"], over=False)
+        legend.append(f"{g['hline'] * 2} {name}")
+    for name, at in (vlines or {}).items():
+        c = X.cell(at)
+        for r in range(height):
+            put(c, r, g["vline"], over=False)
+        legend.append(f"{g['vline']} {name}" + ("" if c is not None else " (off the chart)"))
+    for i, name in enumerate(series):
+        ch = (glyph or {}).get(name) or g["series"][i % len(g["series"])]
+        code = _COLOURS[i % 4]
+        pts = [(X.pos(a), Y.pos(b)) for a, b in zip(xv[name], yv[name])]
+        for (ax, ay), (bx, by) in zip(pts, pts[1:]):
+            if None in (ax, ay, bx, by):
+                continue
+            steps = int(max(abs(bx - ax), abs(by - ay)) * 2) + 1
+            for s in range(steps + 1):
+                t = s / steps
+                put(int(round(ax + (bx - ax) * t)), height - 1 - int(round(ay + (by - ay) * t)), ch, code)
+        if len(pts) == 1 and None not in pts[0]:
+            put(int(round(pts[0][0])), height - 1 - int(round(pts[0][1])), ch, code)
+        if not name.startswith("_"):          # "_name": a second piece of a series already in the legend
+            legend.append(f"{ch} {name}")
+    hidden = []
+    labels = []
     for name, (px, py) in (points or {}).items():
-        plt.scatter([float(px)], [float(py)], label=name)
-    plt.xlabel(xlabel)
-    plt.ylabel(ylabel)
-    return _build(plt)
+        c, r = X.cell(px), yrow(py)
+        if c is None or r is None:
+            hidden.append(name)
+            continue
+        put(c, r, g["point"], "1")
+        labels.append((c, r, name))
+    for c, r, name in labels:
+        for rr in (r - 1, r + 1, r - 2, r + 2):
+            if not 0 <= rr < height:
+                continue
+            start = max(0, min(cols - len(name), c - len(name) // 2))
+            seg = grid[rr][start:start + len(name)]
+            if len(name) <= cols and all(ch == " " or ch in (g["hline"], g["vline"]) for ch in seg):
+                for k, ch in enumerate(name):
+                    grid[rr][start + k] = ch
+                    paint[rr][start + k] = "1"
+                break
+        else:
+            hidden.append(name)
+    out = [title] + _wrap(legend + ([f"{g['point']} points"] if points else []), width)
+    if hidden:
+        out += _wrap(["not drawn (no room or off the chart):"] + hidden, width, sep=" ")
+    out.append(ylabel[:width])
+    out.append(" " * yw + g["tl"] + g["h"] * cols + g["tr"])
+    ticks_at = {yrow(t): _num(t) for t in ytick_vals if yrow(t) is not None}
+    for r in range(height):
+        body = "".join(_paint(grid[r][c], paint[r][c], colour) for c in range(cols))
+        left = g["tick_l"] if r in ticks_at else g["v"]
+        out.append(f"{ticks_at.get(r, ''):>{yw}}{left}{body}{g['v']}")
+    axis = [g["h"]] * cols
+    xt = []
+    for t in X.ticks(max(2, cols // 10)):
+        c = X.cell(t)
+        if c is not None:
+            axis[c] = g["tick_b"]
+            xt.append((c, _num(t)))
+    out.append(" " * yw + g["bl"] + "".join(axis) + g["br"])
+    row = [" "] * (cols + 2)
+    _place_labels(row, xt, offset=1)
+    out.append(" " * yw + "".join(row).rstrip())
+    out.append(" " * yw + f"{xlabel:^{cols + 2}}".rstrip())
+    return "\n".join(out)
 
 
 def require_matplotlib():
@@ -100,61 +399,45 @@ def _geom(lo: float, hi: float, n: int = 200) -> list[float]:
     return [10 ** (a + (b - a) * i / (n - 1)) for i in range(n)]
 
 
-def _decades(lo: float, hi: float) -> tuple[list[float], list[str]]:
-    import math
-    ticks = [10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
-    return ticks, [_tick(t) for t in ticks]
-
-
-def _tick(v: float) -> str:
-    for f, s in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if v >= f:
-            return f"{v / f:g}{s}"
-    return f"{v:g}"
-
-
 def roofline(peak: float, bw: float, points: Sequence[tuple[str, float]], title: str,
-             extra_ceilings: dict[str, float] | None = None) -> str:
+             extra_ceilings: dict[str, float] | None = None, width: int | None = None, stream=None) -> str:
     """Terminal roofline: x = FLOP/byte, y = TFLOP/s, both log. ``points`` are (label, intensity); each sits
-    on the roof min(peak, I·bw). ``extra_ceilings``: other bandwidth diagonals (e.g. L2) by name."""
+    on the roof min(peak, I·bw) (Williams, Waterman & Patterson 2009, eq. 1). ``extra_ceilings``: other
+    bandwidth diagonals (e.g. L2) by name."""
     ridge = peak / bw
-    plt = _plt(f"{title} · {peak / 1e12:.4g} TFLOP/s · {bw / 1e12:.3g} TB/s · ridge {ridge:.4g} FLOP/B", height=24)
     lo, hi = _roofline_range(peak, bw, [i for _, i in points], extra_ceilings)
-    xs = _geom(lo, hi)
-    plt.xscale("log")
-    plt.yscale("log")
+    xs = _geom(lo, hi, 60)
     T = 1e12
-    ymin = min(peak, lo * bw) / T
-    ymax = peak / T * 4
-    # The roof itself, then each ceiling continued past the ridge (dotted), so both ceilings stay visible
-    # without two rasterised lines on top of each other.
-    plt.plot(xs, [min(peak, x * bw) / T for x in xs],
-             label="roof", marker="hd")
-    diag = [(x, x * bw / T) for x in xs if ridge < x and x * bw <= peak * 4]
-    if diag:
-        plt.plot([x for x, _ in diag], [y for _, y in diag], label="ceilings", marker="·")
-    flat = [x for x in xs if x < ridge]
-    if flat:
-        plt.plot(flat, [peak / T] * len(flat), marker="·")
+    ymin, ymax = min(peak, lo * bw) / T, peak / T * 3
+    series = {"roof": [min(peak, v * bw) / T for v in xs]}
+    ceil_x = [v for v in xs if v > ridge and v * bw <= peak * 3] + [v for v in xs if v < ridge]
+    ceil_y = [v * bw / T for v in xs if v > ridge and v * bw <= peak * 3] + [peak / T for v in xs if v < ridge]
+    # the two ceilings past the ridge, drawn as separate runs so no segment joins them
+    runs = {"ceilings": (ceil_x, ceil_y)}
     for name, b in (extra_ceilings or {}).items():
-        pts = [(x, x * b / T) for x in xs if x * b <= peak]
+        pts = [v for v in xs if v * b <= peak]
         if pts:
-            plt.plot([x for x, _ in pts], [y for _, y in pts], label=f"{name} ceiling", marker="dot")
-    plt.plot([ridge, ridge], [ymin, peak / T], marker=":", label="ridge")
+            runs[f"{name} ceiling"] = (pts, [v * b / T for v in pts])
+    g = glyphs(stream)
+    xsd = {"roof": xs}
+    glyph = {"roof": g["series"][0], "ceilings": "·" if g is _UNICODE else "."}
+    for name, (px, py) in runs.items():
+        if name == "ceilings":
+            # two pieces: the memory diagonal past the ridge and the compute flat before it
+            k = sum(1 for v in px if v > ridge)
+            series["ceilings"], xsd["ceilings"] = py[:k], px[:k]
+            series["_ceilings"], xsd["_ceilings"] = py[k:], px[k:]
+            glyph["_ceilings"] = glyph["ceilings"]
+        else:
+            series[name], xsd[name] = py, px
+    pts = {}
     for label, i in points:
-        if not (i and i > 0):
-            continue
-        y = min(peak, i * bw) / T
-        plt.scatter([i], [y], marker="●")
-        plt.text(label, i, y * 1.8, alignment="center")
-    plt.plot([hi], [ymax], marker=" ")  # headroom for labels (plotext's ylim misbehaves on log axes)
-    xt, xl = _decades(lo, hi)
-    plt.xticks(xt, xl)
-    yt, yl = _decades(max(ymin, 1e-6), ymax)
-    plt.yticks(yt, yl)
-    plt.xlabel("arithmetic intensity (FLOP/byte), log")
-    plt.ylabel("TFLOP/s, log")
-    return _build(plt)
+        if i and i > 0:
+            pts[label] = (i, min(peak, i * bw) / T)
+    return lines(xs, series, f"{title} · {peak / T:.4g} TFLOP/s · {bw / 1e12:.3g} TB/s · ridge {ridge:.4g} FLOP/B",
+                 "arithmetic intensity (FLOP/byte), log", "TFLOP/s", logx=True, logy=True, points=pts,
+                 vlines={f"ridge {ridge:.4g} FLOP/B": ridge}, xs=xsd, glyph=glyph, xlim=(lo, hi),
+                 ylim=(ymin, ymax), height=18, width=width, stream=stream)
 
 
 def roofline_image(path: str, peak: float, bw: float, points: Sequence[tuple[str, float]], title: str,

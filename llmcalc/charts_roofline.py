@@ -50,13 +50,13 @@ def _batch_chart(report, charts) -> str:
     x = np.asarray(report.inputs["batch"].value, dtype=float)
     mem = np.asarray(r["t_mem_seconds"].value, dtype=float) * 1e3
     series = {"T_mem": mem, "T_math": np.asarray(r["t_math_seconds"].value, dtype=float) * 1e3}
-    points = {}
+    marks = {}
     for key, name in (("crossover_batch", "crossover"), ("max_batch", "cache full")):
         b = first_value(r[key].value)
         if b and x.min() <= b <= x.max():
-            points[f"{name}: B={b:,.0f}"] = (b, float(np.interp(np.log(b), np.log(x), mem)))
+            marks[f"{name} at B={b:,.0f}"] = b
     return charts.lines(x, series, "decode step time (ms) vs batch: memory vs compute", "batch B", "ms",
-                        logx=True, logy=True, points=points)
+                        logx=True, logy=True, vlines=marks)
 
 
 def write_image(path: str, r, gpu, dtype: str, points, inp, model_name: str | None, batch_sweep: bool) -> None:

@@ -20,13 +20,29 @@ def chart(report) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _histogram(hist: dict) -> str:
-    lines = ["accepted length per round (simulated vs closed form):"]
-    width = 40
-    for n, sim, exp in zip(hist["tokens_per_step"], hist["simulated_fraction"], hist["expected_fraction"]):
-        bar = "█" * int(round(sim * width))
-        lines.append(f"  {n:>3} tok  {bar:<{width}} {sim * 100:6.2f}%  (expected {exp * 100:6.2f}%)")
-    return "\n".join(lines)
+def _histogram(hist: dict, width: int | None = None) -> str:
+    """One row per accepted length: the simulated share as a bar, the closed form as a marker on the row."""
+    from llmcalc import charts
+
+    g = charts.glyphs()
+    width = charts._width(width)
+    rows = list(zip(hist["tokens_per_step"], hist["simulated_fraction"], hist["expected_fraction"]))
+    top = max([max(s, e) for _, s, e in rows] + [1e-12])
+    text = [f"{n} tok" for n, _, _ in rows]
+    tail = [f"{s * 100:6.2f}%  (expected {e * 100:6.2f}%)" for _, s, e in rows]
+    lw, tw = max(map(len, text)), max(map(len, tail))
+    cells = max(10, width - lw - 4 - tw)
+    out = ["accepted length per round (simulated vs closed form):",
+           f"{g['parts'][0]} simulated  {g['limit']} closed form (expected)   (scale linear from 0 to {top * 100:.3g}%)",
+           " " * lw + " " + g["tl"] + g["h"] * cells + g["tr"]]
+    for label, (_, s, e), t in zip(text, rows, tail):
+        row = [" "] * cells
+        for c in range(min(cells, int(round(s / top * cells)) or (1 if s > 0 else 0))):
+            row[c] = g["parts"][0]
+        row[min(cells - 1, int(e / top * cells))] = g["limit"]
+        out.append(f"{label:>{lw}} {g['v']}{''.join(row)}{g['v']} {t}")
+    out.append(" " * lw + " " + g["bl"] + g["h"] * cells + g["br"])
+    return "\n".join(out)
 
 
 def _rows_where_others_first(report, keep: tuple[str, ...]):

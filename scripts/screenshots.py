@@ -2,7 +2,7 @@
 """Regenerate the README's terminal screenshots, docs/img/*.svg.
 
 Each command below is run as a user would run it: in a pseudo-terminal 110 columns wide, so llmcalc
-sees a colour terminal (Rich tables, plotext charts and the specdec heat map all in colour), with an
+sees a colour terminal (Rich tables, the charts and the specdec heat map all in colour), with an
 empty user preset folder so only the built-in presets are used. Its output (stdout and stderr, in the
 order written) is turned back into styled text with Rich and saved as SVG, with the command as the
 window title and as a prompt line on top.

@@ -183,7 +183,9 @@ def _chart(report) -> str:
                  for name in report.swept]
         labels.append(" ".join(parts))
     title = "weights + KV cache (GiB) by " + " × ".join(report.swept)
+    usable = None
     if report.gpu is not None and "usable_memory_bytes" in rows:
         usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
         title += f"; one {report.gpu.name} may use {usable:.3g} GiB"
-    return charts.stacked_bars(labels, {"weights": weights, "KV cache": kv}, title, "GiB")
+    return charts.hbars(labels, {"weights": weights, "KV cache": kv}, title, "GiB", limit=usable,
+                        limit_label="usable", axis_label=" × ".join(report.swept))

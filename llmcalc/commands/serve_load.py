@@ -163,6 +163,7 @@ def _chart(report) -> str:
             continue
         edges = h["edges"]
         labels = [f"{(a + b) / 2 * 1e3:.3g}" for a, b in zip(edges, edges[1:])]
-        texts.append(charts.stacked_bars(labels, {"requests": h["counts"]}, f"{title} (ms, bin centres)",
-                                         "requests"))
+        texts.append(charts.hbars(labels, {"requests": h["counts"]}, f"{title} (ms, bin centres): requests per bin",
+                                  "requests", axis_label="ms",
+                                  fmt=lambda v: f"{v:,.0f}"))
     return "\n".join(texts)

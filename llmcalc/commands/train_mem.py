@@ -269,7 +269,9 @@ def _chart(report) -> str:
     labels = [" ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                        for name in report.swept) for i in range(n)]
     title = "training memory per GPU (GiB) by " + " × ".join(report.swept)
+    usable = None
     if report.gpu is not None and "usable_memory_bytes" in rows:
         usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
         title += f"; {report.gpu.name} usable {usable:.3g} GiB"
-    return charts.stacked_bars(labels, series, title, "GiB")
+    return charts.hbars(labels, series, title, "GiB", limit=usable, limit_label="usable",
+                        axis_label=" × ".join(report.swept))
