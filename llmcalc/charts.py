@@ -81,6 +81,11 @@ def _num(v: float) -> str:
     return f"{v:.3g}" if a else "0"
 
 
+def _title(text: str, width: int) -> list[str]:
+    import textwrap
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
 def _wrap(entries: Sequence[str], width: int, sep: str = "  ") -> list[str]:
     """Legend entries joined by ``sep`` into lines no wider than ``width`` (an entry is never split)."""
     out, line = [], ""
@@ -90,6 +95,17 @@ def _wrap(entries: Sequence[str], width: int, sep: str = "  ") -> list[str]:
             line = ""
         line = f"{line}{sep}{e}" if line else e[:width]
     return out + ([line] if line else [])
+
+
+def _legend_lines(entries: Sequence[str], width: int, paints: dict[str, str], colour: bool) -> list[str]:
+    """Wrapped legend; with colour, each entry's glyph in its series' colour (wrapping counts plain text)."""
+    out = _wrap(entries, width)
+    if colour:
+        for i, line in enumerate(out):
+            for entry, code in paints.items():
+                line = line.replace(entry, _paint(entry[0], code, True) + entry[1:], 1)
+            out[i] = line
+    return out
 
 
 def _place_labels(row: list[str], items: Sequence[tuple[int, str]], offset: int = 0) -> list[tuple[int, str]]:
@@ -153,12 +169,13 @@ def hbars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str,
     lim_col = None
     if limit is not None and limit > 0:
         lim_col = min(cells - 1, int(round(limit / top * cells)))
-    lines = _wrap([title], width)
+    lines = _title(title, width)
     legend = [f"{g['parts'][i % 4]} {name}" for i, name in enumerate(names)]
     if lim_col is not None:
         legend.append(f"{g['limit']} {limit_label} {fmt(limit)}")
     legend.append("(scale linear from 0; a nonzero part is drawn at least one cell wide)")
-    lines += _wrap(legend, width)
+    lines += _legend_lines(legend, width, {f"{g['parts'][i % 4]} {name}": _COLOURS[i % 4]
+                                           for i, name in enumerate(names)}, colour)
     lines.append(" " * lw + " " + g["tl"] + g["h"] * cells + g["tr"])
     for i in range(n):
         row = [" "] * cells
@@ -289,7 +306,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
         c = Y.cell(v)
         return None if c is None else height - 1 - c
 
-    legend = []
+    legend, paints = [], {}
     for i, (name, level) in enumerate((hlines or {}).items()):
         r = yrow(level)
         for c in range(cols):
@@ -315,6 +332,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
             put(int(round(pts[0][0])), height - 1 - int(round(pts[0][1])), ch, code)
         if not name.startswith("_"):          # "_name": a second piece of a series already in the legend
             legend.append(f"{ch} {name}")
+            paints[f"{ch} {name}"] = code
     hidden = []
     labels = []
     for name, (px, py) in (points or {}).items():
@@ -337,7 +355,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
                 break
         else:
             hidden.append(name)
-    out = [title] + _wrap(legend + ([f"{g['point']} points"] if points else []), width)
+    out = _title(title, width) + _legend_lines(legend + ([f"{g['point']} points"] if points else []), width, paints, colour)
     if hidden:
         out += _wrap(["not drawn (no room or off the chart):"] + hidden, width, sep=" ")
     out.append(ylabel[:width])

@@ -173,16 +173,18 @@ def _chart(report) -> str:
 
     n = report.points
     rows = report.results
-    if "weights_bytes" not in rows or "kv_bytes" not in rows:
+    per_gpu = "weights_bytes_per_gpu" in rows and "kv_bytes_per_gpu" in rows   # what one GPU holds, as its limit
+    wkey, kkey = ("weights_bytes_per_gpu", "kv_bytes_per_gpu") if per_gpu else ("weights_bytes", "kv_bytes")
+    if wkey not in rows or kkey not in rows:
         return ""
-    weights = np.broadcast_to(np.asarray(rows["weights_bytes"].value, dtype=float), (n,)) / 2**30
-    kv = np.broadcast_to(np.asarray(rows["kv_bytes"].value, dtype=float), (n,)) / 2**30
+    weights = np.broadcast_to(np.asarray(rows[wkey].value, dtype=float), (n,)) / 2**30
+    kv = np.broadcast_to(np.asarray(rows[kkey].value, dtype=float), (n,)) / 2**30
     labels = []
     for i in range(n):
         parts = [fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                  for name in report.swept]
         labels.append(" ".join(parts))
-    title = "weights + KV cache (GiB) by " + " × ".join(report.swept)
+    title = f"weights + KV cache{' per GPU' if per_gpu else ''} (GiB) by " + " × ".join(report.swept)
     usable = None
     if report.gpu is not None and "usable_memory_bytes" in rows:
         usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
