@@ -155,13 +155,18 @@ def hbars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str,
     colour = _colour_on()
     width = _width(width)
     fmt = fmt or (lambda v: f"{v:.3g}" + (f" {unit}" if unit else ""))
-    names = [n for n, v in series.items() if any(float(x) > 0 for x in v)] or list(series)[:1]
+    series = {k: [float(x) if math.isfinite(float(x)) and float(x) > 0 else 0.0 for x in v]
+              for k, v in series.items()}
+    slot = {name: i % 4 for i, name in enumerate(series)}     # a part keeps its glyph when another is empty
+    names = [n for n, v in series.items() if any(x > 0 for x in v)] or list(series)[:1]
     n = len(labels)
-    totals = [sum(max(0.0, float(series[k][i])) for k in names) for i in range(n)]
+    totals = [sum(series[k][i] for k in names) for i in range(n)]
     top = max(totals + ([limit] if limit and limit > 0 else []) + [0.0]) or 1.0
     over = [limit is not None and t > limit for t in totals]
     values = [fmt(t) + ("  " + g["over"] if o else "") for t, o in zip(totals, over)]
-    lw = max([len(s) for s in labels] + [len(axis_label)])
+    lw = min(width // 3, max([len(s) for s in labels] + [len(axis_label)]))
+    labels = [s if len(s) <= lw else s[:lw - 1] + "…" for s in labels]
+    axis_label = axis_label[:lw]
     vw = max(len(v) for v in values)
     cells = width - lw - 1 - 2 - 1 - vw
     if cells < 10:
@@ -170,27 +175,27 @@ def hbars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str,
     if limit is not None and limit > 0:
         lim_col = min(cells - 1, int(round(limit / top * cells)))
     lines = _title(title, width)
-    legend = [f"{g['parts'][i % 4]} {name}" for i, name in enumerate(names)]
+    legend = [f"{g['parts'][slot[name]]} {name}" for name in names]
     if lim_col is not None:
         legend.append(f"{g['limit']} {limit_label} {fmt(limit)}")
     legend.append("(scale linear from 0; a nonzero part is drawn at least one cell wide)")
-    lines += _legend_lines(legend, width, {f"{g['parts'][i % 4]} {name}": _COLOURS[i % 4]
-                                           for i, name in enumerate(names)}, colour)
+    lines += _legend_lines(legend, width, {f"{g['parts'][slot[name]]} {name}": _COLOURS[slot[name]]
+                                           for name in names}, colour)
     lines.append(" " * lw + " " + g["tl"] + g["h"] * cells + g["tr"])
     for i in range(n):
         row = [" "] * cells
         spans = []
         col = 0
-        for j, w in enumerate(part_cells([float(series[k][i]) for k in names], top, cells)):
+        for name, w in zip(names, part_cells([series[k][i] for k in names], top, cells)):
             for c in range(col, col + w):
-                row[c] = g["parts"][j % 4]
-            spans.append((col, col + w, j))
+                row[c] = g["parts"][slot[name]]
+            spans.append((col, col + w, slot[name]))
             col += w
         if lim_col is not None and row[lim_col] == " ":
             row[lim_col] = g["limit"]
         text = "".join(row)
         if colour:
-            pieces = [_paint(text[a:b], _COLOURS[j % 4], True) for a, b, j in spans]
+            pieces = [_paint(text[a:b], _COLOURS[j], True) for a, b, j in spans]
             text = "".join(pieces) + text[col:]
         lines.append(f"{labels[i]:>{lw}} {g['v']}{text}{g['v']} {values[i][:vw] if vw else ''}".rstrip())
     axis = [g["h"]] * cells
@@ -276,7 +281,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
           hlines: dict[str, float] | None = None, vlines: dict[str, float] | None = None,
           xs: dict[str, Sequence[float]] | None = None, glyph: dict[str, str] | None = None,
           ylim: tuple[float, float] | None = None, xlim: tuple[float, float] | None = None,
-          height: int = 16, width: int | None = None, stream=None) -> str:
+          height: int = 16, width: int | None = None, stream=None, points_name: str = "points") -> str:
     """Line chart of several series over one x axis (or each over its own ``xs[name]``), with labelled
     points, horizontal lines and vertical markers, all clipped to the frame."""
     g = glyphs(stream)
@@ -342,20 +347,23 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], title: str, xl
             continue
         put(c, r, g["point"], "1")
         labels.append((c, r, name))
+    free = (" ", g["hline"], g["vline"])
     for c, r, name in labels:
-        for rr in (r - 1, r + 1, r - 2, r + 2):
-            if not 0 <= rr < height:
+        # beside the point on its own row (right, then left), else centred just above or below it
+        spots = [(r, c + 2), (r, c - 1 - len(name))]
+        spots += [(rr, start) for rr in (r - 1, r + 1) for start in (c - len(name) // 2, c + 1, c - len(name))]
+        for rr, start in spots:
+            if not (0 <= rr < height and 0 <= start and start + len(name) <= cols):
                 continue
-            start = max(0, min(cols - len(name), c - len(name) // 2))
-            seg = grid[rr][start:start + len(name)]
-            if len(name) <= cols and all(ch == " " or ch in (g["hline"], g["vline"]) for ch in seg):
+            if all(ch in free for ch in grid[rr][max(0, start - 1):start + len(name) + 1]):
                 for k, ch in enumerate(name):
                     grid[rr][start + k] = ch
                     paint[rr][start + k] = "1"
                 break
         else:
             hidden.append(name)
-    out = _title(title, width) + _legend_lines(legend + ([f"{g['point']} points"] if points else []), width, paints, colour)
+    legend += [f"{g['point']} {points_name}"] if points else []
+    out = _title(title, width) + _legend_lines(legend, width, paints, colour)
     if hidden:
         out += _wrap(["not drawn (no room or off the chart):"] + hidden, width, sep=" ")
     out.append(ylabel[:width])
@@ -455,7 +463,7 @@ def roofline(peak: float, bw: float, points: Sequence[tuple[str, float]], title:
     return lines(xs, series, f"{title} · {peak / T:.4g} TFLOP/s · {bw / 1e12:.3g} TB/s · ridge {ridge:.4g} FLOP/B",
                  "arithmetic intensity (FLOP/byte), log", "TFLOP/s", logx=True, logy=True, points=pts,
                  vlines={f"ridge {ridge:.4g} FLOP/B": ridge}, xs=xsd, glyph=glyph, xlim=(lo, hi),
-                 ylim=(ymin, ymax), height=18, width=width, stream=stream)
+                 ylim=(ymin, ymax), height=18, width=width, stream=stream, points_name="operating points")
 
 
 def roofline_image(path: str, peak: float, bw: float, points: Sequence[tuple[str, float]], title: str,

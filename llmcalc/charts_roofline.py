@@ -23,6 +23,8 @@ def label_points(points, inp) -> list[tuple[str, float]]:
 
 def _short(x) -> str:
     x = float(x)
+    if x.is_integer() and abs(x) < 1e5:
+        return f"{x:.0f}"
     for f, s in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= f and x % (f / 1000) == 0:
             return f"{x / f:g}{s}"

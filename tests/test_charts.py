@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from llmcalc import charts
 
@@ -330,3 +331,39 @@ def test_frame_helpers_see_a_label_off_its_tick():
     bad[-1] = " " + bad[-1]                                # shift the tick labels one cell
     with pytest.raises(AssertionError):
         check_frame(frames("\n".join(bad))[0], 60, bars=True)
+
+
+sizes = st.one_of(st.just(0.0), st.floats(1e-6, 1e6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.lists(sizes, min_size=4, max_size=4), min_size=1, max_size=12),
+       limit=st.one_of(st.none(), st.floats(1e-3, 1e6)), width=st.integers(40, 160))
+def test_any_bars_keep_their_geometry(rows, limit, width):
+    names = ("w", "g", "o", "a")
+    series = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    text = charts.hbars([str(2**i) for i in range(len(rows))], series, "title", "GiB", limit=limit,
+                        axis_label="batch", width=width)
+    (f,) = frames(text)
+    check_frame(f, width, bars=True)
+    glyph = dict(zip(names, "▇▓▒░"))
+    for row, r in zip(f.body, rows):
+        inside = f.inside(row)
+        for n, v in zip(names, r):
+            assert (glyph[n] in inside) == (v > 0), (n, v, row)        # every nonzero part, no zero part
+    if limit is not None:
+        assert "┻" in f.axis
+
+
+@settings(max_examples=40, deadline=None)
+@given(ys=st.lists(st.floats(1e-3, 1e6), min_size=2, max_size=30), width=st.integers(40, 160),
+       logy=st.booleans(), mark=st.floats(0.5, 40))
+def test_any_line_chart_stays_in_its_frame(ys, width, logy, mark):
+    xs = [float(i + 1) for i in range(len(ys))]
+    text = charts.lines(xs, {"s": ys}, "t", "x", "y", logx=True, logy=logy, vlines={"m": mark},
+                        points={"last": (xs[-1], ys[-1])}, width=width)
+    (f,) = frames(text)
+    check_frame(f, width, bars=False)
+    assert "◆" in "".join(f.body)                         # the point lies in the frame: it is drawn
+    if xs[0] <= mark <= xs[-1]:
+        assert "┊" in "".join(f.body)

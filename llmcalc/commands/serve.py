@@ -209,8 +209,11 @@ def _series(results):
 def _chart(report) -> str:
     from llmcalc import charts
     thr, lat = _series(report.results)
+    batch = [float(b) for b in report.inputs["batch"].value]
+    points = {f"B={b:g}": (t, y) for b, t, y in zip(batch, thr, lat)}       # each point named by its batch
     return charts.lines(thr, {"ms per token (each sequence)": lat}, "latency vs throughput over the batch sweep",
-                        "throughput (tokens/s, all sequences)", "ms/token", logx=True)
+                        "throughput (tokens/s, all sequences)", "ms/token", logx=True, points=points,
+                        points_name="batch sizes")
 
 
 def _plot(path: str, r, spec, gpu_spec, notes: list[str]) -> None:
