@@ -184,7 +184,8 @@ def _chart(report) -> str:
         parts = [fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                  for name in report.swept]
         labels.append(" ".join(parts))
-    title = f"weights + KV cache{' per GPU' if per_gpu else ''} (GiB) by " + " × ".join(report.swept)
+    split = per_gpu and not np.array_equal(np.asarray(rows["weights_bytes"].value), np.asarray(rows[wkey].value))
+    title = f"weights + KV cache{' per GPU' if split else ''} (GiB) by " + " × ".join(report.swept)
     usable = None
     if report.gpu is not None and "usable_memory_bytes" in rows:
         usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
