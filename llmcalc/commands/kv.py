@@ -183,7 +183,7 @@ def _chart(report) -> str:
     for i in range(n):
         parts = [fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                  for name in report.swept]
-        labels.append(" ".join(parts))
+        labels.append(" × ".join(parts))   # in the order of the axis label
     split = per_gpu and not np.array_equal(np.asarray(rows["weights_bytes"].value), np.asarray(rows[wkey].value))
     title = f"weights + KV cache{' per GPU' if split else ''} (GiB) by " + " × ".join(report.swept)
     usable = None

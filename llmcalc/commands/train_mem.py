@@ -266,7 +266,7 @@ def _chart(report) -> str:
     if any(k not in rows for _, k in keys):
         return ""
     series = {name: np.broadcast_to(np.asarray(rows[k].value, dtype=float), (n,)) / 2**30 for name, k in keys}
-    labels = [" ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
+    labels = [" × ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
                        for name in report.swept) for i in range(n)]
     title = "training memory per GPU (GiB) by " + " × ".join(report.swept)
     usable = None
