@@ -79,7 +79,8 @@ def _heatmap(report, kname: str) -> str:
     grid = np.full((alphas.size, ks.size), np.nan)
     grid[np.searchsorted(alphas, a), np.searchsorted(ks, k)] = s
     title = "speedup over α × " + kname + (" (" + ", ".join(fixed) + ")" if fixed else "")
-    table = Table(title=title, caption="red: < 1× · *: best in row",
+    coloured = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    table = Table(title=title, caption=("red: < 1× · " if coloured else "") + "*: best in row",
                   box=box.SIMPLE, title_justify="left", caption_justify="left", pad_edge=False)
     table.add_column("α \\ " + kname, justify="right", style="bold")
     for kv in ks:
@@ -97,7 +98,7 @@ def _heatmap(report, kname: str) -> str:
             cells.append(f"[{style}]{x:.2f}{'*' if j == best else ' '}[/]")
         table.add_row(f"{av:g}", *cells)
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=sys.stdout.isatty(), no_color=bool(os.environ.get("NO_COLOR")),
+    console = Console(file=buf, force_terminal=sys.stdout.isatty(), no_color=not coloured,
                       width=min(200, shutil.get_terminal_size((100, 24)).columns), highlight=False)
     console.print(table)
     return buf.getvalue().rstrip("\n")
