@@ -16,6 +16,7 @@ import contextlib
 import io
 import itertools
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -33,8 +34,8 @@ COMMANDS = {"flops": "flops", "train_mem": "train-mem", "kv": "kv", "roofline": 
 OUTPUT_FLAGS = ("as_json", "fmt", "explain", "no_chart")
 
 Value = Union[str, float, int, list, tuple, range, None]
-Model = Union[str, "ModelSpec", list, tuple, None]  # a preset name, a path, a spec; a list compares
-Gpu = Union[str, "GpuSpec", list, tuple, None]
+Model = Union[str, "ModelSpec", Mapping, list, tuple, None]  # a preset name, a path, a spec; a list compares
+Gpu = Union[str, "GpuSpec", Mapping, list, tuple, None]
 
 
 class Result(Mapping):
@@ -272,28 +273,47 @@ def _report(name: str, params: dict[str, Any], given: dict[str, Any]):
     for key, value in given.items():
         if key == "fields":
             continue
-        if isinstance(value, (ModelSpec, GpuSpec)):
+        if key in SPEC_KEYS and isinstance(value, (Mapping, ModelSpec, GpuSpec)):
+            value = _spec(key, value)
             token = f"<{type(value).__name__} {value.name} #{id(value)}>"
             presets.REGISTERED[token] = value
             tokens.append(token)
             args[params[key][0]] = token
         else:
             args[params[key][0]] = _text(key, value, params[key][1])
-    saved, cli_support.COLLECTED = cli_support.COLLECTED, []
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            func(**args)
-        collected = cli_support.COLLECTED
-    finally:
-        cli_support.COLLECTED = saved
-        for token in tokens:
-            presets.REGISTERED.pop(token, None)
+    with _LOCK:  # the capture list and the redirected streams are process-wide: one capture at a time
+        saved, cli_support.COLLECTED = cli_support.COLLECTED, []
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                func(**args)
+            collected = cli_support.COLLECTED
+        finally:
+            cli_support.COLLECTED = saved
+            for token in tokens:
+                presets.REGISTERED.pop(token, None)
     if not collected:
         raise InputError(f"llmcalc {name} produced no result")  # every command reports; a bug if not
     report = collected[-1][0]
     if given.get("fields"):
         _trim(report, given["fields"])
     return report
+
+
+SPEC_KEYS = {"model": "ModelSpec", "draft": "ModelSpec", "gpu": "GpuSpec"}
+_LOCK = threading.RLock()
+
+
+def _spec(key: str, value: Any):
+    """A spec object for ``model=``/``draft=``/``gpu=``: a ModelSpec/GpuSpec as given, or a mapping of a
+    preset's fields (as a preset YAML file holds them) validated into one."""
+    from llmcalc import spec as specs
+    kind = SPEC_KEYS[key]
+    if isinstance(value, Mapping):
+        read = specs.model_from_mapping if kind == "ModelSpec" else specs.gpu_from_mapping
+        return read(dict(value), f"{key}=")
+    if type(value).__name__ != kind:
+        raise InputError(f"{key}= takes a {kind} (or a preset name), got a {type(value).__name__}")
+    return value
 
 
 def _trim(report, fields: Value) -> None:

@@ -287,3 +287,30 @@ def test_to_pandas_has_the_wide_csv_columns(cli):
     expected = pd.read_csv(io.StringIO(csv))
     df = r.to_pandas()
     assert list(df.columns) == list(expected.columns) and len(df) == 2
+
+
+def test_a_mapping_is_read_as_a_preset_and_a_wrong_spec_is_refused(cli, tmp_path):
+    import yaml
+    tiny = {"name": "tiny", "layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "head_dim": 16, "ffn": 256,
+            "vocab": 1000, "max_seq": 512}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    expected = cli("kv", "-m", str(path), "--seq", "100", "--json").json()["results"]
+    got = llmcalc.kv(model=tiny, seq=100)
+    assert dict(got) == expected
+    assert got["kv_bytes_per_sequence"] == 2 * 2 * 2 * 16 * 2 * 100  # K,V · layers · kv_heads · d_h · bf16 · S
+    from llmcalc.presets import load_gpu
+    with pytest.raises(llmcalc.InputError, match="model= takes a ModelSpec"):
+        llmcalc.kv(model=load_gpu("h100-sxm"))
+    with pytest.raises(llmcalc.InputError, match="layers"):
+        llmcalc.kv(model={**tiny, "layers": 0})
+
+
+def test_calls_from_threads_do_not_mix_their_reports():
+    from concurrent.futures import ThreadPoolExecutor
+    seqs = [512, 1024, 2048, 4096] * 3
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda s: llmcalc.kv(model="gpt2", seq=s), seqs))
+    per_token = results[0]["kv_bytes_per_token"]
+    assert [r.inputs["seq"] for r in results] == seqs
+    assert [r["kv_bytes_per_sequence"] for r in results] == [per_token * s for s in seqs]
