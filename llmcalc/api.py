@@ -251,11 +251,11 @@ def run(command: str, **kwargs: Any) -> Result:
                     given[key] = [v.strip() for v in value.split(",") if v.strip()]
     compared = [k for k in ("model", "gpu") if _is_list(given.get(k))]
     if not compared:
-        return Result(_report(name, params, given))
-    from llmcalc.render import combine
-    reports = [_report(name, params, {**given, **dict(zip(compared, combo))})
-               for combo in itertools.product(*(list(given[k]) for k in compared))]
-    report = combine(reports)
+        report = _report(name, params, given)
+    else:  # as the CLI compares: every run's whole report, combined, then --fields
+        from llmcalc.render import combine
+        report = combine([_report(name, params, {**given, **dict(zip(compared, combo))})
+                          for combo in itertools.product(*(list(given[k]) for k in compared))])
     if given.get("fields"):
         _trim(report, given["fields"])
     return Result(report)
@@ -263,6 +263,8 @@ def run(command: str, **kwargs: Any) -> Result:
 
 def _report(name: str, params: dict[str, Any], given: dict[str, Any]):
     """Call the command function in capture mode: its report is collected, not printed."""
+    import typer
+
     from llmcalc import cli_support, presets
     from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -285,7 +287,10 @@ def _report(name: str, params: dict[str, Any], given: dict[str, Any]):
         saved, cli_support.COLLECTED = cli_support.COLLECTED, []
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                func(**args)
+                try:
+                    func(**args)
+                except typer.Exit:  # a --check that failed, after the report: the result says fits False
+                    pass
             collected = cli_support.COLLECTED
         finally:
             cli_support.COLLECTED = saved
@@ -293,10 +298,7 @@ def _report(name: str, params: dict[str, Any], given: dict[str, Any]):
                 presets.REGISTERED.pop(token, None)
     if not collected:
         raise InputError(f"llmcalc {name} produced no result")  # every command reports; a bug if not
-    report = collected[-1][0]
-    if given.get("fields"):
-        _trim(report, given["fields"])
-    return report
+    return collected[-1][0]
 
 
 SPEC_KEYS = {"model": "ModelSpec", "draft": "ModelSpec", "gpu": "GpuSpec"}

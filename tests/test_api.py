@@ -314,3 +314,14 @@ def test_calls_from_threads_do_not_mix_their_reports():
     per_token = results[0]["kv_bytes_per_token"]
     assert [r.inputs["seq"] for r in results] == seqs
     assert [r["kv_bytes_per_sequence"] for r in results] == [per_token * s for s in seqs]
+
+
+def test_serve_check_that_fails_is_a_result_not_an_exit(cli, capsys):
+    args = dict(model="llama-3.1-70b", gpu="rtx-4090", batch=8, check=True)
+    run = cli("serve", "-m", "llama-3.1-70b", "-g", "rtx-4090", "--batch", "8", "--check", "--json")
+    assert run.code == 3
+    capsys.readouterr()
+    r = llmcalc.serve(**args)
+    assert capsys.readouterr() == ("", "")
+    assert r.to_json() == run.stdout
+    assert r["fits"] is False
