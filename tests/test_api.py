@@ -14,7 +14,7 @@ import pytest
 
 import llmcalc
 from llmcalc import api
-from test_docs_examples import readme_examples
+from test_docs_examples import epilog_examples, readme_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ("flops", "train_mem", "kv", "roofline", "serve", "specdec", "parallel")
@@ -66,7 +66,7 @@ def test_package_exports_and_is_typed():
 
 
 # ----------------------------------------------------------------------------------------------
-# Every README example: the CLI's --json and the API's to_json are the same bytes
+# Every README and --help example: the CLI's --json and the API's to_json are the same bytes
 
 
 def _api_kwargs(name: str, args: list[str]) -> dict:
@@ -91,7 +91,7 @@ NOT_API = ("presets", "--version")  # listing presets and the version are not ca
 
 def _readme_cases():
     cases = []
-    for line in readme_examples():
+    for line in dict.fromkeys(readme_examples() + epilog_examples()):  # the README's, then each --help's
         command = line.split(" #")[0].split("|")[0].strip()  # a piped jq gets the document; compare that
         args = shlex.split(command)[1:]
         if args[0] in NOT_API or "--plot" in args:  # --plot writes an image file, not a result
@@ -287,6 +287,10 @@ def test_to_pandas_has_the_wide_csv_columns(cli):
     expected = pd.read_csv(io.StringIO(csv))
     df = r.to_pandas()
     assert list(df.columns) == list(expected.columns) and len(df) == 2
+    numeric = [c for c in expected.columns if expected[c].dtype.kind in "if"]
+    assert "kv_bytes_per_sequence" in numeric
+    for c in numeric:
+        assert df[c].astype(float).tolist() == pytest.approx(expected[c].astype(float).tolist(), nan_ok=True), c
 
 
 def test_a_mapping_is_read_as_a_preset_and_a_wrong_spec_is_refused(cli, tmp_path):
