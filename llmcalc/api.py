@@ -24,6 +24,8 @@ from llmcalc.errors import InputError
 
 if TYPE_CHECKING:
     from llmcalc.spec import GpuSpec, ModelSpec
+else:  # importing llmcalc.spec costs ~50 ms: at run time the hints resolve to Any (typing.get_type_hints works)
+    GpuSpec = ModelSpec = Any
 
 # (API name, CLI name, module in llmcalc.commands)
 COMMANDS = {"flops": "flops", "train_mem": "train-mem", "kv": "kv", "roofline": "roofline", "serve": "serve",

@@ -48,6 +48,9 @@ def test_function_parameters_are_the_commands_long_flags(name):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is None for p in params.values())
     assert sorted(params) == sorted(flags)
     assert func.__doc__ and inspect.signature(func).return_annotation in ("Result", api.Result)
+    import typing
+    hints = typing.get_type_hints(func)
+    assert set(hints) == set(params) | {"return"} and hints["return"] is api.Result
 
 
 def test_generated_functions_are_current():
