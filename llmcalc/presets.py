@@ -201,8 +201,15 @@ def _looks_like_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml", ".json")) or os.sep in text or text.startswith(".")
 
 
+# Spec objects handed to the Python API (``llmcalc.kv(model=my_spec)``): the API registers each under a token
+# for the length of one call, and the loaders below return the object itself for that token.
+REGISTERED: dict[str, object] = {}
+
+
 def load_model(ref: str) -> ModelSpec:
     """A model preset name or alias (case-insensitive), a preset YAML path, or a HF config.json path."""
+    if ref in REGISTERED:
+        return REGISTERED[ref]
     ref = ref.strip()
     path = find("models", ref)
     if path is not None:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
@@ -225,6 +232,8 @@ def load_model(ref: str) -> ModelSpec:
 
 
 def load_gpu(ref: str) -> GpuSpec:
+    if ref in REGISTERED:
+        return REGISTERED[ref]
     ref = ref.strip()
     path = find("gpus", ref)
     if path is None:
