@@ -23,7 +23,7 @@ from conftest import assert_finite
 from llmcalc.cli import app, main
 
 QUICK = 600
-EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "5000"))
+EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "2000"))  # more by hand: LLMCALC_FUZZ_EXAMPLES=20000
 SLOW_FLAGS = {"--search", "--simulate", "--plot", "--install-completion", "--show-completion", "--help", "-h",
               "--version"}
 
