@@ -261,7 +261,7 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     # -- capacity on a GPU
     budget = None
     if gpu is not None:
-        r.put("gpu_memory_bytes", gpu.device_memory_bytes, "byte", f"memory of one {gpu.name} it may use (unified memory: its GPU share)")
+        r.put("gpu_memory_bytes", gpu.device_memory_bytes, "byte", f"memory of one {gpu.name}" + (" its GPU may use (unified memory)" if gpu.unified_memory else ""))
         add_capacity(r, memory_bytes=gpu.device_memory_bytes, mem_util=mem_util, weights_bytes=weights, tp=T, batch=B,
                      per_seq=seq_gpu, per_token=tok_gpu, layers=spec.layers, window=spec.sliding_window,
                      window_layers=spec.window_layers, seq=S)
