@@ -261,7 +261,8 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     # -- capacity on a GPU
     budget = None
     if gpu is not None:
-        r.put("gpu_memory_bytes", gpu.device_memory_bytes, "byte", f"memory of one {gpu.name}" + (" its GPU may use (unified memory)" if gpu.unified_memory else ""))
+        where = " its GPU may use (unified memory)" if gpu.unified_memory else ""
+        r.put("gpu_memory_bytes", gpu.device_memory_bytes, "byte", f"memory of one {gpu.name}{where}")
         add_capacity(r, memory_bytes=gpu.device_memory_bytes, mem_util=mem_util, weights_bytes=weights, tp=T, batch=B,
                      per_seq=seq_gpu, per_token=tok_gpu, layers=spec.layers, window=spec.sliding_window,
                      window_layers=spec.window_layers, seq=S)
