@@ -334,6 +334,10 @@ def _concatenate(parts: list, inner: int):
             if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != inner):
                 columns = None  # not one value per point (e.g. a histogram): keep the first point's
                 break
+            if arr.dtype.kind in "USO":  # text per point (e.g. which bound binds)
+                numeric = False
+                columns.append([v.item() if hasattr(v, "item") else v for v in np.broadcast_to(arr, (inner,))])
+                continue
             columns.append(np.broadcast_to(arr, (inner,)))
         if columns is None:
             merged[key] = first
@@ -341,7 +345,7 @@ def _concatenate(parts: list, inner: int):
         if numeric:
             value = np.concatenate([c.astype(np.float64) if c.dtype.kind != "b" else c for c in columns])
         else:
-            value = [v.item() if hasattr(v, "item") else v for c in columns for v in c]
+            value = [v.item() if hasattr(v, "item") else v for c in columns for v in list(c)]
         merged[key] = Row(value, first.unit, first.label, first.formula, first.symbols, first.note)
     return merged
 

@@ -72,6 +72,12 @@ def test_per_gpu_keys_are_there_at_tp_1(cli, command, args):
     ("kv", ["-m", "llama-3.1-8b", "-g", "h100-sxm", "--seq", "4096", "--tp", "1,2,4"]),
     ("kv", ["-m", "llama-3.1-8b", "--seq", "4096", "--kv-dtype", "bf16,fp8", "--weight-dtype", "bf16,q4_k_m"]),
     ("serve", ["-m", "llama-3.1-8b", "-g", "h100-sxm", "--tp", "1,2", "--kv-dtype", "bf16,fp8"]),
+    ("serve", ["-m", "llama-3.1-8b", "-g", "h100-sxm", "--tp", "1,2", "--batch", "1,64"]),
+    ("kv", ["-m", "mixtral-8x7b", "-g", "h100-sxm", "--tp", "2,4", "--seq", "1k,8k", "--max-output", "256,512"]),
+    ("roofline", ["-m", "llama-3.1-8b", "-g", "h100-sxm", "--kv-dtype", "bf16,fp8", "--batch", "1,64"]),
+    ("parallel", ["-m", "llama-3.1-8b", "-g", "h100-sxm", "--gpus", "16", "--tp", "2,4", "--pp", "1",
+                  "--precision", "mixed,bf16", "--global-batch", "64", "--seq", "4096"]),
+    ("flops", ["-m", "gpt2", "--seq", "1024,2048", "--method", "full,lora"]),
     ("train-mem", ["-m", "gpt2", "--seq", "1024", "--precision", "mixed,bf16", "--optimizer", "adamw,sgd"]),
 ])
 def test_every_flag_sweeps(cli, command, args):

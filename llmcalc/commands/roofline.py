@@ -92,7 +92,9 @@ def roofline(
     from llmcalc.spec import DTYPES
 
     gpu_spec = resolve_gpu(gpu, required=True)
-    dtype = choice("--dtype", dtype, DTYPES)
+    inp = Inputs()
+    dtypes = inp.choices("dtype", dtype, DTYPES, default="bf16")   # a comma list sweeps (outer axis)
+    dtype = dtypes[0] if isinstance(dtypes, list) else dtypes
     if plot:
         check_image_path(plot)
     op = choice("--op", op, OPS) if op else None
@@ -106,8 +108,6 @@ def roofline(
     given |= {mode, "rowwise"} if op in rl.ROWWISE else {mode}
     check(RULES, given)
 
-    inp = Inputs()
-    inp.fixed("dtype", dtype, unit="str")
     notes: list[str] = []
     kw: dict = {}
     spec = None
@@ -134,24 +134,43 @@ def roofline(
     elif mode == "model":
         from llmcalc.core.serve import check_dtype
         spec = resolve_model(model, arch)
-        kw = dict(phase=choice("--phase", phase, PHASES), kv_dtype=choice("--kv-dtype", kv_dtype or "bf16", KV_FORMATS),
-                  weight_dtype=check_dtype("--weight-dtype", weight_dtype or (dtype if dtype != "tf32" else "fp32")))
+        from llmcalc.core.quant import WEIGHT_FORMATS
+        kw = dict(phase=choice("--phase", phase, PHASES))
         inp.number("batch", batch, unit="count", label="sequences", integer=True)
         inp.number("seq", seq, default=1024, unit="count", label="prompt (prefill) / cached tokens (decode)",
                    integer=True)
         inp.fixed("phase", kw["phase"], unit="str")
-        inp.fixed("weight_dtype", kw["weight_dtype"], unit="str")
-        kw["group_size"] = int(inp.number("weight_group_size", group_size, default=0, unit="count",
-                                          label="weight group size", integer=True, strict=False))
-        inp.fixed("kv_dtype", kw["kv_dtype"], unit="str")
+        inp.choices("weight_dtype", weight_dtype, WEIGHT_FORMATS,
+                    default=None if isinstance(dtypes, list) else (dtype if dtype != "tf32" else "fp32"))
+        inp.number("weight_group_size", group_size, default=0, unit="count", label="weight group size",
+                   integer=True, strict=False, outer=True)
+        inp.choices("kv_dtype", kv_dtype, KV_FORMATS, default="bf16")
         read_mem_util(inp, notes, mem_util)
-        _single(inp, "weight_group_size", "mem_util")
-        from llmcalc.core.quant import check_overrides
-        check_overrides(kw["weight_dtype"], kw["group_size"])
-    check(RULES, given | ({"sweep"} if inp.swept else set()))
-    v = inp.grid()
-    r, points, found = rl.run(mode, v, gpu_spec, dtype, spec=spec, tiers=tiers, **kw)
-    notes += found
+        _single(inp, "mem_util")
+    check(RULES, given | ({"sweep"} if inp.swept or inp.outer else set()))
+    found_points: list = []
+
+    def compute(v):
+        one = dict(kw)
+        if mode == "model":
+            from llmcalc.core.quant import check_overrides
+            from llmcalc.core.serve import check_dtype
+            d = v["dtype"]
+            one.update(kv_dtype=v["kv_dtype"], group_size=int(v["weight_group_size"]),
+                       weight_dtype=check_dtype("--weight-dtype", v["weight_dtype"] or (d if d != "tf32" else "fp32")))
+            check_overrides(one["weight_dtype"], one["group_size"])
+        r, pts, found = rl.run(mode, v, gpu_spec, v["dtype"], spec=spec, tiers=tiers, **one)
+        found_points.append((pts, found))
+        return r
+
+    outer = bool(inp.outer)
+    r = inp.evaluate(compute)
+    points, found = found_points[0]
+    w = inp.items.get("weight_dtype")
+    if w is not None and w.value is None:   # echo the weights' format each dtype defaulted to
+        d_col = inp.items["dtype"].value
+        w.value = [d if d != "tf32" else "fp32" for d in d_col] if isinstance(d_col, list) else None
+    notes += [n for _, f in found_points for n in f if n not in notes]
 
     from llmcalc.charts_roofline import chart_for, write_image
     batch_sweep = mode == "model" and "batch" in inp.swept
@@ -160,7 +179,7 @@ def roofline(
         notes.append(f"chart written to {plot}")
     report = Report("roofline", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=rl.table_columns(mode, r, batch_sweep),
-                    chart=chart_for(gpu_spec, dtype, points, inp, batch_sweep))
+                    chart=None if outer else chart_for(gpu_spec, dtype, points, inp, batch_sweep))
     output(report, **out)
 
 
