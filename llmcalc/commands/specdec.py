@@ -179,7 +179,7 @@ def _run(given: set, f: dict) -> None:
 
     # -- costs: given (closed form), or from presets
     spec = gpu_spec = draft_spec = None
-    formats: dict = {}
+    formats = None
     if f["model"] is None:
         number("cost_ratio", default=0.0 if heads_mode else None)
         if heads_mode and f["cost_ratio"] is None:
@@ -201,11 +201,19 @@ def _run(given: set, f: dict) -> None:
             raise InputError("--simulate takes one number of rounds, not a list")
         rounds = int(number("simulate"))
         seed = _scalar(inp, "seed", f["seed"] or "0", "random seed", minimum=0)
-    v = inp.grid()
+    if rounds is not None and inp.outer:
+        raise InputError("--simulate plays one setting: give one value of each format and layout flag")
+    found: list[str] = []
 
-    acc = sd.acceptance(v, acc_list) if heads_mode else None
-    r = sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=k_max, spec=spec, gpu=gpu_spec,
-               draft_spec=draft_spec, formats=formats, notes=notes)
+    def compute(v):
+        acc = sd.acceptance(v, acc_list) if heads_mode else None
+        return sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=k_max, spec=spec, gpu=gpu_spec,
+                      draft_spec=draft_spec, formats=formats(v) if formats else {}, notes=found)
+
+    r = inp.evaluate(compute)
+    notes += [n for n in dict.fromkeys(found) if n not in notes]
+    v = {k: it.value for k, it in inp.items.items()}
+    acc = sd.acceptance(v, acc_list) if heads_mode and rounds is not None else None
     extra = {"draft_model": draft_spec.to_dict()} if draft_spec is not None else {}
     if rounds is not None:
         points = max([len(inp.items[name].value) for name in inp.swept] or [1])
@@ -239,34 +247,45 @@ def _scalar(inp, name: str, text: str, label: str, minimum: float = 0, maximum: 
                           maximum=maximum))
 
 
-def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes) -> dict:
-    """The preset mode's inputs, echoed: formats (the core picks the draft's), and on a GPU the batch, cache,
-    layouts and efficiencies."""
-    from llmcalc.cli_support import choice
+def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes):
+    """The preset mode's inputs, echoed (formats and layouts may be comma lists: outer sweep axes), and a
+    function giving one point's formats and layouts, checked (the core picks the draft's format)."""
     from llmcalc.core import specdec as sd
     from llmcalc.core.kv import KV_DTYPES
     from llmcalc.core.quant import WEIGHT_FORMATS as dtypes
 
-    wd = choice("--weight-dtype", f["weight_dtype"], dtypes)
-    dd = choice("--draft-dtype", f["draft_dtype"], dtypes) if f["draft_dtype"] is not None else None
-    groups = [_scalar(inp, name, f[name] or "0", label) for name, label in (
-        ("weight_group_size", "elements per target weight scale"), ("draft_group_size", "elements per draft scale"))]
-    fm = sd.draft_formats(spec, draft_spec, heads_mode, wd, dd, *groups)
-    for name in ("draft", "weight_dtype") + (() if heads_mode else ("draft_dtype",)):
-        inp.fixed(name, fm[name], unit="str")
+    inp.fixed("draft", draft_spec.name if draft_spec is not None else "heads on the target" if heads_mode
+              else f"{spec.name}, quantised", unit="str")
+    inp.choices("weight_dtype", f["weight_dtype"], dtypes, default="bf16")
+    if not heads_mode:
+        inp.choices("draft_dtype", f["draft_dtype"], dtypes)
+    for name, label in (("weight_group_size", "elements per target weight scale"),
+                        ("draft_group_size", "elements per draft scale")):
+        inp.number(name, f[name] or "0", unit="count", label=label, integer=True, minimum=0, strict=False,
+                   outer=True)
     notes += sd.preset_notes(spec, draft_spec, gpu_spec)
-    if gpu_spec is None:
-        return fm
-    kv = inp.fixed("kv_dtype", choice("--kv-dtype", f["kv_dtype"], KV_DTYPES), unit="str")
-    number("batch")
-    number("context", flag="--context")
-    if f["context"] is None:
-        notes.append("--context 1024 assumed (tokens already cached per sequence)")
-    t = _scalar(inp, "tp", f["tp"] or "1", "tensor-parallel GPUs (target)", minimum=1)
-    for name in ("mbu", "mfu"):
-        if f[name] is not None:
-            number(name)
-    dt = (_scalar(inp, "draft_tp", f["draft_tp"] or str(t), "tensor-parallel GPUs (draft)", minimum=1)
-          if draft_spec else t)
-    sd.check_layouts(spec, draft_spec, t, dt)
-    return {**fm, "kv_dtype": kv, "tp": t, "draft_tp": dt}
+    if gpu_spec is not None:
+        inp.choices("kv_dtype", f["kv_dtype"], KV_DTYPES, default="bf16")
+        number("batch")
+        number("context", flag="--context")
+        if f["context"] is None:
+            notes.append("--context 1024 assumed (tokens already cached per sequence)")
+        inp.number("tp", f["tp"] or "1", unit="count", label="tensor-parallel GPUs (target)", integer=True,
+                   minimum=1, strict=False, outer=True)
+        for name in ("mbu", "mfu"):
+            if f[name] is not None:
+                number(name)
+        if draft_spec:
+            inp.number("draft_tp", f["draft_tp"], unit="count", label="tensor-parallel GPUs (draft; default --tp)",
+                       integer=True, minimum=1, strict=False, outer=True)
+
+    def formats(v: dict) -> dict:
+        fm = sd.draft_formats(spec, draft_spec, heads_mode, v["weight_dtype"], v.get("draft_dtype"),
+                              int(v["weight_group_size"]), int(v["draft_group_size"]))
+        if gpu_spec is None:
+            return fm
+        t = int(v["tp"])
+        dt = int(v.get("draft_tp") or t) if draft_spec else t
+        sd.check_layouts(spec, draft_spec, t, dt)
+        return {**fm, "kv_dtype": v["kv_dtype"], "tp": t, "draft_tp": dt}
+    return formats
