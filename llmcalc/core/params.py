@@ -76,3 +76,12 @@ def total_params(spec: ModelSpec) -> int:
 def active_params(spec: ModelSpec) -> int:
     """Parameters touched per token: routed experts counted top_k times, not all of them."""
     return param_breakdown(spec, active=True)["total"]
+
+
+def vision_weight_bytes(spec: ModelSpec, dtype: str = "bf16") -> float:
+    """A multimodal model's vision tower and projector, held beside the language model: at ``dtype`` when it is
+    a plain float type, else in 16-bit (GPTQ, AWQ, bitsandbytes and GGUF recipes leave the vision tower alone)."""
+    from llmcalc.core.dtypes import DTYPE_BYTES
+
+    d = dtype.lower()
+    return spec.vision_params * (DTYPE_BYTES[d] if d in ("fp32", "bf16", "fp16") else 2.0)
