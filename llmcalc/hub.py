@@ -72,10 +72,22 @@ def config_json(repo: str, revision: str | None, suggestion: str = "") -> Path:
         what = f"revision {revision!r} of {repo}" if revision else repo
         raise InputError(f"{ref!r} is neither a model preset nor in the Hugging Face cache ({what} has no cached "
                          f"config.json) and HF_HUB_OFFLINE is set; get it with {_howto(repo, revision)}{tail}")
+    import logging
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.CRITICAL)       # its retry warnings would break the one-line error contract
+    endpoint, token = os.environ.get("HF_ENDPOINT") or None, os.environ.get("HF_TOKEN") or None
     try:
+        # one HEAD without retries first: unreachable Hub -> a prompt error instead of ~20 s of download backoff
+        try:
+            hub.get_hf_file_metadata(hub.hf_hub_url(repo, "config.json", revision=revision, endpoint=endpoint),
+                                     token=token, timeout=5, endpoint=endpoint)
+        except errors.HfHubHTTPError:
+            raise                                # the Hub answered: handled below
+        except Exception as exc:                 # the HTTP client's own connect/timeout errors
+            raise _unreachable(ref, repo, revision, tail, exc) from None
         path = hub.hf_hub_download(repo, "config.json", revision=revision, cache_dir=cache_dir,
-                                   endpoint=os.environ.get("HF_ENDPOINT") or None,
-                                   token=os.environ.get("HF_TOKEN") or None, etag_timeout=5)
+                                   endpoint=endpoint, token=token, etag_timeout=5)
     except errors.GatedRepoError:
         raise InputError(f"{ref}: the repo is gated; accept its licence on the Hub and set HF_TOKEN to a token "
                          f"that has access (or pass the path of a config.json)") from None
@@ -86,11 +98,17 @@ def config_json(repo: str, revision: str | None, suggestion: str = "") -> Path:
                          f"(a private repo needs HF_TOKEN){tail}") from None
     except errors.EntryNotFoundError as exc:
         if isinstance(exc, errors.LocalEntryNotFoundError):   # could not connect, nothing cached
-            raise InputError(f"{ref!r} is neither a model preset nor in the Hugging Face cache, and the Hub could "
-                             f"not be reached; get it with {_howto(repo, revision)}{tail}") from None
+            raise _unreachable(ref, repo, revision, tail, exc) from None
         raise InputError(f"{ref}: the repo has no config.json; pass the path of the model's config.json") from None
     except (errors.HfHubHTTPError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{ref}: could not download config.json ({first}); get it with "
                          f"{_howto(repo, revision)}") from None
+    finally:
+        hub_log.setLevel(level)
     return Path(path)
+
+
+def _unreachable(ref: str, repo: str, revision: str | None, tail: str, exc: BaseException) -> InputError:
+    return InputError(f"{ref!r} is neither a model preset nor in the Hugging Face cache, and the Hub could not be "
+                      f"reached ({type(exc).__name__}); get it with {_howto(repo, revision)}{tail}")
