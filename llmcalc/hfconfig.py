@@ -597,7 +597,8 @@ def _llama_like(cfg, where, name, model_type, notes, family: str | None = None) 
     return ModelSpec(
         name=name, layers=layers, hidden=H, heads=heads, kv_heads=kv_heads, head_dim=head_dim, ffn=ffn,
         vocab=_int(cfg, where, "vocab_size"), mlp="plain" if plain else "gated",
-        activation=str(cfg.get("hidden_act") or cfg.get("hidden_activation") or "silu"),
+        activation=str(cfg.get("hidden_activation") or cfg.get("hidden_act")
+                       or ("gelu_pytorch_tanh" if model_type.startswith("gemma") else "silu")),
         norm=norm, norm_bias=norm == "layernorm" and model_type not in ("olmo", "cohere") and bias is not False,
         norm_affine=model_type != "olmo",        # OLMo-1: LayerNorm with no weight and no bias
         norms_per_layer={"gemma2": 4, "gemma3_text": 4, "cohere": 1}.get(model_type, 2), qk_norm_params=qk_norm,
