@@ -147,11 +147,25 @@ CONFIGS = {
                     "first_k_dense_replace": 1, "q_lora_rank": 384, "kv_lora_rank": 128, "qk_nope_head_dim": 64,
                     "qk_rope_head_dim": 32, "v_head_dim": 64, "vocab_size": 32000, "n_group": 4, "topk_group": 2,
                     "max_position_embeddings": 4096},
+    "deepseek_v2": {"model_type": "deepseek_v2", "hidden_size": 2048, "intermediate_size": 10944,  # V2-Lite
+                    "moe_intermediate_size": 1408, "num_attention_heads": 16, "num_key_value_heads": 16,
+                    "num_hidden_layers": 27, "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+                    "first_k_dense_replace": 1, "q_lora_rank": None, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+                    "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 102400,
+                    "max_position_embeddings": 163840, "topk_method": "greedy", "n_group": 1, "topk_group": 1},
+    "llava": {"model_type": "llava", "vision_feature_layer": -2, "projector_hidden_act": "gelu",  # llava-1.5-7b-hf
+              "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+                              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+                              "vocab_size": 32064, "max_position_embeddings": 4096},
+              "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
+                                "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336,
+                                "patch_size": 14, "projection_dim": 768}},
 }
-# families llmcalc reads that transformers 5.23 does not ship (remote code), or that are wrappers of another
-NOT_IN_TRANSFORMERS = {"internlm2", "yi", "deepseek_v2", "llava", "mistral3", "gemma3_text", "llama4_text"}
+# families llmcalc reads that transformers 5.23 does not ship (remote code), wrappers built through another
+# entry, and mistral3, whose Pixtral vision tower llmcalc does not count (a note says so)
+NOT_IN_TRANSFORMERS = {"internlm2", "yi", "mistral3", "gemma3_text", "llama4_text"}
 # shallow copies: enough layers to hold one whole layer pattern
-LAYERS = {"gemma3_text": 6, "gemma3": 6, "llama4": 4, "deepseek_v3": 2, "gemma2": 2, "gpt_oss": 2}
+LAYERS = {"gemma3_text": 6, "gemma3": 6, "llama4": 4, "deepseek_v2": 2, "deepseek_v3": 2}
 B = 2
 
 

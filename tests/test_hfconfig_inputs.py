@@ -174,3 +174,20 @@ def test_bad_config_is_one_line_exit_2(cli, tmp_path, cfg, message):
     run = cli("kv", "-m", _write(tmp_path, cfg), "--seq", "1k")
     assert run.code == 2 and run.stdout == "" and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert message in run.stderr
+
+
+def test_docs_table_lists_every_supported_type():
+    from pathlib import Path
+    text = (Path(__file__).parent.parent / "docs" / "models.md").read_text()
+    table = text.split("## Supported `model_type`s")[1].split("\n## ")[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")][1:]   # past the header
+    listed = {name.strip(" `") for row in rows for name in row.split(",")}
+    assert listed == set(SUPPORTED)
+
+
+def test_vision_tower_counts_in_weight_memory(cli):
+    from llmcalc.presets import load_model
+    spec = load_model("gemma-3-4b")
+    doc = cli("kv", "-m", "gemma-3-4b", "--seq", "1k", "--json").json()
+    assert doc["model"]["vision_params"] == spec.vision_params > 0
+    assert doc["results"]["weights_bytes"] == 2 * (total_params(spec) + spec.vision_params)   # bf16
