@@ -1,7 +1,7 @@
 """What `-m org/name` costs when the repo's config.json is already in the Hugging Face cache (issue 11: at most
 100 ms over a preset name), and that a preset name costs what it did (huggingface_hub is never imported).
 
-    python benchmarks/hub.py              # 15 runs each, medians
+    python benchmarks/hub.py              # 15 runs each, medians of wall time and of CPU time
     python benchmarks/hub.py --runs 30
 
 The cache is a temporary folder filled by huggingface_hub's own hf_hub_download from a local HTTP server standing
@@ -24,6 +24,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 
+def cpu_seconds(argv: list[str], runs: int) -> float:
+    """Median CPU time (user + system) of the child process: steadier than wall time on a loaded machine."""
+    import resource
+    import statistics
+
+    times = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
@@ -39,15 +53,17 @@ def main() -> None:
         os.environ.pop("HF_TOKEN", None)
         cmd = [sys.executable, "-m", "llmcalc", "kv", "--seq", "32k", "--json", "-m"]
         subprocess.run(cmd + ["acme/tiny-llama"], check=True, stdout=subprocess.DEVNULL)  # fill the cache
-        rows = [("preset name (llama-3.1-8b)", timed(cmd + ["llama-3.1-8b"], runs)),
-                ("cached hub id (acme/tiny-llama)", timed(cmd + ["acme/tiny-llama"], runs))]
+        both = lambda ref: (timed(cmd + [ref], runs), cpu_seconds(cmd + [ref], runs))  # noqa: E731
+        rows = [("preset name (llama-3.1-8b)", *both("llama-3.1-8b")),
+                ("cached hub id (acme/tiny-llama)", *both("acme/tiny-llama"))]
         os.environ["HF_HUB_OFFLINE"] = "1"
-        rows.append(("cached hub id, HF_HUB_OFFLINE=1", timed(cmd + ["acme/tiny-llama"], runs)))
+        rows.append(("cached hub id, HF_HUB_OFFLINE=1", *both("acme/tiny-llama")))
     server.shutdown()
-    base = rows[0][1]
-    print(f"{'llmcalc kv --seq 32k --json -m ...':36s} {'median ms':>10s} {'over preset':>12s}")
-    for label, seconds in rows:
-        print(f"{label:36s} {seconds * 1000:10.0f} {(seconds - base) * 1000:+11.0f}")
+    wall0, cpu0 = rows[0][1], rows[0][2]
+    print(f"{'llmcalc kv --seq 32k --json -m ...':36s} {'wall ms':>8s} {'over preset':>12s} {'CPU ms':>8s} "
+          f"{'over preset':>12s}")
+    for label, wall, cpu in rows:
+        print(f"{label:36s} {wall * 1000:8.0f} {(wall - wall0) * 1000:+12.0f} {cpu * 1000:8.0f} {(cpu - cpu0) * 1000:+12.0f}")
 
 
 if __name__ == "__main__":

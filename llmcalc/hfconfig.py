@@ -498,6 +498,11 @@ def _window(cfg, where, model_type, layers, notes) -> tuple[int, int]:
         return 0, -1
     if isinstance(layer_types, list):
         return window, sum(t == "sliding_attention" for t in layer_types)
+    if model_type in ("qwen2", "qwen3", "qwen2_moe"):   # the configuration classes' default layer_types
+        first = _int(cfg, where, "max_window_layers", default=28)
+        if model_type == "qwen2_moe":                    # even layers below max_window_layers slide
+            return window, sum(1 for i in range(layers) if (i + 1) % 2 and i < first)
+        return window, sum(1 for i in range(layers) if i >= first)   # layers from max_window_layers on slide
     if model_type == "gemma2":
         return window, (layers + 1) // 2  # layers 0, 2, 4, ... use the window
     if model_type == "gemma3_text":

@@ -119,6 +119,15 @@ CONFIGS = {
     "qwen2": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
               "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,  # Qwen2.5-0.5B
               "max_position_embeddings": 32768, "tie_word_embeddings": True, "use_sliding_window": False},
+    "qwen2+window": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                     "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+                     "use_sliding_window": True, "sliding_window": 64, "max_window_layers": 1},  # window from layer 1
+    "qwen2_moe+window": {"model_type": "qwen2_moe", "hidden_size": 256, "intermediate_size": 512,
+                         "num_hidden_layers": 24, "num_attention_heads": 4, "num_key_value_heads": 4,
+                         "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+                         "shared_expert_intermediate_size": 128, "vocab_size": 1000, "use_sliding_window": True,
+                         "sliding_window": 64, "max_window_layers": 21, "mlp_only_layers": [1],
+                         "decoder_sparse_step": 1},
     "qwen3": {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
               "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
               "max_position_embeddings": 40960, "tie_word_embeddings": True},  # Qwen3-0.6B
@@ -165,7 +174,7 @@ CONFIGS = {
 # entry, and mistral3, whose Pixtral vision tower llmcalc does not count (a note says so)
 NOT_IN_TRANSFORMERS = {"internlm2", "yi", "mistral3", "gemma3_text", "llama4_text"}
 # shallow copies: enough layers to hold one whole layer pattern
-LAYERS = {"gemma3_text": 6, "gemma3": 6, "llama4": 4, "deepseek_v2": 2, "deepseek_v3": 2}
+LAYERS = {"qwen2+window": 3, "qwen2_moe+window": 3, "gemma3_text": 6, "gemma3": 6, "llama4": 4, "deepseek_v2": 2, "deepseek_v3": 2}
 B = 2
 
 
