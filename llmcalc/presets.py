@@ -225,7 +225,7 @@ def load_model(ref: str) -> ModelSpec:
         if not (path / "config.json").is_file():
             raise InputError(f"{ref}: the directory holds no config.json; pass a preset, a config.json or a "
                              "Hugging Face repo id")
-        return _from_config_json(path / "config.json")
+        return _from_config_json(path / "config.json", name=path.resolve().name)
     if path.is_file():
         return _from_config_json(path) if path.suffix == ".json" else _from_yaml(path)
     from llmcalc.hub import parse_repo_id  # light: the regex only; huggingface_hub loads only for an id
