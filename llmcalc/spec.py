@@ -33,7 +33,8 @@ class MoESpec:
     expert_ffn: int                   # intermediate size of one routed expert
     shared_experts: int = 0           # always-on experts (DeepSeekMoE)
     shared_expert_ffn: int = 0        # total intermediate size of the shared expert block; 0 -> shared_experts*expert_ffn
-    dense_layers: int = 0             # leading layers with a dense MLP of size ModelSpec.ffn
+    dense_layers: int = 0             # layers with a dense MLP of size ModelSpec.ffn (DeepSeek: the leading ones;
+                                      # Llama 4 Maverick, Qwen-MoE mlp_only_layers: interleaved; only the count matters)
     router_bias: bool = False
     shared_gate: bool = False         # a sigmoid gate Linear(H, 1) on the shared expert (Qwen2-MoE)
 
