@@ -51,6 +51,10 @@ _NOT_TRANSFORMERS = {
     "falcon_mamba": "a state-space model (Falcon Mamba): no attention and no KV cache",
     "rwkv": "a recurrent model (RWKV): no attention and no KV cache",
 }
+# encoders and encoder-decoders have the standard keys too, but no causal decoding: never read them as Llama
+_NOT_DECODERS = ("bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
+                 "modernbert", "t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "whisper", "vit", "clip",
+                 "siglip", "siglip_vision_model", "clip_vision_model")
 _STANDARD_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 
 
@@ -107,6 +111,9 @@ def spec_from_hf_config(cfg: Any, where: str = "config.json", name: str | None =
     if model_type in _NOT_TRANSFORMERS:
         raise InputError(f"{where}: model_type {model_type!r} is {_NOT_TRANSFORMERS[model_type]}, so the transformer "
                          "formulas of llmcalc do not apply")
+    if model_type in _NOT_DECODERS or cfg.get("is_encoder_decoder") is True:
+        raise InputError(f"{where}: model_type {model_type!r} is not supported: an encoder or encoder-decoder "
+                         f"model, and llmcalc computes decoder-only language models (supported: {', '.join(SUPPORTED)})")
     try:
         spec = _dispatch(cfg, where, name, model_type, notes)
     except ZeroDivisionError:

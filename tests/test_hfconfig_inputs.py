@@ -107,6 +107,16 @@ def test_unknown_model_type_with_standard_keys_is_read_as_llama(cli, tmp_path):
     assert run.code == 0 and "Llama-like" in run.stderr
 
 
+@pytest.mark.parametrize("cfg", [
+    {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+     "intermediate_size": 3072, "vocab_size": 30522},                    # has every standard key, yet no decoder
+    {"model_type": "my_seq2seq", "is_encoder_decoder": True, **{k: v for k, v in LLAMA.items() if k != "model_type"}},
+])
+def test_encoders_are_not_read_as_llama(cli, tmp_path, cfg):
+    run = cli("kv", "-m", _write(tmp_path, cfg), "--seq", "1k")
+    assert run.code == 2 and "encoder" in run.stderr and run.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("model_type", ["mamba", "falcon_mamba", "rwkv"])
 def test_non_transformers_are_refused(cli, tmp_path, model_type):
     run = cli("kv", "-m", _write(tmp_path, {**LLAMA, "model_type": model_type}), "--seq", "1k")
@@ -114,7 +124,7 @@ def test_non_transformers_are_refused(cli, tmp_path, model_type):
 
 
 def test_unsupported_type_lists_exactly_the_supported_ones(cli, tmp_path):
-    run = cli("kv", "-m", _write(tmp_path, {"model_type": "t5", "d_model": 512}), "--seq", "1k")
+    run = cli("kv", "-m", _write(tmp_path, {"model_type": "xyz_lm", "d_model": 512}), "--seq", "1k")
     assert run.code == 2 and run.stderr.count("\n") == 1
     listed = run.stderr.split("supported: ")[1].strip().split(", ")
     assert listed == list(SUPPORTED)
