@@ -201,3 +201,19 @@ def test_vision_tower_counts_in_weight_memory(cli):
     doc = cli("kv", "-m", "gemma-3-4b", "--seq", "1k", "--json").json()
     assert doc["model"]["vision_params"] == spec.vision_params > 0
     assert doc["results"]["weights_bytes"] == 2 * (total_params(spec) + spec.vision_params)   # bf16
+
+
+def test_vision_tower_is_held_but_not_read_per_token(cli, tmp_path):
+    # serve: the weights held include the vision tower, but a decode step reads the language model only, so
+    # gemma-3-4b decodes exactly as fast as the same language model without a vision tower
+    from llmcalc.presets import builtin_dir, load_model
+    spec = load_model("gemma-3-4b")
+    text = (builtin_dir() / "models" / "gemma-3-4b.yaml").read_text()
+    no_vision = tmp_path / "gemma-3-4b-text.yaml"
+    no_vision.write_text(text.replace(f"vision_params: {spec.vision_params}", "vision_params: 0")
+                         .replace("name: gemma-3-4b", "name: gemma-3-4b-text"))
+    args = ["serve", "-g", "h100-sxm", "--prompt", "512", "--gen", "64", "--json", "-m"]
+    a = cli(*args, "gemma-3-4b").json()["results"]
+    b = cli(*args, str(no_vision)).json()["results"]
+    assert a["weights_bytes"] - b["weights_bytes"] == 2 * spec.vision_params > 0
+    assert a["decode_seconds_per_token"] == b["decode_seconds_per_token"]
