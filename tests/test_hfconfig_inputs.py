@@ -201,6 +201,8 @@ def test_vision_tower_counts_in_weight_memory(cli):
     doc = cli("kv", "-m", "gemma-3-4b", "--seq", "1k", "--json").json()
     assert doc["model"]["vision_params"] == spec.vision_params > 0
     assert doc["results"]["weights_bytes"] == 2 * (total_params(spec) + spec.vision_params)   # bf16
+    # a decode step reads the language model's weights and the cache, not the vision tower
+    assert doc["results"]["decode_bytes_with_cache"] == 2 * total_params(spec) + doc["results"]["kv_bytes"]
 
 
 def test_vision_tower_is_held_but_not_read_per_token(cli, tmp_path):

@@ -258,7 +258,8 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     width = (0 if spec.tie_embeddings else 1) + (1 if spec.position == "learned" else 0)  # rows read per token
     rows = tables / n_rows * width if n_rows else 0.0
     read = r.calc("decode_bytes_with_cache", READ, "byte", "bytes read per decode step with the cache "
-                  "(every weight once, one embedding row per sequence, the whole cache)", weights=weights,
+                  "(every weight once, one embedding row per sequence, the whole cache)",
+                  weights=weights - vision_weight_bytes(spec, weight_dtype),   # the vision tower is not read
                   tables=tables, B=B, rows=rows, kv=kv,
                   note="MoE: counts every expert's weights (all are touched at large batch)" if spec.moe else "")
     r.calc("decode_intensity_with_cache", INTENSITY, "flop/byte", "decode arithmetic intensity with the cache",
