@@ -53,8 +53,12 @@ def config_json(repo: str, revision: str | None, suggestion: str = "") -> Path:
     """The cached (or freshly downloaded) ``config.json`` of ``repo`` at ``revision`` (default: main).
 
     ``suggestion`` (e.g. "did you mean llama-3.1-8b?") is appended to the not-found errors."""
-    import huggingface_hub as hub
-    from huggingface_hub import errors
+    try:
+        import huggingface_hub as hub
+        from huggingface_hub import errors
+    except ImportError:
+        raise InputError(f"{repo}: reading a Hugging Face repo id needs the huggingface_hub package "
+                         "(pip install huggingface_hub), or pass the path of a config.json") from None
 
     ref = f"{repo}@{revision}" if revision else repo
     tail = f"; {suggestion}" if suggestion else ""

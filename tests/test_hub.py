@@ -186,3 +186,9 @@ def test_preset_names_never_import_huggingface_hub():
             "load_model('meta-llama/llama-3.1-8b'); print('huggingface_hub' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_without_huggingface_hub_installed(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)     # import fails as if it were not installed
+    run = cli("kv", "-m", "acme/tiny-llama", "--seq", "1k")
+    assert run.code == 2 and "pip install huggingface_hub" in run.stderr and run.stderr.count("\n") == 1
