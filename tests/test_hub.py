@@ -192,3 +192,8 @@ def test_without_huggingface_hub_installed(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)     # import fails as if it were not installed
     run = cli("kv", "-m", "acme/tiny-llama", "--seq", "1k")
     assert run.code == 2 and "pip install huggingface_hub" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_presets_show_takes_a_hub_id(hub, cli):
+    doc = cli("presets", "show", "acme/tiny-llama", "--json").json()
+    assert doc["results"]["params"] == LLAMA_1B_PARAMS and doc["results"]["params_vision"] == 0
