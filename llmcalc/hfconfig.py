@@ -50,7 +50,14 @@ _NOT_TRANSFORMERS = {
     "mamba2": "a state-space model (Mamba-2): no attention and no KV cache",
     "falcon_mamba": "a state-space model (Falcon Mamba): no attention and no KV cache",
     "rwkv": "a recurrent model (RWKV): no attention and no KV cache",
+    "xlstm": "a recurrent model (xLSTM): no attention and no KV cache",
 }
+# hybrids: some layers are state-space, recurrent or linear-attention blocks with a fixed-size state, which
+# llmcalc's per-layer KV and FLOP formulas would misstate
+_HYBRIDS = ("jamba", "zamba", "zamba2", "bamba", "falcon_h1", "nemotron_h", "granitemoehybrid", "qwen3_next",
+            "lfm2", "lfm2_moe", "recurrent_gemma", "kimi_linear", "olmo_hybrid", "minimax")
+_NOT_TRANSFORMERS.update({t: "a hybrid whose state-space, recurrent or linear-attention layers keep no KV cache"
+                          for t in _HYBRIDS})
 # encoders and encoder-decoders have the standard keys too, but no causal decoding: never read them as Llama
 _NOT_DECODERS = ("bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
                  "modernbert", "t5", "mt5", "umt5", "bart", "mbart", "pegasus", "marian", "whisper", "vit", "clip",

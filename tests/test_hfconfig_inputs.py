@@ -117,10 +117,14 @@ def test_encoders_are_not_read_as_llama(cli, tmp_path, cfg):
     assert run.code == 2 and "encoder" in run.stderr and run.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("model_type", ["mamba", "falcon_mamba", "rwkv"])
-def test_non_transformers_are_refused(cli, tmp_path, model_type):
+@pytest.mark.parametrize("model_type, why", [("mamba", "no attention and no KV cache"),
+                                             ("falcon_mamba", "no attention and no KV cache"),
+                                             ("rwkv", "no attention and no KV cache"),
+                                             ("jamba", "keep no KV cache"), ("qwen3_next", "keep no KV cache")])
+def test_non_transformers_are_refused(cli, tmp_path, model_type, why):
+    # these configs carry the standard keys, so without the refusal they would be read as Llama-like
     run = cli("kv", "-m", _write(tmp_path, {**LLAMA, "model_type": model_type}), "--seq", "1k")
-    assert run.code == 2 and "no attention and no KV cache" in run.stderr and run.stderr.count("\n") == 1
+    assert run.code == 2 and why in run.stderr and run.stderr.count("\n") == 1
 
 
 def test_unsupported_type_lists_exactly_the_supported_ones(cli, tmp_path):
