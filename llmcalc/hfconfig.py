@@ -111,6 +111,9 @@ def spec_from_hf_config(cfg: Any, where: str = "config.json", name: str | None =
     if "text_config" in cfg:
         cfg, vision = _text_of_multimodal(cfg, where, notes)
         quant = quant if quant is not None else cfg.get("quantization_config")
+    elif cfg.get("vision_config") is not None:
+        notes.append("the config has a vision_config beside the language model's keys; that vision tower is not "
+                     "counted (the weights reported are the language model's only)")
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str):
         raise InputError(f"{where}: config.json has no model_type")

@@ -107,6 +107,11 @@ def test_unknown_model_type_with_standard_keys_is_read_as_llama(cli, tmp_path):
     assert run.code == 0 and "Llama-like" in run.stderr
 
 
+def test_a_vision_config_that_is_not_counted_is_said():
+    spec = spec_from_hf_config({**LLAMA, "model_type": "qwen2_vl", "vision_config": {"depth": 32}})
+    assert spec.vision_params == 0 and any("vision tower is not counted" in n for n in spec.notes)
+
+
 @pytest.mark.parametrize("cfg", [
     {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
      "intermediate_size": 3072, "vocab_size": 30522},                    # has every standard key, yet no decoder
