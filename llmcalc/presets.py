@@ -216,10 +216,7 @@ def load_model(ref: str) -> ModelSpec:
     ref = ref.strip()
     path = find("models", ref)
     if path is not None:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
-        data = read_yaml(path)
-        if isinstance(data, dict):
-            data.setdefault("name", path.stem.lower())
-        return model_from_mapping(data, str(path))
+        return _from_yaml(path)
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
