@@ -41,6 +41,16 @@ _LLAMA_LIKE = {
     "llama4_text": (False, None, "rmsnorm", 131072),
     "gpt_oss": (False, None, "rmsnorm", 131072),
 }
+# Defaults of the text configuration classes behind the multimodal wrappers (transformers 5.23), for the keys a
+# nested text_config may leave out (max_position_embeddings is handled apart: the outer config's comes first)
+_TEXT_DEFAULTS = {
+    "gemma3_text": {"intermediate_size": 9216, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                    "vocab_size": 262208},
+    "llama4_text": {"intermediate_size": 8192, "intermediate_size_mlp": 16384, "num_attention_heads": 40,
+                    "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 202048},
+    "llama": {"intermediate_size": 11008, "num_attention_heads": 32, "vocab_size": 32000},
+    "mistral": {"intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000},
+}
 _OTHERS = ("gpt2", "falcon", "gpt_neox", "opt", "bloom", "gptj", "gpt_bigcode", "phi", "mpt")
 # multimodal wrappers: outer model_type -> the text model's model_type when text_config does not say
 _WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "llava": "llama", "mistral3": "mistral"}
@@ -169,12 +179,21 @@ def _text_of_multimodal(cfg, where, notes) -> tuple[dict, int]:
     if not text_type:
         raise InputError(f"{where}: text_config has no model_type and {outer_type!r} is not a known wrapper")
     text["model_type"] = text_type
+    if text.get("vocab_size") is None and cfg.get("vocab_size") is not None:
+        text["vocab_size"] = cfg["vocab_size"]
+    # as from_pretrained does, keys a text_config leaves out take its configuration class's defaults (Gemma 3 4B's
+    # text_config gives only hidden_size, intermediate_size and num_hidden_layers); the two sizes that say which
+    # model it is must be there
+    defaults = {k: v for k, v in _TEXT_DEFAULTS.get(text_type, {}).items() if text.get(k) is None}
     missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-               if text.get(k) is None and not (k == "vocab_size" and cfg.get(k) is not None)]
+               if text.get(k) is None and (k in ("hidden_size", "num_hidden_layers") or k not in defaults)]
     if missing:
         raise InputError(f"{where}: text_config lacks {', '.join(missing)}; llmcalc needs the language model's "
                          "sizes (use the full config.json of the checkpoint)")
-    text.setdefault("vocab_size", cfg.get("vocab_size"))
+    if defaults:
+        text.update(defaults)
+        notes.append(f"text_config omits {', '.join(defaults)}; took the {text_type} configuration class defaults "
+                     f"({', '.join(f'{v:,}' for v in defaults.values())}), as transformers does")
     if text.get("max_position_embeddings") is None:
         if cfg.get("max_position_embeddings") is not None:
             text["max_position_embeddings"] = cfg["max_position_embeddings"]

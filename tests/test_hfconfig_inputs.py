@@ -90,6 +90,16 @@ def test_gemma3_pattern_without_layer_types():
     assert explicit.window_layers == 20
 
 
+def test_sparse_text_config_takes_the_class_defaults():
+    # google/gemma-3-4b-it's text_config names only these keys; transformers fills the rest from Gemma3TextConfig
+    cfg = {"model_type": "gemma3", "text_config": {"model_type": "gemma3_text", "hidden_size": 2560,
+                                                   "intermediate_size": 10240, "num_hidden_layers": 34,
+                                                   "sliding_window": 1024}}
+    spec = spec_from_hf_config(cfg)
+    assert (spec.heads, spec.kv_heads, spec.head_dim, spec.vocab) == (8, 4, 256, 262208)
+    assert any("class defaults" in n and "num_attention_heads" in n for n in spec.notes)
+
+
 def test_nested_text_config_context_length():
     text = {k: v for k, v in LLAMA.items() if k != "max_position_embeddings"}
     outer = spec_from_hf_config({"model_type": "llava", "text_config": text, "max_position_embeddings": 8192})
@@ -142,7 +152,7 @@ def test_unsupported_type_lists_exactly_the_supported_ones(cli, tmp_path):
 def _minimal(model_type: str) -> dict:
     """A small config of each listed type, with the keys its reader needs."""
     base = {"model_type": model_type, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "vocab_size": 1000, "n_embd": 256, "n_head": 4, "n_layer": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 1000, "n_embd": 256, "n_head": 4, "n_layer": 2,
             "d_model": 256, "n_heads": 4, "n_layers": 2}
     extra = {"mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2},
              "phimoe": {"num_local_experts": 4, "num_experts_per_tok": 2},
@@ -174,7 +184,9 @@ BAD = [
     ({**LLAMA, "quantization_config": {"quant_method": "awq", "bits": 4, "modules_to_not_convert": "lm_head"}},
      "list of names"),
     ({"model_type": "gemma3", "text_config": {"model_type": "gemma3_text", "hidden_size": 1152}},
-     "text_config lacks num_hidden_layers, num_attention_heads, vocab_size"),
+     "text_config lacks num_hidden_layers"),
+    ({"model_type": "llava", "text_config": {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24}},
+     "text_config lacks num_attention_heads, vocab_size"),
     ({"model_type": "gemma3", "text_config": "gemma"}, "'text_config' must be an object"),
     ({**LLAMA, "layer_types": ["full_attention"] * 3}, "one attention type per layer"),
     ({**LLAMA, "model_type": "qwen2_moe", "mlp_only_layers": "all"}, "'mlp_only_layers' must be a list"),
