@@ -54,6 +54,10 @@ _TEXT_DEFAULTS = {
 _OTHERS = ("gpt2", "falcon", "gpt_neox", "opt", "bloom", "gptj", "gpt_bigcode", "phi", "mpt")
 # multimodal wrappers: outer model_type -> the text model's model_type when text_config does not say
 _WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "llava": "llama", "mistral3": "mistral"}
+# whose tie_word_embeddings ties a wrapper's LM head in transformers 5.23, and the wrapper's class default:
+# the outer config's (text_config's ignored), text_config's (the outer one ignored), or either being true
+_WRAPPER_TIE = {"gemma3": ("outer", True), "mistral3": ("outer", True), "llama4": ("text", None),
+                "llava": ("either", False)}
 SUPPORTED = tuple(sorted((*_OTHERS, *_LLAMA_LIKE, *_WRAPPERS)))
 _NOT_TRANSFORMERS = {
     "mamba": "a state-space model (Mamba): no attention and no KV cache",
@@ -205,9 +209,18 @@ def _text_of_multimodal(cfg, where, notes) -> tuple[dict, int]:
                 notes.append(f"text_config has no max_position_embeddings; took the {text_type} configuration "
                              f"class default, {default:,}")
                 text["max_position_embeddings"] = default
-    for key in ("tie_word_embeddings",):                # some wrappers state it outside text_config
-        if key not in text and key in cfg:
-            text[key] = cfg[key]
+    # which tie_word_embeddings ties the LM head, as measured on transformers 5.23 (tests/test_hfconfig_inputs.py)
+    rule, default = _WRAPPER_TIE.get(outer_type, ("text", None))
+    outer_tie = _bool(cfg, where, "tie_word_embeddings", default) if default is not None else None
+    text_tie = text.get("tie_word_embeddings")
+    if rule == "outer":
+        tie = outer_tie
+        if text_tie is not None and text_tie != tie:
+            notes.append(f"the {outer_type} config's tie_word_embeddings ({str(tie).lower()}) decides the LM head, "
+                         "not text_config's, as in transformers")
+        text["tie_word_embeddings"] = tie
+    elif rule == "either":
+        text["tie_word_embeddings"] = outer_tie or _bool(text, where, "tie_word_embeddings", False)
     vision = _vision_params(cfg, text, where, notes)
     return text, vision
 
@@ -222,7 +235,7 @@ def _vision_params(cfg, text, where, notes) -> int:
         raise InputError(f"{where}: config.json field 'vision_config' must be an object")
     outer = cfg.get("model_type")
     vtype = vc.get("model_type") or {"gemma3": "siglip_vision_model", "llama4": "llama4_vision_model",
-                                     "llava": "clip_vision_model"}.get(outer, "")
+                                     "llava": "clip_vision_model", "mistral3": "pixtral"}.get(outer, "")
     w = f"{where} vision_config"
     # vision_config defaults: SiglipVisionConfig / Llama4VisionConfig / CLIPVisionConfig in transformers 5.23
     if vtype == "siglip_vision_model":
@@ -248,9 +261,17 @@ def _vision_params(cfg, text, where, notes) -> int:
         layers = cfg.get("vision_feature_layer", -2)
         k = len(layers) if isinstance(layers, list) else 1
         proj = (k * D * T + T * T + (2 * T if bias else 0)) if outer == "llava" else None
+    elif vtype == "pixtral":
+        D, F = _int(vc, w, "hidden_size", default=1024), _int(vc, w, "intermediate_size", default=4096)
+        n = V.pixtral_params(D, F, _int(vc, w, "num_hidden_layers", default=24), _int(vc, w, "patch_size", default=16),
+                             _int(vc, w, "num_channels", default=3))
+        T, s = text["hidden_size"], _int(cfg, where, "spatial_merge_size", default=2)
+        bias = _bool(cfg, where, "multimodal_projector_bias", False)
+        # Mistral 3 projector: RMSNorm D, patch merger D·s² -> D, then D -> T -> T
+        proj = (D + D * s * s * D + D * T + T * T + (2 * T if bias else 0)) if outer == "mistral3" else None
     else:
-        notes.append(f"vision tower {vtype or '(no model_type)'!r} is not counted: llmcalc knows siglip, clip and "
-                     "llama4 vision towers; the weights reported are the language model's only")
+        notes.append(f"vision tower {vtype or '(no model_type)'!r} is not counted: llmcalc knows siglip, clip, "
+                     "pixtral and llama4 vision towers; the weights reported are the language model's only")
         return 0
     if proj is None:
         notes.append(f"the {outer} projector between vision tower and language model is not counted")

@@ -169,10 +169,19 @@ CONFIGS = {
               "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
                                 "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336,
                                 "patch_size": 14, "projection_dim": 768}},
+    "mistral3": {"model_type": "mistral3", "spatial_merge_size": 2, "multimodal_projector_bias": False,
+                 "tie_word_embeddings": False,
+                 # mistralai/Mistral-Small-3.1-24B-Base-2503
+                 "text_config": {"model_type": "mistral", "hidden_size": 5120, "intermediate_size": 32768,
+                                 "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 8,
+                                 "head_dim": 128, "vocab_size": 131072, "max_position_embeddings": 131072,
+                                 "sliding_window": None},
+                 "vision_config": {"model_type": "pixtral", "hidden_size": 1024, "intermediate_size": 4096,
+                                   "num_hidden_layers": 24, "num_attention_heads": 16, "head_dim": 64,
+                                   "image_size": 1540, "patch_size": 14}},
 }
-# families llmcalc reads that transformers 5.23 does not ship (remote code), wrappers built through another
-# entry, and mistral3, whose Pixtral vision tower llmcalc does not count (a note says so)
-NOT_IN_TRANSFORMERS = {"internlm2", "yi", "mistral3", "gemma3_text", "llama4_text"}
+# families llmcalc reads that transformers 5.23 does not ship (remote code), or wrappers built through another entry
+NOT_IN_TRANSFORMERS = {"internlm2", "yi", "gemma3_text", "llama4_text"}
 # shallow copies: enough layers to hold one whole layer pattern
 LAYERS = {"qwen2+window": 3, "qwen2_moe+window": 3, "gemma3_text": 6, "gemma3": 6, "llama4": 4, "deepseek_v2": 2, "deepseek_v3": 2}
 B = 2
@@ -247,3 +256,39 @@ def test_forward_flops_equal_flop_counter(family):
         moe = spec.moe
         ours += 2 * B * S * spec.moe_layers * (moe.experts - moe.top_k) * mlp_block_params(spec, moe.expert_ffn)
     assert measured == ours, (family, measured - ours)
+
+
+_TINY_TEXT = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 1, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 1000}
+_TINY = {  # wrapper -> (text model_type, extra text keys, a tiny vision_config)
+    "llava": ("llama", {}, {"model_type": "clip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                            "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14}),
+    "gemma3": ("gemma3_text", {}, {"model_type": "siglip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                                   "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28,
+                                   "patch_size": 14}),
+    "llama4": ("llama4_text", {"num_local_experts": 2, "intermediate_size_mlp": 512},
+               {"model_type": "llama4_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
+                "vision_output_dim": 64, "projector_input_dim": 64, "projector_output_dim": 64}),
+    "mistral3": ("mistral", {}, {"model_type": "pixtral", "hidden_size": 64, "intermediate_size": 128,
+                                 "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 32, "patch_size": 14}),
+}
+
+
+@pytest.mark.parametrize("wrapper", sorted(_TINY))
+@pytest.mark.parametrize("outer", [None, False, True])
+@pytest.mark.parametrize("inner", [None, False, True])
+def test_wrapper_tie_and_vision_equal_transformers(wrapper, outer, inner):
+    # whichever tie_word_embeddings a multimodal wrapper honours, llmcalc ties the head exactly when transformers
+    # does, and counts the same language model and vision tower
+    text_type, extra, vision = _TINY[wrapper]
+    text = {**_TINY_TEXT, **extra, "model_type": text_type}
+    if inner is not None:
+        text["tie_word_embeddings"] = inner
+    cfg = {"model_type": wrapper, "text_config": text, "vision_config": vision}
+    if outer is not None:
+        cfg["tie_word_embeddings"] = outer
+    spec = spec_from_hf_config(cfg)
+    model = hf.build_from_json(cfg)
+    assert spec.tie_embeddings is not any("lm_head" in name for name, _ in model.named_parameters())
+    assert total_params(spec) + spec.vision_params == hf.count_params(model)

@@ -100,6 +100,24 @@ def test_sparse_text_config_takes_the_class_defaults():
     assert any("class defaults" in n and "num_attention_heads" in n for n in spec.notes)
 
 
+@pytest.mark.parametrize("outer, inner, wrapper, tied", [
+    (None, None, "mistral3", True), (None, False, "mistral3", True), (False, None, "mistral3", False),
+    (False, True, "mistral3", False), (None, None, "gemma3", True), (False, True, "gemma3", False),
+    (None, None, "llava", False), (False, True, "llava", True), (True, False, "llava", True),
+    (None, None, "llama4", False), (None, True, "llama4", True), (True, False, "llama4", False)])
+def test_the_wrapper_decides_the_tied_head(outer, inner, wrapper, tied):
+    # which tie_word_embeddings ties the head, measured by building each case with transformers 5.23 on meta
+    # (whether an lm_head parameter exists): Gemma 3 and Mistral 3 follow the outer config (default true),
+    # Llama 4 its text_config (default false), Llava either one being true
+    text = {**LLAMA, "model_type": {"gemma3": "gemma3_text", "llama4": "llama4_text"}.get(wrapper, "llama")}
+    if inner is not None:
+        text["tie_word_embeddings"] = inner
+    cfg = {"model_type": wrapper, "text_config": text}
+    if outer is not None:
+        cfg["tie_word_embeddings"] = outer
+    assert spec_from_hf_config(cfg).tie_embeddings is tied
+
+
 def test_nested_text_config_context_length():
     text = {k: v for k, v in LLAMA.items() if k != "max_position_embeddings"}
     outer = spec_from_hf_config({"model_type": "llava", "text_config": text, "max_position_embeddings": 8192})

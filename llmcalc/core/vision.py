@@ -1,7 +1,7 @@
 """Parameters of the vision towers of multimodal models (reported beside the language model, never in its P).
 
 Layouts as built by transformers 5.23 (SigLIP: Zhai et al. 2023, arXiv:2303.15343, a ViT of Dosovitskiy et al.
-2021; CLIP: Radford et al. 2021; Llama 4's ViT with a pixel-shuffle adapter: the Llama 4 model card). Symbols:
+2021; CLIP: Radford et al. 2021; Pixtral: Mistral AI 2024, arXiv:2410.07073; Llama 4's ViT with a pixel-shuffle adapter: the Llama 4 model card). Symbols:
 D width, F MLP width, L layers, p patch, R image side, C channels. Every ViT layer is two LayerNorms with bias,
 Q, K, V, O with biases (4·D² + 4·D) and a plain biased MLP (2·D·F + F + D).
 """
@@ -38,3 +38,9 @@ def llama4_vision_params(D: int, F: int, L: int, patch: int, image: int, channel
     n = (image // patch) ** 2 + 1
     return (D + n * D + channels * patch * patch * D + 4 * D + L * vit_layer_params(D, F)
             + F * adapter_in + adapter_out * adapter_out)
+
+
+def pixtral_params(D: int, F: int, L: int, patch: int, channels: int = 3) -> int:
+    """Pixtral vision encoder (Mistral 3): a bias-free patch convolution C·p²·D, an RMSNorm D, and L layers of
+    two RMSNorms (2·D), bias-free Q, K, V, O (4·D²) and a gated bias-free MLP (3·D·F). RoPE: no position table."""
+    return channels * patch * patch * D + D + L * (2 * D + 4 * D * D + 3 * D * F)
