@@ -51,3 +51,14 @@ def test_preset_equals_transformers_on_meta(name):
     model = hf.build_from_json(CONFIGS[name])
     preset = load_model(name)
     assert hf.count_params(model) == total_params(preset) + preset.vision_params
+
+
+@pytest.mark.parametrize("name, gib", [("gpt-oss-20b", 12.8), ("gpt-oss-120b", 60.8)])
+def test_gpt_oss_in_its_own_format_matches_the_checkpoint(name, gib):
+    # the preset carries the checkpoint's quantization_config (mxfp4 experts; attention, router, embedding and
+    # head left unquantised): its weights in that format are the checkpoint sizes of the gpt-oss model card
+    # (arXiv:2508.10925: 12.8 GiB and 60.8 GiB)
+    from llmcalc.core import quant
+    spec = load_model(name)
+    assert spec.weight_format == "mxfp4"
+    assert quant.weight_bytes(spec, spec.weight_format) / 2**30 == pytest.approx(gib, rel=0.005)
