@@ -187,12 +187,20 @@ def _shown(path, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
 
 
-def _unknown(kind: str, name: str) -> InputError:
+def _suggest(kind: str, name: str) -> str:
+    """"did you mean a, b, c?" from the closest preset names and aliases (difflib), or ""."""
     table = names(kind)
-    close = difflib.get_close_matches(name.lower(), list(table), n=8, cutoff=0.5)
+    key = name.lower()
+    candidates = [key, key.split("/")[-1].split("@")[0]] if "/" in key else [key]
+    close = [c for k in candidates for c in difflib.get_close_matches(k, list(table), n=8, cutoff=0.5)]
     close = list(dict.fromkeys(table[c].stem for c in close))[:3]  # canonical names, each model once
+    return f"did you mean {', '.join(close)}?" if close else ""
+
+
+def _unknown(kind: str, name: str) -> InputError:
     flag = "-m/--model" if kind == "models" else "-g/--gpu"
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = _suggest(kind, name)
+    hint = f"; {hint}" if hint else ""
     return InputError(f"unknown {kind[:-1]} preset {name!r}{hint} (`llmcalc presets list {kind}` lists them; "
                       f"{flag} also takes a file path)")
 
@@ -207,28 +215,43 @@ REGISTERED: dict[str, object] = {}
 
 
 def load_model(ref: str) -> ModelSpec:
-    """A model preset name or alias (case-insensitive), a preset YAML path, or a HF config.json path."""
+    """Resolve ``-m``, in this order: a preset name or alias (case-insensitive); a path to a preset YAML, a
+    Hugging Face config.json, or a directory holding a config.json; a Hugging Face repo id
+    ``org/name[@revision]`` (llmcalc/hub.py: the local HF cache first, else a download of config.json)."""
     if ref in REGISTERED:
         return REGISTERED[ref]
     ref = ref.strip()
     path = find("models", ref)
     if path is not None:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
-        data = read_yaml(path)
-        if isinstance(data, dict):
-            data.setdefault("name", path.stem.lower())
-        return model_from_mapping(data, str(path))
-    if _looks_like_path(ref) or Path(ref).is_file():
-        path = Path(ref).expanduser()
-        if not path.exists():
-            raise InputError(f"no such file: {ref}")
-        if path.suffix == ".json":
-            from llmcalc.hfconfig import spec_from_hf_config
-            return spec_from_hf_config(_read_json(path), str(path))
-        data = read_yaml(path)
-        if isinstance(data, dict):
-            data.setdefault("name", path.stem.lower())
-        return model_from_mapping(data, str(path))
+        return _from_yaml(path)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"{ref}: the directory holds no config.json; pass a preset, a config.json or a "
+                             "Hugging Face repo id")
+        return _from_config_json(path / "config.json", name=path.resolve().name)
+    if path.is_file():
+        return _from_config_json(path) if path.suffix == ".json" else _from_yaml(path)
+    from llmcalc.hub import parse_repo_id  # light: the regex only; huggingface_hub loads only for an id
+    repo = parse_repo_id(ref)
+    if repo is not None:
+        from llmcalc.hub import config_json
+        return _from_config_json(config_json(*repo, suggestion=_suggest("models", ref)), name=ref)
+    if _looks_like_path(ref):
+        raise InputError(f"no such file: {ref}")
     raise _unknown("models", ref)
+
+
+def _from_yaml(path: Path) -> ModelSpec:
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem.lower())
+    return model_from_mapping(data, str(path))
+
+
+def _from_config_json(path: Path, name: str | None = None) -> ModelSpec:
+    from llmcalc.hfconfig import spec_from_hf_config
+    return spec_from_hf_config(_read_json(path), str(path), name=name)
 
 
 def load_gpu(ref: str) -> GpuSpec:

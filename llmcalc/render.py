@@ -55,6 +55,8 @@ class Report:
         for key, (unit, label) in self.schema.items():
             if key not in self.results:
                 self.results.put(key, None, unit, label + " (does not apply here)")
+        # how the model was read (a config.json's quantization_config, assumed defaults): said with the results
+        self.notes[:0] = [n for n in getattr(self.model, "notes", ()) or () if n not in self.notes]
 
     @property
     def points(self) -> int:

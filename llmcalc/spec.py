@@ -33,8 +33,10 @@ class MoESpec:
     expert_ffn: int                   # intermediate size of one routed expert
     shared_experts: int = 0           # always-on experts (DeepSeekMoE)
     shared_expert_ffn: int = 0        # total intermediate size of the shared expert block; 0 -> shared_experts*expert_ffn
-    dense_layers: int = 0             # leading layers with a dense MLP of size ModelSpec.ffn
+    dense_layers: int = 0             # layers with a dense MLP of size ModelSpec.ffn (DeepSeek: the leading ones;
+                                      # Llama 4 Maverick, Qwen-MoE mlp_only_layers: interleaved; only the count matters)
     router_bias: bool = False
+    shared_gate: bool = False         # a sigmoid gate Linear(H, 1) on the shared expert (Qwen2-MoE)
 
     @property
     def shared_ffn(self) -> int:
@@ -86,6 +88,17 @@ class ModelSpec:
     source: str = ""
     published_params: int = 0         # total parameters as published (0: unknown)
     aliases: tuple[str, ...] = ()
+    # --- added for issue 11 (Hugging Face configs of more families); every default leaves older specs unchanged
+    position_offset: int = 0          # extra rows of a learned position table (OPT: max_seq + 2)
+    embedding_norm: bool = False      # a norm right after the token embedding (BLOOM's word_embeddings_layernorm)
+    attention_sinks: bool = False     # one learned sink logit per head and layer (gpt-oss)
+    vision_params: int = 0            # parameters of a multimodal model's vision tower and projector (not in P)
+    weight_format: str = ""           # default weight format read from quantization_config (gptq-int4, nf4, ...)
+    weight_bits: int = 0              # bits per quantised weight, as the quantization_config states
+    weight_group_size: int = 0        # quantisation group size (0: per channel / not stated)
+    unquantised_modules: tuple[str, ...] = ()   # module names the quantization_config leaves in 16-bit
+    norm_affine: bool = True          # False: norms without any weights (OLMo-1's non-parametric LayerNorm)
+    notes: tuple[str, ...] = ()       # what was read or assumed when the spec came from a config.json
 
     @property
     def q_dim(self) -> int:
@@ -127,7 +140,8 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["aliases"] = list(self.aliases)
+        for key in ("aliases", "unquantised_modules", "notes"):
+            d[key] = list(getattr(self, key))
         return d
 
 
@@ -298,7 +312,7 @@ def _coerce(cls, where: str, data: Mapping[str, Any], nested: dict[str, Any]) ->
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)) or not all(isinstance(a, str) for a in items):
                 raise InputError(f"{where}: field '{key}' must be a list of names")
-            out[key] = tuple(printable(a.lower()) for a in items)
+            out[key] = tuple(printable(a.lower() if key == "aliases" else a) for a in items)
         elif kind.startswith("Mapping"):
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}: field '{key}' must be a mapping of dtype to FLOP/s")

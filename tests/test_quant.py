@@ -225,16 +225,9 @@ def test_a_checkpoints_own_group_size_and_unquantised_modules_apply_to_its_forma
     # a spec read from a quantised config.json carries weight_format / weight_group_size / unquantised_modules
     import dataclasses
 
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Checkpoint(ModelSpec):
-        weight_format: str = ""
-        weight_group_size: int = 0
-        unquantised_modules: tuple = ()
-
     base = load_model("llama-2-7b")
-    ckpt = Checkpoint(**{f.name: getattr(base, f.name) for f in dataclasses.fields(ModelSpec)},
-                      weight_format="gptq-int4", weight_group_size=32, unquantised_modules=("model.layers.0.mlp",))
+    ckpt = dataclasses.replace(base, weight_format="gptq-int4", weight_group_size=32,
+                               unquantised_modules=("model.layers.0.mlp",))
     layer0 = ("model.layers.0.mlp",)
     assert quant.weight_bytes(ckpt, "gptq-int4") == quant.weight_bytes(base, "gptq-int4", 32, keep=layer0)
     assert quant.weight_bytes(ckpt, "awq-int4") == quant.weight_bytes(base, "awq-int4")     # another format

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -99,11 +100,14 @@ def show(
 
     r = Results()
     lowered = name.lower()
-    if lowered in names("models") or (lowered not in names("gpus") and name.endswith((".json", ".yaml", ".yml"))):
+    from llmcalc.hub import parse_repo_id
+    model_like = name.endswith((".json", ".yaml", ".yml")) or os.path.isdir(name) or parse_repo_id(name)
+    if lowered in names("models") or (lowered not in names("gpus") and model_like):
         spec = load_model(name)
         for part, count in param_breakdown(spec).items():
             r.put(f"params_{part}" if part != "total" else "params", count, "params", f"parameters: {part}")
         r.put("params_active", active_params(spec), "params", "parameters active per token")
+        r.put("params_vision", spec.vision_params, "params", "vision tower and projector (not in params)")
         report = Report("presets show", {}, r, model=spec)
     elif lowered in names("gpus"):
         gpu = load_gpu(name)

@@ -82,7 +82,7 @@ def forward_breakdown(spec: ModelSpec, batch, seq, causal: bool = False, out: Re
         moe = spec.moe
         r.calc("mlp_flops", MLP_MOE, "flop", f"MLP (router + top-{moe.top_k} experts + shared)",
                B=batch, S=seq, L_dense=spec.dense_mlp_layers, L_moe=spec.moe_layers, n_mat=n_mat, H=H,
-               F=spec.ffn, E=moe.experts, k=moe.top_k, F_e=moe.expert_ffn, F_s=moe.shared_ffn)
+               F=spec.ffn, E=moe.experts + int(moe.shared_gate), k=moe.top_k, F_e=moe.expert_ffn, F_s=moe.shared_ffn)
     else:
         r.calc("mlp_flops", MLP_DENSE, "flop", f"MLP ({n_mat} matrices)",
                B=batch, S=seq, n_mat=n_mat, H=H, F=spec.ffn, L=L)

@@ -25,7 +25,7 @@ from llmcalc.core.capacity import MAX_BATCH, add_capacity
 from llmcalc.core.dtypes import QUANTISED, bytes_per_element, dtype_bytes
 from llmcalc.core.flops import ATTN_SCORE, ATTN_SCORE_WINDOWED, FORWARD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results
-from llmcalc.core.params import total_params
+from llmcalc.core.params import total_params, vision_weight_bytes
 from llmcalc.errors import InputError
 from llmcalc.spec import GpuSpec, ModelSpec
 
@@ -55,6 +55,7 @@ DIFF = Formula("paged - exact")
 # (scales included) and keeps the rest (embedding tables, norms, recipe exceptions) at other types: W_other.
 WEIGHTS = Formula("P * p")
 WEIGHTS_QUANT = Formula("P_q * p + W_other")
+WEIGHTS_VISION = Formula("text + vision")
 SUM = Formula("weights + kv")
 SHARE = Formula("kv / (weights + kv)")
 PER_GPU = Formula("x / T")
@@ -168,15 +169,20 @@ def _weights(r: Results, spec: ModelSpec, dtype: str, group_size: int) -> float:
     p = main.block_bytes / main.block
     label = f"model weights ({dtype}" + (f", one fp16 scale per {group_size}" if group_size else "") + ")"
     if dtype in PLAIN:
-        return r.calc("weights_bytes", WEIGHTS, "byte", label, P=total_params(spec), p=p)
-    P_q = parts["by_type"][main.name][0]
-    others = ", ".join(f"{P / 1e6:,.1f}M at {name}" for name, (P, _) in parts["by_type"].items()
-                       if name != main.name and P)
-    r.calc("weights_bytes", WEIGHTS_QUANT, "byte", label,
-           note=f"{P_q / 1e6:,.1f}M weights at {main.bits:g} bits each (scales included); kept at other "
-                f"types: {others}", P_q=P_q, p=p, W_other=parts["total"] - P_q * p)
-    r["weights_bytes"].value = parts["total"]          # the same number, free of the sum's rounding
-    return parts["total"]
+        value = r.calc("weights_bytes", WEIGHTS, "byte", label, P=total_params(spec), p=p)
+    else:
+        P_q = parts["by_type"][main.name][0]
+        others = ", ".join(f"{P / 1e6:,.1f}M at {name}" for name, (P, _) in parts["by_type"].items()
+                           if name != main.name and P)
+        r.calc("weights_bytes", WEIGHTS_QUANT, "byte", label,
+               note=f"{P_q / 1e6:,.1f}M weights at {main.bits:g} bits each (scales included); kept at other "
+                    f"types: {others}", P_q=P_q, p=p, W_other=parts["total"] - P_q * p)
+        r["weights_bytes"].value = value = parts["total"]   # the same number, free of the sum's rounding
+    if spec.vision_params:      # a multimodal model's vision tower and projector, held beside the LM
+        text = r.pop("weights_bytes")
+        value = r.calc("weights_bytes", WEIGHTS_VISION, "byte", label + " + vision tower",
+                       note=text.note, text=text.value, vision=vision_weight_bytes(spec, dtype))
+    return value
 
 
 def check_tp(spec: ModelSpec, tp: int) -> None:
@@ -252,7 +258,8 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     width = (0 if spec.tie_embeddings else 1) + (1 if spec.position == "learned" else 0)  # rows read per token
     rows = tables / n_rows * width if n_rows else 0.0
     read = r.calc("decode_bytes_with_cache", READ, "byte", "bytes read per decode step with the cache "
-                  "(every weight once, one embedding row per sequence, the whole cache)", weights=weights,
+                  "(every weight once, one embedding row per sequence, the whole cache)",
+                  weights=weights - vision_weight_bytes(spec, weight_dtype),   # the vision tower is not read
                   tables=tables, B=B, rows=rows, kv=kv,
                   note="MoE: counts every expert's weights (all are touched at large batch)" if spec.moe else "")
     r.calc("decode_intensity_with_cache", INTENSITY, "flop/byte", "decode arithmetic intensity with the cache",

@@ -176,7 +176,7 @@ def _advance(m0: float, dm: float, q0: float, dq: float, tc: float, k: int, limi
         if elapsed + total < limit:
             taken, elapsed = j1, elapsed + total
             continue
-        m = _solve_cross(a, d, n, limit - elapsed)
+        m = int(_solve_cross(a, d, n, limit - elapsed))  # whole steps: D indexes the block-phase histogram
         return j0 + m, elapsed + m * a + d * m * (m - 1) / 2
     return taken, elapsed
 
@@ -270,7 +270,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
     if max_batched_tokens < max_seqs:
         raise InputError(f"--max-batched-tokens ({max_batched_tokens}) must be at least --max-seqs ({max_seqs}): "
                          "every running sequence's decode token must fit in a step")
-    bs = block
+    bs = int(block)  # an index into the block-phase histogram
     W = cost.window
     windowed = W != math.inf
     ctx = [0] * n          # prefill phase: tokens in the cache
@@ -485,7 +485,7 @@ def simulate(cost: StepCost, work: Workload, *, max_seqs: int = DEFAULT_MAX_SEQS
         dec_time += elapsed * dec_share
         pre_time += elapsed * (1 - dec_share)
         if n_dec:
-            D += k
+            D += int(k)
             while fin_heap and fin_heap[0][0] <= D:
                 _, vv, s = heapq.heappop(fin_heap)
                 if vv != ver[s]:

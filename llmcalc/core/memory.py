@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmcalc.core.formula import Formula, Results
-from llmcalc.core.params import embedding_params, lm_head_params, param_breakdown
+from llmcalc.core.params import embedding_params, lm_head_params, norm_params, param_breakdown
 from llmcalc.errors import InputError
 from llmcalc.spec import ModelSpec
 
@@ -153,7 +153,7 @@ def stage_params(spec: ModelSpec) -> tuple[int, int, int]:
     """(parameters in the transformer layers, the rest, the larger of the first and last pipeline stage's
     non-layer parameters: embedding (+ positions) versus final norm + LM head, or its tied copy)."""
     parts = param_breakdown(spec)
-    final_norm = spec.hidden * (2 if spec.norm_bias else 1)
+    final_norm = norm_params(spec, spec.hidden)     # none for OLMo-1's weightless LayerNorm
     layers = parts["total"] - parts["embedding"] - parts["lm_head"] - final_norm
     rest = parts["total"] - layers
     head = lm_head_params(spec) or spec.vocab * spec.hidden   # a tied head is a copy on the last stage

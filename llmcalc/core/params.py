@@ -12,14 +12,15 @@ from llmcalc.spec import ModelSpec
 
 
 def norm_params(spec: ModelSpec, width: int) -> int:
-    """One norm over ``width`` features: gamma, plus beta for LayerNorm with bias."""
-    return width * (2 if spec.norm_bias else 1)
+    """One norm over ``width`` features: gamma, plus beta for LayerNorm with bias (none without weights)."""
+    return width * (2 if spec.norm_bias else 1) if spec.norm_affine else 0
 
 
 def attention_params(spec: ModelSpec) -> int:
     """Q, K, V and output projections of one layer (core/geometry.py), plus MLA's internal norms."""
     mla_norms = (spec.mla.q_lora_rank + spec.mla.kv_lora_rank) if spec.mla else 0
-    return params_of(attention_linears(spec)) + mla_norms
+    sinks = spec.heads if spec.attention_sinks else 0       # gpt-oss: one sink logit per head
+    return params_of(attention_linears(spec)) + mla_norms + sinks
 
 
 def mlp_block_params(spec: ModelSpec, ffn: int) -> int:
@@ -31,7 +32,8 @@ def moe_layer_params(spec: ModelSpec, experts_counted: int) -> int:
     """One MoE MLP layer with ``experts_counted`` routed experts (all of them, or top-k for active)."""
     moe = spec.moe
     shared = mlp_block_params(spec, moe.shared_ffn) if moe.shared_ffn else 0
-    return router_linear(spec).params + shared + experts_counted * mlp_block_params(spec, moe.expert_ffn)
+    gate = spec.hidden if moe.shared_gate else 0               # Qwen2-MoE's shared_expert_gate: Linear(H, 1)
+    return router_linear(spec).params + gate + shared + experts_counted * mlp_block_params(spec, moe.expert_ffn)
 
 
 def mlp_params_total(spec: ModelSpec, active: bool = False) -> int:
@@ -44,8 +46,8 @@ def mlp_params_total(spec: ModelSpec, active: bool = False) -> int:
 
 
 def embedding_params(spec: ModelSpec) -> int:
-    """Token embedding table V·D, plus a learned position table max_seq·D."""
-    pos = spec.max_seq * spec.hidden if spec.position == "learned" else 0
+    """Token embedding table V·D, plus a learned position table (max_seq + offset)·D (OPT's offset is 2)."""
+    pos = (spec.max_seq + spec.position_offset) * spec.hidden if spec.position == "learned" else 0
     return spec.vocab * spec.hidden + pos
 
 
@@ -62,7 +64,7 @@ def param_breakdown(spec: ModelSpec, active: bool = False) -> dict[str, int]:
         "attention": L * attention_params(spec),
         "mlp": mlp_params_total(spec, active),
         "norms": (L * (spec.norms_per_layer * norm_params(spec, spec.hidden) + spec.qk_norm_params)
-                  + norm_params(spec, spec.hidden)),
+                  + norm_params(spec, spec.hidden) * (2 if spec.embedding_norm else 1)),
         "lm_head": lm_head_params(spec),
     }
     parts["total"] = sum(parts.values())
@@ -76,3 +78,12 @@ def total_params(spec: ModelSpec) -> int:
 def active_params(spec: ModelSpec) -> int:
     """Parameters touched per token: routed experts counted top_k times, not all of them."""
     return param_breakdown(spec, active=True)["total"]
+
+
+def vision_weight_bytes(spec: ModelSpec, dtype: str = "bf16") -> float:
+    """A multimodal model's vision tower and projector, held beside the language model: at ``dtype`` when it is
+    a plain float type, else in 16-bit (GPTQ, AWQ, bitsandbytes and GGUF recipes leave the vision tower alone)."""
+    from llmcalc.core.dtypes import DTYPE_BYTES
+
+    d = dtype.lower()
+    return spec.vision_params * (DTYPE_BYTES[d] if d in ("fp32", "bf16", "fp16") else 2.0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from llmcalc.core.comm import allreduce_seconds_expr
 from llmcalc.core.flops import ATTN_SCORE_WINDOWED, LM_HEAD, forward_breakdown, head_dims
 from llmcalc.core.formula import Formula, Results, where
+from llmcalc.core.params import vision_weight_bytes
 from llmcalc.core.precision import blended_peak, compute_dtype as resolve_compute_dtype
 from llmcalc.core.quant import WEIGHT_FORMATS, mbu_class, weight_parts
 from llmcalc.errors import InputError
@@ -333,7 +334,9 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
            achieved=ach, peak=peak)
 
     # -- bytes and capacity
-    W = weight_parts(spec, weight_dtype, group_size=group_size, scale_bytes=scale_bytes)["total"]
+    # held: the language model in its format, and a multimodal model's vision tower (not read by decode steps)
+    W = (weight_parts(spec, weight_dtype, group_size=group_size, scale_bytes=scale_bytes)["total"]
+         + vision_weight_bytes(spec, weight_dtype))
     r.put("weights_bytes", W, "byte", f"weights ({weight_dtype}" + (f", groups of {group_size}" if group_size
                                                                     else "") + "), all GPUs")
     kv_total = r.put("kv_bytes", kv_cache_bytes(spec, B, P + G, kv_dtype, kv_group_size), "byte",

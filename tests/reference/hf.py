@@ -8,6 +8,8 @@ API (see README.md for what each number means and the caveats found):
     hf_config(spec, **overrides)            -> transformers PretrainedConfig faithful to the spec
     build_meta(spec, **overrides)           -> model on the meta device, eval mode, eager attention
     build_cpu(spec, dtype=..., **overrides) -> small model for real on the CPU (same config)
+    config_from_json(cfg, **overrides)      -> transformers config from a config.json dict (as the Hub ships it)
+    build_from_json(cfg, device="meta", dtype=None, **overrides) -> that model (text or image-text-to-text)
     count_params(model)                     -> sum(p.numel()) over distinct parameters
     count_flops(model, batch, seq, backward=False) -> FlopCount (unpacks as (forward, backward))
     kv_cache_bytes(model, batch, seq)       -> bytes of all keys+values held by the cache after a prefill
@@ -272,6 +274,48 @@ def build_cpu(spec: ModelSpec, dtype: torch.dtype = torch.float32, seed: int = 0
     torch.manual_seed(seed)
     model = _from_config(cfg, dtype)
     return model.eval()
+
+
+def config_from_json(cfg: dict, **overrides: Any):
+    """A transformers config from a config.json dict, the way ``from_pretrained`` reads one (the class defaults
+    fill what the dict omits). ``overrides`` win; eager attention, and batched_mm experts (see ``hf_config``)."""
+    from transformers import AutoConfig
+    kw = {k: v for k, v in cfg.items() if k != "model_type"}
+    kw.update(overrides)
+    conf = AutoConfig.for_model(cfg["model_type"], **kw)
+    conf._attn_implementation = "eager"
+    for sub in ("text_config", "vision_config"):
+        if getattr(conf, sub, None) is not None:
+            getattr(conf, sub)._attn_implementation = "eager"
+    conf._experts_implementation = "batched_mm"
+    if getattr(conf, "text_config", None) is not None:
+        conf.text_config._experts_implementation = "batched_mm"
+    return conf
+
+
+def build_from_json(cfg: dict, device: str = "meta", dtype: torch.dtype | None = None, **overrides: Any) -> nn.Module:
+    """The model of a config.json on ``device`` (meta: shapes only). Configs with a ``vision_config`` are built
+    with AutoModelForImageTextToText (the whole multimodal model), the rest with AutoModelForCausalLM."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+    conf = config_from_json(cfg, **overrides)
+    auto = AutoModelForImageTextToText if "vision_config" in cfg else AutoModelForCausalLM
+    kw = {"attn_implementation": "eager"}
+    if dtype is not None:
+        kw["dtype"] = dtype
+    with torch.device(device):
+        torch.manual_seed(0)
+        model = auto.from_config(conf, **kw)
+    return model.eval()
+
+
+def count_params_by_prefix(model: nn.Module) -> dict[str, int]:
+    """Parameters per top-level part of a multimodal model: {"language_model": n, "vision_tower": n, ...}."""
+    out: dict[str, int] = defaultdict(int)
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        part = parts[1] if parts[0] == "model" and len(parts) > 1 else parts[0]
+        out[part] += p.numel()
+    return dict(out)
 
 
 def count_params(model: nn.Module) -> int:
