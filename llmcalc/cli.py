@@ -20,7 +20,8 @@ HELP = "Count every FLOP, trace every byte: training and inference arithmetic fo
 
 # (command name, module in llmcalc.commands exporting a function of the same name and EPILOG)
 COMMANDS = (("flops", "flops"), ("train-mem", "train_mem"), ("kv", "kv"), ("roofline", "roofline"),
-            ("serve", "serve"), ("specdec", "specdec"), ("parallel", "parallel"), ("presets", "presets"))
+            ("serve", "serve"), ("specdec", "specdec"), ("parallel", "parallel"), ("presets", "presets"),
+            ("explore", "explore"))
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,314 @@
+"""The explorer's simulations, computed by the CLI's own commands (no Textual here, so it is testable alone).
+
+A screen's state is a list of flag values; ``argv`` turns it into the command line a user would type, and
+``run`` executes that command in-process exactly as ``llmcalc ... --json`` would, returning the ``Report``
+the CLI renders (its ``document()`` is the ``--json`` output). No copy of any formula lives here.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable
+
+from llmcalc.errors import InputError
+
+
+def _pow2(lo: int, hi: int) -> list[str]:
+    out, v = [], lo
+    while v <= hi:
+        out.append(str(v))
+        v *= 2
+    return out
+
+
+@dataclass
+class Param:
+    flag: str            # the CLI flag, e.g. "--batch"
+    label: str
+    values: list[str]    # the choices a key press steps through, as the CLI takes them
+    index: int = 0
+
+    @property
+    def value(self) -> str:
+        return self.values[self.index]
+
+    def step(self, delta: int) -> bool:
+        new = min(max(self.index + delta, 0), len(self.values) - 1)
+        changed = new != self.index
+        self.index = new
+        return changed
+
+    def set(self, value: str) -> None:
+        if value in self.values:
+            self.index = self.values.index(value)
+
+
+@dataclass
+class Sim:
+    key: str                     # short id: bound, operator, train-mem, kv, specdec, serve
+    title: str
+    command: str
+    params: list[Param]
+    keys: list[str]              # result keys shown, in order
+    uses_model: bool = True
+    uses_gpu: bool = True
+    extra: Callable[["Sim"], list[str]] = lambda sim: []   # fixed flags that depend on the state
+    sweep: str | None = None     # a flag whose whole range is run as a sweep for the chart
+
+    def flags(self) -> list[str]:
+        out = []
+        for p in self.params:
+            if p.flag.startswith("--"):
+                out += [p.flag, p.value]
+        return out + self.extra(self)
+
+    def param(self, flag: str) -> Param:
+        return next(p for p in self.params if p.flag == flag)
+
+
+def _operator_flags(sim: Sim) -> list[str]:
+    op, rows, size = sim.param("op").value, sim.param("rows").value, sim.param("size").value
+    if op == "matmul":
+        return ["--op", "matmul", "--m", rows, "--k", size, "--n", size]
+    if op == "softmax":
+        return ["--op", "softmax", "--m", rows, "--n", size]
+    return ["--op", "attention", "--batch", rows, "--seq", size, "--heads", "32", "--head-dim", "128"]
+
+
+def simulations() -> list[Sim]:
+    """One simulation per seed chapter, each with the flags a key press changes."""
+    return [
+        Sim("bound", "Compute or memory bound as batch grows", "roofline",
+            [Param("--batch", "batch", _pow2(1, 1024), 3), Param("--seq", "context", _pow2(256, 131072), 2),
+             Param("--phase", "phase", ["decode", "prefill"]), Param("--dtype", "dtype", ["bf16", "fp8", "fp32"])],
+            ["intensity", "ridge_intensity", "attainable_flops", "fraction_of_peak", "time_seconds", "bound",
+             "weights_read_bytes", "kv_read_bytes", "max_batch", "fits"]),
+        Sim("operator", "An operator on the roofline", "roofline",
+            [Param("op", "operator", ["matmul", "softmax", "attention"]),
+             Param("rows", "rows / batch", _pow2(1, 8192), 0), Param("size", "size (K=N / seq)", _pow2(128, 65536), 5),
+             Param("--dtype", "dtype", ["bf16", "fp8", "fp32"])],
+            ["flops", "bytes", "intensity", "ridge_intensity", "attainable_flops", "time_seconds", "bound",
+             "naive_bytes", "naive_intensity", "naive_time_seconds", "naive_bound", "flash_traffic_reduction"],
+            uses_model=False, extra=_operator_flags),
+        Sim("train-mem", "Training memory, part by part", "train-mem",
+            [Param("--batch", "micro-batch", _pow2(1, 256), 0), Param("--seq", "sequence", _pow2(256, 131072), 4),
+             Param("--precision", "precision", ["mixed", "bf16", "fp32", "fp8"]),
+             Param("--zero", "ZeRO stage", ["0", "1", "2", "3"]), Param("--dp", "data parallel", _pow2(1, 1024)),
+             Param("--recompute", "recompute", ["none", "selective", "full"])],
+            ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
+             "usable_memory_bytes", "headroom_bytes", "fits"]),
+        Sim("kv", "KV cache against context and batch", "kv",
+            [Param("--batch", "batch", _pow2(1, 1024), 0), Param("--seq", "context", _pow2(256, 1048576), 5),
+             Param("--kv-dtype", "KV format", ["bf16", "fp8", "int8", "int4", "fp32"]),
+             Param("--weight-dtype", "weights", ["bf16", "fp8", "int8", "int4"])],
+            ["kv_bytes_per_token", "kv_bytes", "weights_bytes", "total_bytes", "usable_memory_bytes", "max_batch",
+             "max_tokens", "fits"]),
+        Sim("specdec", "Speculative decoding over α and k", "specdec",
+            [Param("--alpha", "acceptance α", [f"{a / 100:g}" for a in range(5, 100, 5)], 15),
+             Param("--k", "draft tokens k", [str(k) for k in range(1, 17)], 3),
+             Param("--cost-ratio", "draft cost c", ["0.01", "0.02", "0.05", "0.1", "0.2", "0.3", "0.5"], 2)],
+            ["expected_tokens_per_step", "speedup", "optimal_k", "optimal_speedup", "speculation_pays",
+             "break_even_alpha"], uses_model=False, uses_gpu=False, sweep="--k"),
+        Sim("serve", "One request's timeline, throughput against batch", "serve",
+            [Param("--batch", "batch", _pow2(1, 512), 0), Param("--prompt", "prompt", _pow2(16, 65536), 6),
+             Param("--gen", "generated", _pow2(16, 16384), 4),
+             Param("--weight-dtype", "weights", ["bf16", "fp8", "int8", "int4"])],
+            ["prefill_seconds", "decode_seconds_per_token", "e2e_seconds", "decode_tokens_per_second",
+             "throughput_tokens_per_second", "prefill_bound", "decode_bound", "kv_bytes", "max_batch", "fits"],
+            sweep="--batch"),
+    ]
+
+
+@dataclass
+class State:
+    """The explorer's whole state: the model, the GPU, and each simulation's flag values."""
+    model: str = "llama-3.1-8b"
+    gpu: str = "h100-sxm"
+    sims: list[Sim] = field(default_factory=simulations)
+    current: int = 0
+
+    @property
+    def sim(self) -> Sim:
+        return self.sims[self.current]
+
+    def argv(self, sim: Sim | None = None) -> list[str]:
+        sim = sim or self.sim
+        out = [sim.command]
+        if sim.uses_model:
+            out += ["-m", self.model]
+        if sim.uses_gpu:
+            out += ["-g", self.gpu]
+        return out + sim.flags()
+
+    def one_liner(self) -> str:
+        return "llmcalc " + shlex.join(self.argv())
+
+
+def run(argv: list[str]):
+    """Run ``llmcalc ARGV`` in-process and return its ``Report`` (what ``--json`` prints is
+    ``render.document(report)``). Bad input raises InputError with the CLI's message."""
+    from llmcalc import cli, cli_support
+
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click.exceptions import ClickException
+    saved = cli_support.COLLECTED
+    cli_support.COLLECTED = []  # the command hands its report over instead of printing it
+    try:
+        cli._click_command(argv[0]).main(args=list(argv), prog_name="llmcalc", standalone_mode=False)
+        collected = cli_support.COLLECTED
+    except ClickException as exc:
+        raise InputError(exc.format_message()) from None
+    finally:
+        cli_support.COLLECTED = saved
+    if not collected:
+        raise InputError(f"llmcalc {shlex.join(argv)} gave no answer")
+    return collected[0][0]
+
+
+def document(report) -> dict:
+    """The ``--json`` document of a report."""
+    from llmcalc.render import document as doc
+    return doc(report)
+
+
+def shown(report, key: str) -> str:
+    """A result as the explorer displays it: the number with its unit (the CLI table's formatting)."""
+    from llmcalc.units import fmt_value
+    row = report.results.get(key)
+    return "—" if row is None else fmt_value(row.value, row.unit)
+
+
+def explain(report, key: str) -> str:
+    """The --explain text of one result: label, formula, the numbers put into it, the value."""
+    from llmcalc.core.formula import Row
+    from llmcalc.render import substitute
+    row = report.results.get(key)
+    if row is None:
+        return f"{key}: not computed here"
+    value = shown(report, key)
+    if row.formula is None:
+        text = f"{row.label}:\n  {key} = {value}"
+    else:
+        sub = substitute(Row(row.value, row.unit, row.label, row.formula, row.symbols))
+        text = f"{row.label}:\n  {key} = {row.formula.text}\n       = {sub}\n       = {value}"
+    return text + (f"\n  ({row.note})" if row.note else "")
+
+
+# ----------------------------------------------------------------------------------------------
+# Charts as plain text: shapes and letters carry the meaning, so they read without colour (NO_COLOR)
+
+
+def _bar(parts: list[tuple[str, float]], limit: float | None, width: int) -> tuple[str, str]:
+    """A stacked horizontal bar: each part drawn with its letter, every non-zero part at least one cell, and
+    a `|` where the limit falls. Returns (bar line, legend line)."""
+    total = sum(v for _, v in parts)
+    scale_to = max(total, limit or 0) or 1.0
+    cells = []
+    for ch, v in parts:
+        n = int(round(v / scale_to * width))
+        cells.append(ch * (max(n, 1) if v > 0 else 0))
+    line = "".join(cells)[: width + 8]
+    line = line.ljust(width)
+    if limit:
+        pos = min(int(round(limit / scale_to * width)), width)
+        line = line[:pos] + "|" + line[pos + 1:] if pos < len(line) else line + "|"
+    return line, ""
+
+
+def roofline_chart(report, width: int = 56, height: int = 9) -> str:
+    """The roofline on log axes: `*` the roof, `|` the ridge, `O` the operating point (`N` naive attention)."""
+    r = report.results
+    peak, bw = float(r["peak_flops"].value), float(r["bandwidth"].value)
+    ridge = peak / bw
+    points = [("O", float(r["intensity"].value))]
+    if "naive_intensity" in r and r["naive_intensity"].value is not None:
+        points.append(("N", float(r["naive_intensity"].value)))
+    lo = math.floor(math.log10(min([ridge / 1000] + [p for _, p in points if p > 0])))
+    hi = math.ceil(math.log10(max([ridge * 100] + [p for _, p in points])))
+    ylo = math.log10(min(peak, 10 ** lo * bw))
+    yhi = math.log10(peak)
+
+    def col(i: float) -> int:
+        return min(width - 1, max(0, int(round((math.log10(i) - lo) / (hi - lo) * (width - 1)))))
+
+    def row(f: float) -> int:
+        return min(height - 1, max(0, int(round((yhi - math.log10(f)) / (yhi - ylo) * (height - 1)))))
+
+    grid = [[" "] * width for _ in range(height)]
+    rc = col(ridge)
+    for y in range(height):
+        grid[y][rc] = "|"
+    for x in range(width):
+        i = 10 ** (lo + x / (width - 1) * (hi - lo))
+        grid[row(min(peak, i * bw))][x] = "*"
+    for ch, i in points:
+        if i > 0:
+            grid[row(min(peak, i * bw))][col(i)] = ch
+    lines = ["".join(g) for g in grid]
+    axis = f"10^{lo} FLOP/B".ljust(rc - 3)[: max(rc - 3, 0)] + f"ridge {ridge:.0f}"
+    axis = axis.ljust(width - 9)[: width - 9] + f"10^{hi}".rjust(9)
+    return "\n".join(lines + ["-" * width, axis,
+                              "O operating point" + ("  N naive attention" if len(points) > 1 else "")
+                              + "  * attainable FLOP/s  | ridge"])
+
+
+def stacked_chart(report, parts: list[tuple[str, str, str]], limit_key: str, width: int = 56) -> str:
+    """One stacked bar of memory parts (letter, key, name) with the GPU's usable-memory limit as `|`."""
+    from llmcalc.units import fmt_value
+    r = report.results
+    vals = [(ch, float(r[k].value or 0)) for ch, k, _ in parts]
+    limit = r[limit_key].value if limit_key in r else None
+    line, _ = _bar(vals, float(limit) if limit else None, width)
+    legend = "  ".join(f"{ch} {name} {fmt_value(r[k].value, r[k].unit)}" for ch, k, name in parts)
+    tail = f"| usable GPU memory {fmt_value(limit, r[limit_key].unit)}" if limit else "(no GPU: no limit line)"
+    return "\n".join(["[" + line + "]", legend, tail])
+
+
+def sweep_chart(report, key: str, flag: str, current: str, width: int = 40) -> str:
+    """One bar per sweep point (`dust`-style): the swept value, a bar, the value; `>` marks the current point."""
+    from llmcalc.units import fmt_value
+    name = flag.lstrip("-").replace("-", "_")
+    rows = report.row_dicts()
+    unit = report.results[key].unit
+    vals = [float(row[key] or 0) for row in rows]
+    top = max(vals) or 1.0
+    out = []
+    for row, v in zip(rows, vals):
+        mark = ">" if str(row[name]) == current else " "
+        n = max(1, int(round(v / top * width))) if v > 0 else 0
+        out.append(f"{mark}{str(row[name]):>6} {'#' * n:<{width}} {fmt_value(row[key], unit)}")
+    return "\n".join(out)
+
+
+def chart(state: State, report) -> str:
+    """The current simulation's picture, from its report (and, for sweeps, one more run of the same command)."""
+    sim = state.sim
+    if sim.command == "roofline":
+        return roofline_chart(report)
+    if sim.key == "train-mem":
+        return stacked_chart(report, [("W", "weights_bytes", "weights"), ("G", "gradients_bytes", "gradients"),
+                                      ("O", "optimizer_bytes", "optimizer"), ("A", "activations_bytes", "activations")],
+                             "usable_memory_bytes")
+    if sim.key == "kv":
+        return stacked_chart(report, [("W", "weights_bytes", "weights"), ("K", "kv_bytes", "KV cache")],
+                             "usable_memory_bytes")
+    if sim.sweep:
+        p = sim.param(sim.sweep)
+        argv = state.argv()
+        i = argv.index(sim.sweep)
+        argv[i + 1] = ",".join(p.values)
+        swept = run(argv)
+        if sim.key == "specdec":
+            return "speed-up over k at this α and c:\n" + sweep_chart(swept, "speedup", "--k", p.value)
+        r = report.results
+        pre, e2e = float(r["prefill_seconds"].value), float(r["e2e_seconds"].value)
+        n = max(1, int(round(pre / e2e * 40))) if e2e else 0
+        timeline = "one request: [" + "P" * n + "D" * (40 - n) + f"]  P prefill {shown(report, 'prefill_seconds')}" \
+                   f", D decode; end to end {shown(report, 'e2e_seconds')}"
+        return timeline + "\nthroughput against batch:\n" + sweep_chart(swept, "throughput_tokens_per_second",
+                                                                         "--batch", p.value, width=30)
+    return ""
