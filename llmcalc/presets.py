@@ -278,4 +278,5 @@ def _no_constant(name: str):
 def load_all(kind: str) -> list:
     """Every preset of a kind, parsed (for `presets list`). A broken preset is an error, not skipped."""
     loader = load_model if kind == "models" else load_gpu
-    return [loader(str(path)) for path in preset_files(kind).values()]
+    # by name, not path: a path misses find()'s stem lookup and scans every file's aliases, once per preset
+    return [loader(name) for name in preset_files(kind)]
