@@ -138,7 +138,7 @@ class ExplorerApp(App[str]):
                 yield Static(id="chart", markup=False)
             with Vertical():
                 table = DataTable(id="results", cursor_type="row", zebra_stripes=False)
-                table.add_columns("value", "result", "key")
+                table.add_columns("value", "key", "result")
                 yield table
                 yield Static(id="explain", markup=False)
         yield Static(id="command", markup=False)
@@ -174,7 +174,7 @@ class ExplorerApp(App[str]):
         if self.report is not None:
             for key in sim.keys:
                 r = self.report.results.get(key)
-                table.add_row(engine.shown(self.report, key), r.label if r else key, key, key=key)
+                table.add_row(engine.shown(self.report, key), key, r.label if r else key, key=key)
             table.move_cursor(row=min(row, len(sim.keys) - 1))
         self.query_one("#chart", Static).update(chart)
         self.query_one("#command", Static).update(

@@ -98,13 +98,13 @@ def simulations() -> list[Sim]:
              Param("--zero", "ZeRO stage", ["0", "1", "2", "3"]), Param("--dp", "data parallel", _pow2(1, 1024)),
              Param("--recompute", "recompute", ["none", "selective", "full"])],
             ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
-             "usable_memory_bytes", "headroom_bytes", "fits"]),
+             "usable_memory_bytes", "headroom_bytes", "fits"], sweep="--batch"),
         Sim("kv", "KV cache against context and batch", "kv",
             [Param("--batch", "batch", _pow2(1, 1024), 0), Param("--seq", "context", _pow2(256, 1048576), 5),
              Param("--kv-dtype", "KV format", ["bf16", "fp8", "int8", "int4", "fp32"]),
              Param("--weight-dtype", "weights", ["bf16", "fp8", "int8", "int4"])],
             ["kv_bytes_per_token", "kv_bytes", "weights_bytes", "total_bytes", "usable_memory_bytes", "max_batch",
-             "max_tokens", "fits"]),
+             "max_tokens", "fits"], sweep="--seq"),
         Sim("specdec", "Speculative decoding over α and k", "specdec",
             [Param("--alpha", "acceptance α", [f"{a / 100:g}" for a in range(5, 100, 5)], 15),
              Param("--k", "draft tokens k", [str(k) for k in range(1, 17)], 3),
@@ -202,21 +202,19 @@ def explain(report, key: str) -> str:
 # Charts as plain text: shapes and letters carry the meaning, so they read without colour (NO_COLOR)
 
 
-def _bar(parts: list[tuple[str, float]], limit: float | None, width: int) -> tuple[str, str]:
+def _bar(parts: list[tuple[str, float]], limit: float | None, width: int, scale: float | None = None) -> str:
     """A stacked horizontal bar: each part drawn with its letter, every non-zero part at least one cell, and
-    a `|` where the limit falls. Returns (bar line, legend line)."""
-    total = sum(v for _, v in parts)
-    scale_to = max(total, limit or 0) or 1.0
-    cells = []
-    for ch, v in parts:
-        n = int(round(v / scale_to * width))
-        cells.append(ch * (max(n, 1) if v > 0 else 0))
-    line = "".join(cells)[: width + 8]
-    line = line.ljust(width)
+    a `|` where the limit falls (``scale``: the value of the full width, shared by the rows of a chart)."""
+    scale_to = scale or max(sum(v for _, v in parts), limit or 0) or 1.0
+    cells = "".join(ch * (max(int(round(v / scale_to * width)), 1) if v > 0 else 0) for ch, v in parts)
     if limit:
-        pos = min(int(round(limit / scale_to * width)), width)
-        line = line[:pos] + "|" + line[pos + 1:] if pos < len(line) else line + "|"
-    return line, ""
+        pos = min(int(round(limit / scale_to * width)), width - 1)
+        if sum(v for _, v in parts) > limit and len(cells) <= pos + 1:
+            cells = cells.ljust(pos + 2, cells[-1])  # over the limit: the bar visibly passes the line
+    line = cells[:width].ljust(width)
+    if limit:
+        line = line[:pos] + "|" + line[pos + 1:]
+    return line
 
 
 def roofline_chart(report, width: int = 56, height: int = 9) -> str:
@@ -262,7 +260,7 @@ def stacked_chart(report, parts: list[tuple[str, str, str]], limit_key: str, wid
     r = report.results
     vals = [(ch, float(r[k].value or 0)) for ch, k, _ in parts]
     limit = r[limit_key].value if limit_key in r else None
-    line, _ = _bar(vals, float(limit) if limit else None, width)
+    line = _bar(vals, float(limit) if limit else None, width)
     legend = "  ".join(f"{ch} {name} {fmt_value(r[k].value, r[k].unit)}" for ch, k, name in parts)
     tail = f"| usable GPU memory {fmt_value(limit, r[limit_key].unit)}" if limit else "(no GPU: no limit line)"
     return "\n".join(["[" + line + "]", legend, tail])
@@ -284,24 +282,52 @@ def sweep_chart(report, key: str, flag: str, current: str, width: int = 40) -> s
     return "\n".join(out)
 
 
+def rows_chart(report, swept, parts: list[tuple[str, str, str]], flag: str, current: str, title: str,
+               width: int = 36) -> str:
+    """The parts (letter, key, name) stacked at each point of a sweep, on one scale, with the GPU's usable
+    memory as `|` on every row (`+`: clipped beyond 4x that); `>` marks the current point."""
+    from llmcalc.units import fmt_value
+    name = flag.lstrip("-").replace("-", "_")
+    rows = swept.row_dicts()
+    limit = report.results["usable_memory_bytes"].value
+    unit = report.results[parts[0][1]].unit
+    totals = [sum(float(r[k] or 0) for _, k, _ in parts) for r in rows]
+    top = max(totals + [float(limit or 0)])
+    shown_top = min(top, 4 * float(limit)) if limit else top
+    legend = stacked_chart(report, parts, "usable_memory_bytes", width).splitlines()[1:]
+    out = [title] + legend
+    for r, total in zip(rows, totals):
+        mark = ">" if str(r[name]) == current else " "
+        bar = _bar([(ch, float(r[k] or 0)) for ch, k, _ in parts], limit and float(limit), width, shown_top)
+        out.append(f"{mark}{r[name]:>8} {bar}{'+' if total > shown_top else ' '}{fmt_value(total, unit)}")
+    return "\n".join(out)
+
+
+def _swept_argv(state: State) -> list[str]:
+    """The current command with the simulation's sweep flag given its whole range (one run, one row each)."""
+    sim = state.sim
+    argv = state.argv()
+    argv[argv.index(sim.sweep) + 1] = ",".join(sim.param(sim.sweep).values)
+    return argv
+
+
 def chart(state: State, report) -> str:
     """The current simulation's picture, from its report (and, for sweeps, one more run of the same command)."""
     sim = state.sim
     if sim.command == "roofline":
         return roofline_chart(report)
     if sim.key == "train-mem":
-        return stacked_chart(report, [("W", "weights_bytes", "weights"), ("G", "gradients_bytes", "gradients"),
-                                      ("O", "optimizer_bytes", "optimizer"), ("A", "activations_bytes", "activations")],
-                             "usable_memory_bytes")
+        return rows_chart(report, run(_swept_argv(state)),
+                          [("W", "weights_bytes", "weights"), ("G", "gradients_bytes", "gradients"),
+                           ("O", "optimizer_bytes", "optimizer"), ("A", "activations_bytes", "activations")],
+                          "--batch", sim.param("--batch").value, "training memory per GPU against micro-batch:")
     if sim.key == "kv":
-        return stacked_chart(report, [("W", "weights_bytes", "weights"), ("K", "kv_bytes", "KV cache")],
-                             "usable_memory_bytes")
+        return rows_chart(report, run(_swept_argv(state)), [("W", "weights_bytes", "weights"),
+                                                            ("K", "kv_bytes", "KV cache")],
+                          "--seq", sim.param("--seq").value, "weights + KV cache against context, at this batch:")
     if sim.sweep:
         p = sim.param(sim.sweep)
-        argv = state.argv()
-        i = argv.index(sim.sweep)
-        argv[i + 1] = ",".join(p.values)
-        swept = run(argv)
+        swept = run(_swept_argv(state))
         if sim.key == "specdec":
             return "speed-up over k at this α and c:\n" + sweep_chart(swept, "speedup", "--k", p.value)
         r = report.results
