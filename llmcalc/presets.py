@@ -213,10 +213,7 @@ def load_model(ref: str) -> ModelSpec:
     ref = ref.strip()
     path = find("models", ref)
     if path is not None:  # names and aliases first: "meta-llama/llama-3.1-8b" is an alias, not a path
-        data = read_yaml(path)
-        if isinstance(data, dict):
-            data.setdefault("name", path.stem.lower())
-        return model_from_mapping(data, str(path))
+        return _model_at(path)
     if _looks_like_path(ref) or Path(ref).is_file():
         path = Path(ref).expanduser()
         if not path.exists():
@@ -224,11 +221,15 @@ def load_model(ref: str) -> ModelSpec:
         if path.suffix == ".json":
             from llmcalc.hfconfig import spec_from_hf_config
             return spec_from_hf_config(_read_json(path), str(path))
-        data = read_yaml(path)
-        if isinstance(data, dict):
-            data.setdefault("name", path.stem.lower())
-        return model_from_mapping(data, str(path))
+        return _model_at(path)
     raise _unknown("models", ref)
+
+
+def _model_at(path: Path) -> ModelSpec:
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem.lower())
+    return model_from_mapping(data, str(path))
 
 
 def load_gpu(ref: str) -> GpuSpec:
@@ -242,6 +243,10 @@ def load_gpu(ref: str) -> GpuSpec:
         path = Path(ref).expanduser()
         if not path.exists():
             raise InputError(f"no such file: {ref}")
+    return _gpu_at(path)
+
+
+def _gpu_at(path: Path) -> GpuSpec:
     data = read_yaml(path)
     if isinstance(data, dict):
         data.setdefault("name", path.stem.lower())
@@ -277,6 +282,5 @@ def _no_constant(name: str):
 
 def load_all(kind: str) -> list:
     """Every preset of a kind, parsed (for `presets list`). A broken preset is an error, not skipped."""
-    loader = load_model if kind == "models" else load_gpu
-    # by name, not path: a path misses find()'s stem lookup and scans every file's aliases, once per preset
-    return [loader(name) for name in preset_files(kind)]
+    loader = _model_at if kind == "models" else _gpu_at
+    return [loader(path) for path in preset_files(kind).values()]  # one listing, not one lookup per preset
