@@ -130,11 +130,29 @@ def test_bad_input_is_one_line_not_a_crash():
     with pytest.raises(engine.InputError, match="h100"):
         engine.run(["kv", "-m", "gpt2", "-g", "h100-sxmm", "--seq", "1024"])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    for args in (["-m", "no-such-model"], ["--screen", "nope"]):
+    for args, says in ((["-m", "no-such-model"], "model"), (["--screen", "nope"], "screen"),
+                       (["-m", "gpt2"], "terminal")):  # piped, not a terminal: nothing to draw on
         proc = subprocess.run([sys.executable, "-m", "llmcalc", "explore", *args], capture_output=True, text=True,
-                              timeout=60, env=env)
+                              timeout=60, env=env, stdin=subprocess.DEVNULL)
         assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
+        assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_mouse_chooses_and_steps_a_parameter():
+    app = ExplorerApp()
+
+    async def go():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            panel = app.query_one("#params")
+            line = panel.render().splitlines()[1]  # context
+            # content starts inside the border (1 cell) and the padding (1 cell)
+            await pilot.click("#params", offset=(2 + line.index(">", line.index("<")), 1 + 1))
+            await pilot.pause()
+            return panel.cursor, command_line(app)
+
+    cursor, line = asyncio.run(go())
+    assert cursor == 1 and "--seq 2048" in line
 
 
 def test_without_textual_it_says_how_to_install():

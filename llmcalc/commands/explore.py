@@ -22,11 +22,17 @@ def explore(
         import textual  # noqa: F401
     except ImportError:
         raise InputError("llmcalc explore needs Textual, which is not installed: pip install 'llmcalc[tui]'") from None
+    import sys
+
     from llmcalc.presets import load_gpu, load_model
     from llmcalc.tui.app import ExplorerApp
     for ref, load in ((model, load_model), (gpu, load_gpu)):
         if ref:
             load(ref)  # a bad name fails here with the closest names, before the screen opens
-    line = ExplorerApp(model, gpu, screen).run()
+    app = ExplorerApp(model, gpu, screen)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InputError("llmcalc explore is interactive: run it in a terminal, not with its input or output "
+                         "redirected (for numbers in a script use the other subcommands, e.g. llmcalc kv --json)")
+    line = app.run()
     if line:
         print(line)

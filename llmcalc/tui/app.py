@@ -46,6 +46,20 @@ class ParamPanel(Widget, can_focus=True):
             lines.append(f"{mark} {p.label:<18} < {p.value:>8} >   ({p.values[0]} … {p.values[-1]})")
         return "\n".join(lines)
 
+    def on_click(self, event) -> None:
+        """A click chooses a parameter; on its `<` or `>` it also steps the value."""
+        offset = event.get_content_offset(self)
+        if offset is None or not 0 <= offset.y < len(self.state.sim.params):
+            return
+        self.cursor = offset.y
+        line = self.render().splitlines()[offset.y]
+        left, right = line.index("<"), line.index(">", line.index("<"))
+        if abs(offset.x - left) <= 1:
+            self.action_change(-1)
+        elif abs(offset.x - right) <= 1:
+            self.action_change(1)
+        self.refresh()
+
     def action_move(self, delta: int) -> None:
         self.cursor = (self.cursor + delta) % len(self.state.sim.params)
         self.refresh()
