@@ -5,7 +5,8 @@
 
 Two numbers per screen: the update (the app's recompute: run the CLI command in-process, the sweep behind the
 chart if any, redraw every widget; `ExplorerApp.last_update_seconds`), and the pilot's round trip (press a key
-and wait until the screen has settled, which adds Textual's event loop and refresh).
+and wait until the screen has settled, which adds Textual's event loop, layout and paint). The last line is
+the pilot's own floor: the round trip of a key nothing is bound to.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ async def measure(presses: int) -> list[tuple[str, list[float], list[float]]]:
                 trips.append(time.perf_counter() - start)
                 updates.append(app.last_update_seconds)
             out.append((sim.key, updates, trips))
+        floor = []
+        for _ in range(presses):
+            start = time.perf_counter()
+            await pilot.press("f12")  # bound to nothing: no update, the pilot's and Textual's floor
+            await pilot.pause()
+            floor.append(time.perf_counter() - start)
+        out.append(("(unbound key)", [0.0], floor))
     return out
 
 

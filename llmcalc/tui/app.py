@@ -142,6 +142,7 @@ class ExplorerApp(App[str]):
             self.state.current = keys.index(screen)
         self.report = None
         self.error = ""
+        self.shown_keys: list[str] | None = None  # the result rows the table holds
         self.last_update_seconds = 0.0  # the last recompute: run the command, redraw (benchmarks read it)
 
     def compose(self) -> ComposeResult:
@@ -183,13 +184,22 @@ class ExplorerApp(App[str]):
         except InputError as exc:
             self.report, chart, self.error = None, "", str(exc)
         table = self.query_one("#results", DataTable)
-        row = table.cursor_row
-        table.clear()
-        if self.report is not None:
+        if self.report is not None and self.shown_keys == sim.keys:  # same rows: new values in place
+            value_column, label_column = table.ordered_columns[0].key, table.ordered_columns[2].key
             for key in sim.keys:
                 r = self.report.results.get(key)
-                table.add_row(engine.shown(self.report, key), key, r.label if r else key, key=key)
-            table.move_cursor(row=min(row, len(sim.keys) - 1))
+                table.update_cell(key, value_column, engine.shown(self.report, key))
+                table.update_cell(key, label_column, r.label if r else key)
+        else:
+            row = table.cursor_row
+            table.clear()
+            self.shown_keys = None
+            if self.report is not None:
+                for key in sim.keys:
+                    r = self.report.results.get(key)
+                    table.add_row(engine.shown(self.report, key), key, r.label if r else key, key=key)
+                table.move_cursor(row=min(row, len(sim.keys) - 1))
+                self.shown_keys = sim.keys
         self.query_one("#chart", Static).update(chart)
         self.query_one("#command", Static).update(
             ("error: " + self.error + "\n" if self.error else "") + "$ " + self.state.one_liner())
