@@ -84,7 +84,7 @@ def simulations() -> list[Sim]:
             [Param("--batch", "batch", _pow2(1, 1024), 3), Param("--seq", "context", _pow2(256, 131072), 2),
              Param("--phase", "phase", ["decode", "prefill"]), Param("--dtype", "dtype", ["bf16", "fp8", "fp32"])],
             ["intensity", "ridge_intensity", "attainable_flops", "fraction_of_peak", "time_seconds", "bound",
-             "weights_read_bytes", "kv_read_bytes", "max_batch", "fits"]),
+             "crossover_batch", "weights_read_bytes", "kv_read_bytes", "max_batch", "fits"], sweep="--batch"),
         Sim("operator", "An operator on the roofline", "roofline",
             [Param("op", "operator", ["matmul", "softmax", "attention"]),
              Param("rows", "rows / batch", _pow2(1, 8192), 0), Param("size", "size (K=N / seq)", _pow2(128, 65536), 5),
@@ -217,14 +217,15 @@ def _bar(parts: list[tuple[str, float]], limit: float | None, width: int, scale:
     return line
 
 
-def roofline_chart(report, width: int = 56, height: int = 9) -> str:
-    """The roofline on log axes: `*` the roof, `|` the ridge, `O` the operating point (`N` naive attention)."""
+def roofline_chart(report, width: int = 56, height: int = 9, trail: list[float] = ()) -> str:
+    """The roofline on log axes: `*` the roof, `|` the ridge, `O` the operating point (`N` naive attention,
+    `o` the other points of ``trail``, e.g. every batch size)."""
     r = report.results
     peak, bw = float(r["peak_flops"].value), float(r["bandwidth"].value)
     ridge = peak / bw
-    points = [("O", float(r["intensity"].value))]
+    points = [("o", float(i)) for i in trail] + [("O", float(r["intensity"].value))]
     if "naive_intensity" in r and r["naive_intensity"].value is not None:
-        points.append(("N", float(r["naive_intensity"].value)))
+        points.insert(0, ("N", float(r["naive_intensity"].value)))
     lo = math.floor(math.log10(min([ridge / 1000] + [p for _, p in points if p > 0])))
     hi = math.ceil(math.log10(max([ridge * 100] + [p for _, p in points])))
     ylo = math.log10(min(peak, 10 ** lo * bw))
@@ -249,9 +250,10 @@ def roofline_chart(report, width: int = 56, height: int = 9) -> str:
     lines = ["".join(g) for g in grid]
     axis = f"10^{lo} FLOP/B".ljust(rc - 3)[: max(rc - 3, 0)] + f"ridge {ridge:.0f}"
     axis = axis.ljust(width - 9)[: width - 9] + f"10^{hi}".rjust(9)
+    marks = {ch for ch, _ in points}
     return "\n".join(lines + ["-" * width, axis,
-                              "O operating point" + ("  N naive attention" if len(points) > 1 else "")
-                              + "  * attainable FLOP/s  | ridge"])
+                              "O this point" + ("  N naive attention" if "N" in marks else "")
+                              + ("  o other batches" if "o" in marks else "") + "  * roof  | ridge"])
 
 
 def stacked_chart(report, parts: list[tuple[str, str, str]], limit_key: str, width: int = 56) -> str:
@@ -314,6 +316,9 @@ def _swept_argv(state: State) -> list[str]:
 def chart(state: State, report) -> str:
     """The current simulation's picture, from its report (and, for sweeps, one more run of the same command)."""
     sim = state.sim
+    if sim.key == "bound":
+        trail = [row["intensity"] for row in run(_swept_argv(state)).row_dicts() if row["intensity"]]
+        return roofline_chart(report, trail=trail)
     if sim.command == "roofline":
         return roofline_chart(report)
     if sim.key == "train-mem":
