@@ -158,6 +158,20 @@ def test_the_mouse_chooses_and_steps_a_parameter():
     assert cursor == 1 and "--seq 2048" in line
 
 
+def test_an_input_the_command_refuses_is_shown_and_the_session_goes_on():
+    def check(app):
+        app.state.model = "no-such-model"
+        app.recompute()
+        refused = (app.error, str(app.query_one("#command").render()), app.query_one("#results").row_count)
+        app.state.model = "gpt2"
+        app.recompute()
+        return refused, app.error, displayed(app)
+
+    (error, command, rows), after, shown = drive(["4"], check)
+    assert "no-such-model" in error and command.startswith("error: ") and rows == 0
+    assert after == "" and shown["kv_bytes_per_token"] == "36 KiB"  # GPT-2: K and V, 12 layers × 768 × 2 B = 36,864 B
+
+
 def test_without_textual_it_says_how_to_install():
     code = ("import sys; sys.modules['textual'] = None\n"
             "from llmcalc.cli import main\nraise SystemExit(main(['explore']))")

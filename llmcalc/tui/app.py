@@ -183,6 +183,8 @@ class ExplorerApp(App[str]):
             self.error = ""
         except InputError as exc:
             self.report, chart, self.error = None, "", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not close the session; it is shown, not hidden
+            self.report, chart, self.error = None, "", f"internal error, please report: {type(exc).__name__}: {exc}"
         table = self.query_one("#results", DataTable)
         if self.report is not None and self.shown_keys == sim.keys:  # same rows: new values in place
             value_column, label_column = table.ordered_columns[0].key, table.ordered_columns[2].key
