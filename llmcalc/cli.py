@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    variants = _comparisons(args)
+    variants = None if args[:1] == ["explore"] else _comparisons(args)  # explore: one session, not one per name
     if variants is None:
         return _run(args)
     from llmcalc import cli_support

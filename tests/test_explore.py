@@ -134,6 +134,7 @@ def test_bad_input_is_one_line_not_a_crash():
         engine.run(["kv", "-m", "gpt2", "-g", "h100-sxmm", "--seq", "1024"])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     for args, says in ((["-m", "no-such-model"], "model"), (["--screen", "nope"], "screen"),
+                       (["-m", "gpt2,llama-2-7b"], "one model"),
                        (["-m", "gpt2"], "terminal")):  # piped, not a terminal: nothing to draw on
         proc = subprocess.run([sys.executable, "-m", "llmcalc", "explore", *args], capture_output=True, text=True,
                               timeout=60, env=env, stdin=subprocess.DEVNULL)

@@ -22,11 +22,15 @@ def explore(
         import textual  # noqa: F401
     except ImportError:
         raise InputError("llmcalc explore needs Textual, which is not installed: pip install 'llmcalc[tui]'") from None
+    import os
     import sys
 
     from llmcalc.presets import load_gpu, load_model
     from llmcalc.tui.app import ExplorerApp
     for ref, load in ((model, load_model), (gpu, load_gpu)):
+        if ref and "," in ref and not os.path.exists(ref):
+            raise InputError(f"explore starts from one model and one GPU, not a list ({ref!r}); "
+                             "press m or g inside to switch")
         if ref:
             load(ref)  # a bad name fails here with the closest names, before the screen opens
     app = ExplorerApp(model, gpu, screen)
