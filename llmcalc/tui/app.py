@@ -140,7 +140,7 @@ class ExplorerApp(App[str]):
             if screen not in keys:
                 raise InputError(f"unknown explorer screen {screen!r}; choose one of {', '.join(keys)}")
             self.state.current = keys.index(screen)
-        self.report = None
+        self.result = self.report = None  # the API's Result and the Report behind it
         self.error = ""
         self.shown_keys: list[str] | None = None  # the result rows the table holds
         self.last_update_seconds = 0.0  # the last recompute: run the command, redraw (benchmarks read it)
@@ -178,7 +178,8 @@ class ExplorerApp(App[str]):
         self.query_one("#params", ParamPanel).border_title = f"{self.state.current + 1} {sim.key}: parameters"
         self.query_one("#chart", Static).border_title = sim.title
         try:
-            self.report = engine.run(self.state.argv())
+            self.result = engine.run(self.state.argv())
+            self.report = engine.report_of(self.result)
             chart = engine.chart(self.state, self.report)
             self.error = ""
         except InputError as exc:
@@ -224,7 +225,7 @@ class ExplorerApp(App[str]):
         if self.report is not None:
             table = self.query_one("#results", DataTable)
             keys = self.state.sim.keys
-            text = engine.explain(self.report, keys[min(table.cursor_row, len(keys) - 1)])
+            text = engine.explain(self.result, keys[min(table.cursor_row, len(keys) - 1)])
         self.query_one("#explain", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -1,8 +1,8 @@
 """The explorer's simulations, computed by the CLI's own commands (no Textual here, so it is testable alone).
 
 A screen's state is a list of flag values; ``argv`` turns it into the command line a user would type, and
-``run`` executes that command in-process exactly as ``llmcalc ... --json`` would, returning the ``Report``
-the CLI renders (its ``document()`` is the ``--json`` output). No copy of any formula lives here.
+``run`` gives that command's answer through the Python API (``llmcalc.api.run``, on the same command
+function as the CLI): ``.to_dict()`` is its ``--json`` output. No copy of any formula lives here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Callable
 
-from llmcalc.errors import InputError
+from llmcalc.errors import InputError  # noqa: F401 - what run() raises, for callers
 
 
 def _pow2(lo: int, hi: int) -> list[str]:
@@ -147,32 +147,21 @@ class State:
 
 
 def run(argv: list[str]):
-    """Run ``llmcalc ARGV`` in-process and return its ``Report`` (what ``--json`` prints is
-    ``render.document(report)``). Bad input raises InputError with the CLI's message."""
-    from llmcalc import cli, cli_support
+    """Run ``llmcalc ARGV`` through the Python API (``llmcalc.api.run``, the function the CLI command itself
+    calls) and return its ``Result``: ``.to_dict()`` is what ``--json`` prints, ``.explain(key)`` the
+    ``--explain`` text. Bad input raises InputError with the CLI's message."""
+    from llmcalc.api import run as api_run
 
-    try:
-        from typer._click.exceptions import ClickException
-    except ImportError:
-        from click.exceptions import ClickException
-    saved = cli_support.COLLECTED
-    cli_support.COLLECTED = []  # the command hands its report over instead of printing it
-    try:
-        cli._click_command(argv[0]).main(args=list(argv), prog_name="llmcalc", standalone_mode=False)
-        collected = cli_support.COLLECTED
-    except ClickException as exc:
-        raise InputError(exc.format_message()) from None
-    finally:
-        cli_support.COLLECTED = saved
-    if not collected:
-        raise InputError(f"llmcalc {shlex.join(argv)} gave no answer")
-    return collected[0][0]
+    kwargs = {}
+    for flag, value in zip(argv[1::2], argv[2::2]):
+        kwargs[{"-m": "model", "-g": "gpu"}.get(flag, flag.lstrip("-").replace("-", "_"))] = value
+    return api_run(argv[0], **kwargs)
 
 
-def document(report) -> dict:
-    """The ``--json`` document of a report."""
-    from llmcalc.render import document as doc
-    return doc(report)
+def report_of(result):
+    """The ``Report`` behind a result: each value with its unit kind and label, as the CLI's table shows
+    it (the API's public mapping holds the JSON values, without units)."""
+    return result._report
 
 
 def shown(report, key: str) -> str:
@@ -182,20 +171,24 @@ def shown(report, key: str) -> str:
     return "—" if row is None else fmt_value(row.value, row.unit)
 
 
-def explain(report, key: str) -> str:
-    """The --explain text of one result: label, formula, the numbers put into it, the value."""
-    from llmcalc.core.formula import Row
-    from llmcalc.render import substitute
-    row = report.results.get(key)
-    if row is None:
+def explain(result, key: str) -> str:
+    """The --explain text of one result (label, formula, the numbers put into it, the value), each step of
+    ``key = formula = numbers = value`` on its own line to fit a narrow panel."""
+    try:
+        text = result.explain(key)
+    except KeyError:
         return f"{key}: not computed here"
-    value = shown(report, key)
-    if row.formula is None:
-        text = f"{row.label}:\n  {key} = {value}"
-    else:
-        sub = substitute(Row(row.value, row.unit, row.label, row.formula, row.symbols))
-        text = f"{row.label}:\n  {key} = {row.formula.text}\n       = {sub}\n       = {value}"
-    return text + (f"\n  ({row.note})" if row.note else "")
+    out = []
+    for line in text.splitlines():
+        if line.startswith(f"  {key} = "):  # key = formula = numbers = value
+            formula, *steps = line[len(key) + 5:].split(" = ")
+            out.append(f"  {key} = {formula}" + "".join(f"\n{' ' * 7}= {step}" for step in steps))
+        elif f": {key} = " in line:  # "label: key = value", a result with no formula
+            label, value = line.split(f": {key} = ", 1)
+            out.append(f"{label}:\n  {key} = {value}")
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,34 +298,34 @@ def rows_chart(report, swept, parts: list[tuple[str, str, str]], flag: str, curr
     return "\n".join(out)
 
 
-def _swept_argv(state: State) -> list[str]:
+def _swept(state: State):
     """The current command with the simulation's sweep flag given its whole range (one run, one row each)."""
     sim = state.sim
     argv = state.argv()
     argv[argv.index(sim.sweep) + 1] = ",".join(sim.param(sim.sweep).values)
-    return argv
+    return report_of(run(argv))
 
 
 def chart(state: State, report) -> str:
     """The current simulation's picture, from its report (and, for sweeps, one more run of the same command)."""
     sim = state.sim
     if sim.key == "bound":
-        trail = [row["intensity"] for row in run(_swept_argv(state)).row_dicts() if row["intensity"]]
+        trail = [row["intensity"] for row in _swept(state).row_dicts() if row["intensity"]]
         return roofline_chart(report, trail=trail)
     if sim.command == "roofline":
         return roofline_chart(report)
     if sim.key == "train-mem":
-        return rows_chart(report, run(_swept_argv(state)),
+        return rows_chart(report, _swept(state),
                           [("W", "weights_bytes", "weights"), ("G", "gradients_bytes", "gradients"),
                            ("O", "optimizer_bytes", "optimizer"), ("A", "activations_bytes", "activations")],
                           "--batch", sim.param("--batch").value, "training memory per GPU against micro-batch:")
     if sim.key == "kv":
-        return rows_chart(report, run(_swept_argv(state)), [("W", "weights_bytes", "weights"),
+        return rows_chart(report, _swept(state), [("W", "weights_bytes", "weights"),
                                                             ("K", "kv_bytes", "KV cache")],
                           "--seq", sim.param("--seq").value, "weights + KV cache against context, at this batch:")
     if sim.sweep:
         p = sim.param(sim.sweep)
-        swept = run(_swept_argv(state))
+        swept = _swept(state)
         if sim.key == "specdec":
             return "speed-up over k at this α and c:\n" + sweep_chart(swept, "speedup", "--k", p.value)
         r = report.results
