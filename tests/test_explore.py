@@ -174,6 +174,16 @@ def test_an_input_the_command_refuses_is_shown_and_the_session_goes_on():
     assert after == "" and shown["kv_bytes_per_token"] == "36 KiB"  # GPT-2: K and V, 12 layers × 768 × 2 B = 36,864 B
 
 
+def test_a_narrow_terminal_gets_one_scrolling_column():
+    def check(app):
+        return app.screen.has_class("narrow"), app.query_one("#left").region, app.query_one("#right").region
+
+    narrow, left, right = drive(["3", "tab"], check, size=(80, 24))
+    assert narrow and left.width >= 76 and right.y >= left.bottom  # stacked, not squeezed side by side
+    narrow, left, right = drive([], check)
+    assert not narrow and right.x >= left.right
+
+
 def test_without_textual_it_says_how_to_install():
     code = ("import sys; sys.modules['textual'] = None\n"
             "from llmcalc.cli import main\nraise SystemExit(main(['explore']))")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Container, Vertical
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, OptionList, Static
@@ -116,7 +116,11 @@ class ExplorerApp(App[str]):
 
     TITLE = "llmcalc explore"
     CSS = """
-    #left { width: 64; }
+    #main { layout: horizontal; }
+    #left { width: 64; height: auto; }
+    #right { height: auto; }
+    .narrow #main { layout: vertical; overflow-y: auto; }
+    .narrow #left { width: 100%; }
     #results { height: auto; max-height: 16; border: round $primary; }
     #explain { height: auto; border: round $secondary; padding: 0 1; }
     #chart { height: auto; border: round $secondary; padding: 0 1; }
@@ -147,11 +151,11 @@ class ExplorerApp(App[str]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Container(id="main"):  # side by side; one column, scrolling, under 110 columns
             with Vertical(id="left"):
                 yield ParamPanel(self.state, id="params")
                 yield Static(id="chart", markup=False)
-            with Vertical():
+            with Vertical(id="right"):
                 table = DataTable(id="results", cursor_type="row", zebra_stripes=False)
                 table.add_columns("value", "key", "result")
                 yield table
@@ -159,7 +163,11 @@ class ExplorerApp(App[str]):
         yield Static(id="command", markup=False)
         yield Footer()
 
+    def on_resize(self, event) -> None:
+        self.screen.set_class(event.size.width < 110, "narrow")
+
     def on_mount(self) -> None:
+        self.screen.set_class(self.size.width < 110, "narrow")
         self.query_one("#results", DataTable).border_title = "results (up/down: formula)"
         self.query_one("#explain", Static).border_title = "formula of the chosen result (--explain)"
         self.query_one("#params", ParamPanel).focus()
