@@ -64,7 +64,7 @@ MOVES = {
     "operator": (["right", "right", "down", "right"], ["--op attention", "--batch 2"]),
     "train-mem": (["right", "right", "down", "right"], ["--batch 4", "--seq 8192"]),
     "kv": (["right", "right", "down", "right"], ["--batch 4", "--seq 16384"]),
-    "specdec": (["left", "left", "down", "right"], ["--alpha 0.7", "--k 5"]),
+    "specdec": (["minus", "left", "down", "plus"], ["--alpha 0.7", "--k 5"]),  # -/+ as well as arrows
     "serve": (["right", "right", "down", "right"], ["--batch 4", "--prompt 2048"]),
 }
 

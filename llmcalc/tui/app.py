@@ -74,7 +74,8 @@ class Picker(ModalScreen[str]):
     """A list of presets; enter picks one, escape keeps the current one."""
 
     BINDINGS = [Binding("escape", "dismiss_none", "back")]
-    DEFAULT_CSS = "Picker { align: center middle; } Picker OptionList { width: 50; height: 80%; border: round $accent; }"
+    DEFAULT_CSS = ("Picker { align: center middle; } "
+                   "Picker OptionList { width: 50; height: 80%; border: round $accent; }")
 
     def __init__(self, kind: str, current: str) -> None:
         super().__init__()
@@ -101,7 +102,8 @@ class Picker(ModalScreen[str]):
 
 
 class Help(ModalScreen[None]):
-    DEFAULT_CSS = "Help { align: center middle; } Help Static { width: 90; height: auto; border: round $accent; padding: 1 2; }"
+    DEFAULT_CSS = ("Help { align: center middle; } "
+                   "Help Static { width: 90; height: auto; border: round $accent; padding: 1 2; }")
 
     def compose(self) -> ComposeResult:
         yield Static(HELP, markup=False)
