@@ -20,7 +20,8 @@ HELP = "Count every FLOP, trace every byte: training and inference arithmetic fo
 
 # (command name, module in llmcalc.commands exporting a function of the same name and EPILOG)
 COMMANDS = (("flops", "flops"), ("train-mem", "train_mem"), ("kv", "kv"), ("roofline", "roofline"),
-            ("serve", "serve"), ("specdec", "specdec"), ("parallel", "parallel"), ("presets", "presets"))
+            ("serve", "serve"), ("specdec", "specdec"), ("parallel", "parallel"), ("presets", "presets"),
+            ("explore", "explore"))
 
 
 def _version(value: bool) -> None:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    variants = _comparisons(args)
+    variants = None if args[:1] == ["explore"] else _comparisons(args)  # explore: one session, not one per name
     if variants is None:
         return _run(args)
     from llmcalc import cli_support

@@ -87,11 +87,7 @@ _PARSED: dict[tuple, object] = {}
 
 def read_yaml(path: Path):
     """Parse a small YAML file with a safe loader; errors name the file. Parsed once per process."""
-    try:
-        st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
+    key = _file_key(path)
     if key in _PARSED:
         import copy
         return copy.deepcopy(_PARSED[key])
@@ -99,6 +95,15 @@ def read_yaml(path: Path):
     if key is not None:
         _PARSED[key] = data
     return data
+
+
+def _file_key(path: Path) -> tuple | None:
+    """A file's identity for the per-process caches: path, modification time and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
 
 
 def _parse_yaml(path: Path):
@@ -265,10 +270,25 @@ def load_gpu(ref: str) -> GpuSpec:
         path = Path(ref).expanduser()
         if not path.exists():
             raise InputError(f"no such file: {ref}")
+    return _gpu_at(path)
+
+
+_GPUS: dict[tuple, GpuSpec] = {}
+
+
+def _gpu_at(path: Path) -> GpuSpec:
+    """The GPU preset in a file, validated once per process (GpuSpec is frozen: one object serves every
+    caller; the larger-GPU suggestions read every preset on each run of an interactive session)."""
+    key = _file_key(path)
+    if key in _GPUS:
+        return _GPUS[key]
     data = read_yaml(path)
     if isinstance(data, dict):
         data.setdefault("name", path.stem.lower())
-    return gpu_from_mapping(data, str(path))
+    spec = gpu_from_mapping(data, str(path))
+    if key is not None:
+        _GPUS[key] = spec
+    return spec
 
 
 def _read_json(path: Path):
@@ -300,5 +320,5 @@ def _no_constant(name: str):
 
 def load_all(kind: str) -> list:
     """Every preset of a kind, parsed (for `presets list`). A broken preset is an error, not skipped."""
-    loader = load_model if kind == "models" else load_gpu
-    return [loader(str(path)) for path in preset_files(kind).values()]
+    loader = _from_yaml if kind == "models" else _gpu_at
+    return [loader(path) for path in preset_files(kind).values()]  # one listing, not one lookup per preset

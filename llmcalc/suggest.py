@@ -127,15 +127,14 @@ def train_mem_fixes(spec, gpu_spec, v, r, kw, inp) -> list[str]:
     """For ``train-mem`` (a single point that does not fit): ZeRO-3 over the smallest --dp, QLoRA, or the
     smallest larger preset GPU (core/memory.what_fits), each with the command that shows it."""
     from llmcalc.core import memory as mem
-    from llmcalc.presets import load_gpu, preset_files
+    from llmcalc.presets import load_all
     from llmcalc.units import fmt_bytes
 
     def room(g) -> float:
         return float(mem.USABLE(M=g.device_memory_bytes, R=v["reserve"], f=v["fragmentation"]))
 
     gpus = []
-    for name in preset_files("gpus"):
-        g = load_gpu(name)
+    for g in load_all("gpus"):  # one directory listing (a lookup per name lists it once per GPU)
         if g.device_memory_bytes > gpu_spec.device_memory_bytes:
             gpus.append((g.name, room(g)))
     found = mem.what_fits(spec, v["batch"], v["seq"], float(r["usable_memory_bytes"].value), gpus, **kw)

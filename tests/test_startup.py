@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("numpy", "rich", "pydantic")
+HEAVY = ("numpy", "rich", "pydantic", "textual")  # textual: only `llmcalc explore` loads it
 # One answer from every subcommand (and every mode of roofline and specdec), as JSON or piped TSV/CSV.
 CASES = [
     (["flops", "-m", "llama-3.1-8b", "--seq", "8192", "--json"], HEAVY),
@@ -32,7 +32,8 @@ CASES = [
     (["parallel", "-m", "llama-3.1-70b", "-g", "h100-sxm", "--gpus", "64", "--tp", "8", "--pp", "2", "--json"], HEAVY),
     (["presets", "list", "gpus", "--json"], HEAVY),
     (["presets", "show", "gpt2", "--json"], HEAVY),
-    (["--help"], ("numpy", "pydantic")),
+    (["--help"], ("numpy", "pydantic", "textual")),
+    (["explore", "--help"], ("numpy", "pydantic", "textual")),
 ]
 
 
