@@ -118,10 +118,17 @@ TpOpt = _family("--tp", "Tensor-parallel GPUs (weights and KV heads split over t
 
 def read_formats(inp: "Inputs", weight_dtype: str | None, weight_group_size: str | None,
                  kv_dtype: str | None = None, kv_group_size: str | None = None, scale_bytes: str | None = None,
-                 *, kv: bool = True, scales: bool = False) -> None:
+                 *, kv: bool = True, scales: bool = False, checkpoint: str = "",
+                 notes: list[str] | None = None) -> None:
     """The weight and cache formats family into ``inp`` (choices may be comma lists: outer sweep axes);
-    ``scales``: the command also takes --scale-bytes."""
-    inp.choices("weight_dtype", weight_dtype, weight_formats(), default="bf16", label="weight format")
+    ``scales``: the command also takes --scale-bytes. ``checkpoint``: the format a config.json's
+    quantization_config names, the default when --weight-dtype is not given."""
+    default = checkpoint if checkpoint in weight_formats() else "bf16"
+    if weight_dtype is None and checkpoint and notes is not None:
+        notes.append(f"weights in {default}" + (" (the checkpoint's own format)" if default == checkpoint else
+                                                f" (the checkpoint's {checkpoint} is not a format llmcalc knows)")
+                     + "; --weight-dtype overrides")
+    inp.choices("weight_dtype", weight_dtype, weight_formats(), default=default, label="weight format")
     inp.number("weight_group_size", weight_group_size, default=0, unit="count", label="elements per weight scale",
                integer=True, minimum=0, strict=False, outer=True)
     if scales:

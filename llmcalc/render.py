@@ -244,7 +244,7 @@ def emit(report: Report, fmt: str, explain: bool = False, fields: list[str] | No
         _write_table(report, chart)
     if explain and fmt not in ("json", "yaml"):   # JSON/YAML carry it inside: one document on stdout
         out.write(explanation(report))
-    if fmt not in ("json", "yaml", "table", "md", "kv") and report.notes:
+    if fmt not in ("json", "yaml", "table", "md") and report.notes:
         for note in report.notes:
             sys.stderr.write(f"note: {note}\n")
 

@@ -84,7 +84,8 @@ def kv(
     notes: list[str] = []
     inp.number("batch", batch, unit="count", label="sequences", integer=True)
     inp.number("seq", seq, default=spec.max_seq, unit="count", label="tokens cached per sequence", integer=True)
-    read_formats(inp, weight_dtype, weight_group_size, kv_dtype, kv_group_size)
+    read_formats(inp, weight_dtype, weight_group_size, kv_dtype, kv_group_size, checkpoint=spec.weight_format,
+                 notes=notes)
     inp.number("tp", tp or "1", unit="count", label="tensor-parallel GPUs", integer=True, outer=True)
     if gpu_spec is not None:
         read_mem_util(inp, notes, mem_util)

@@ -118,7 +118,8 @@ def serve(
     inp.number("prompt", prompt, unit="count", label="prompt tokens", integer=True)
     inp.number("gen", gen, unit="count", label="generated tokens", integer=True)
     inp.number("gen_min", gen_min, unit="count", label="shortest output", integer=True)
-    read_formats(inp, weight_dtype, group_size, kv_dtype, kv_group_size, scale_bytes, scales=True)
+    read_formats(inp, weight_dtype, group_size, kv_dtype, kv_group_size, scale_bytes, scales=True,
+                 checkpoint=spec.weight_format, notes=notes)
     inp.number("tp", tp or "1", unit="count", label="tensor-parallel GPUs", integer=True, outer=True)
     read_efficiency(inp, notes, mfu, mbu, inp.items["weight_dtype"].value)
     read_seconds(inp, "allreduce_latency", allreduce_latency, sv.DEFAULT_ALLREDUCE_LATENCY, "all-reduce latency")
