@@ -210,6 +210,17 @@ def _unknown(kind: str, name: str) -> InputError:
                       f"{flag} also takes a file path)")
 
 
+def _missing(ref: str) -> InputError:
+    """A path that names no preset file: missing, or something other than a regular file (a device, a FIFO)."""
+    try:
+        there = Path(ref).expanduser().exists()
+    except OSError:  # a name too long, a loop of links
+        there = False
+    if there:
+        return InputError(f"{ref} is not a regular file; give a preset YAML, a config.json or a directory holding one")
+    return InputError(f"no such file: {ref}")
+
+
 def _looks_like_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml", ".json")) or os.sep in text or text.startswith(".")
 
@@ -243,7 +254,7 @@ def load_model(ref: str) -> ModelSpec:
         from llmcalc.hub import config_json
         return _from_config_json(config_json(*repo, suggestion=_suggest("models", ref)), name=ref)
     if _looks_like_path(ref):
-        raise InputError(f"no such file: {ref}")
+        raise _missing(ref)
     raise _unknown("models", ref)
 
 
