@@ -46,12 +46,24 @@ _NAMESPACE = {"__builtins__": {}, "min": minimum, "max": maximum, "where": where
 class Formula:
     """A compiled expression; ``F(**symbols)`` evaluates it, ``F.text`` is how it is shown."""
 
-    __slots__ = ("expr", "code", "text")
+    __slots__ = ("expr", "_code", "_text")
 
     def __init__(self, expr: str):
         self.expr = expr
-        self.code = compile(expr, f"<formula {expr}>", "eval")
-        self.text = pretty(expr)
+        self._code = None   # compiled on first use: a command imports hundreds of formulas and runs a few
+        self._text = None
+
+    @property
+    def code(self):
+        if self._code is None:
+            self._code = compile(self.expr, f"<formula {self.expr}>", "eval")
+        return self._code
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = pretty(self.expr)
+        return self._text
 
     def __call__(self, **symbols):
         return eval(self.code, _NAMESPACE, symbols)  # noqa: S307 - constant expressions written in this package
@@ -61,8 +73,8 @@ class Formula:
 
 
 def pretty(expr: str) -> str:
-    """``2 * B * S * H**2`` -> ``2·B·S·H²``."""
-    out = expr.replace("**2", "²").replace("**3", "³").replace(" * ", "·").replace("*", "·")
+    """``2 * B * S * H**2`` -> ``2·B·S·H²``; other powers as ``^`` (``a**(k + 1)`` -> ``a^(k + 1)``)."""
+    out = expr.replace("**2", "²").replace("**3", "³").replace("**", "^").replace(" * ", "·").replace("*", "·")
     return out.replace(" / ", "/")
 
 

@@ -34,10 +34,8 @@ from llmcalc.errors import InputError
 
 
 def _formula(expr: str) -> Formula:
-    """A Formula whose text shows powers as ``^`` (``a**(k + 1)`` -> ``a^(k + 1)``)."""
-    f = Formula(expr)
-    f.text = f.text.replace("··", "^")
-    return f
+    """A Formula (its text shows powers as ``^``: ``a**(k + 1)`` -> ``a^(k + 1)``)."""
+    return Formula(expr)
 
 
 # Leviathan et al. 2023 eq. (1); where() keeps α = 1 exact (k + 1) and the denominator never 0.
