@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # Textual's pilot: ~30 s in all; the quick loop leaves it to CI
+
 pytest.importorskip("textual")
 
 from llmcalc.tui import engine  # noqa: E402
