@@ -357,6 +357,16 @@ def _concatenate(parts: list, inner: int):
     return merged
 
 
+def most(x) -> float:
+    """The largest value of an input: a number, a list (an outer axis) or an array (an inner axis)."""
+    return float(max(x) if isinstance(x, (list, tuple)) else x.max() if hasattr(x, "max") else x)
+
+
+def least(x) -> float:
+    """The smallest value of an input: a number, a list or an array."""
+    return float(min(x) if isinstance(x, (list, tuple)) else x.min() if hasattr(x, "min") else x)
+
+
 def _check_range(flag: str, v: Any, minimum: float, strict: bool, integer: bool, maximum: float | None) -> None:
     if isinstance(v, float) and not math.isfinite(v):
         raise InputError(f"{flag} must be a finite number, got {v}")

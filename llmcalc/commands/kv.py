@@ -67,8 +67,8 @@ def kv(
     arch: dict = None, out: dict = None,
 ) -> int:
     """KV-cache bytes per token, per sequence and per batch beside the model weights; decode FLOPs with and without the cache; on a GPU how many sequences fit (max_batch) and the longest that fits (max_seq), plain and paged."""
-    from llmcalc.cli_support import (Inputs, check_formats, context_note, output, read_formats, read_mem_util,
-                                     resolve_gpu, resolve_model)
+    from llmcalc.cli_support import (Inputs, check_formats, context_note, least, most, output, read_formats,
+                                     read_mem_util, resolve_gpu, resolve_model)
     from llmcalc.core.kv import kv_report
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
@@ -99,7 +99,7 @@ def kv(
     if max_output is not None and mean_output is None:
         notes.append("--mean-output assumed to be half of --max-output")
     if max_output is not None and mean_output is not None and (
-            _most(inp.items["mean_output"].value) > _least(inp.items["max_output"].value)):
+            most(inp.items["mean_output"].value) > least(inp.items["max_output"].value)):
         raise InputError("--mean-output cannot exceed --max-output")
     inp.fixed("causal", causal, unit="bool")
     from llmcalc.core import servemem
@@ -147,12 +147,6 @@ def kv(
     return ExitStatus.OK
 
 
-def _most(x) -> float:
-    return max(x) if isinstance(x, (list, tuple)) else float(x.max()) if hasattr(x, "max") else x
-
-
-def _least(x) -> float:
-    return min(x) if isinstance(x, (list, tuple)) else float(x.min()) if hasattr(x, "min") else x
 
 
 def _all(x) -> bool:

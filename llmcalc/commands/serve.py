@@ -92,8 +92,8 @@ def serve(
 ) -> None:
     """Time to first token, time per output token, end-to-end latency and throughput of a model on a GPU (or --tp GPUs), led by the memory-bandwidth ceiling: weights and the KV cache read once per decode step, FLOPs at the compute roof, with stated MBU/MFU; what fits; batching and its trade-offs."""
     from llmcalc.charts import check_image_path
-    from llmcalc.cli_support import (Inputs, check_formats, output, read_efficiency, read_formats, read_mem_util,
-                                     read_seconds, resolve_gpu, resolve_model)
+    from llmcalc.cli_support import (Inputs, check_formats, least, most, output, read_efficiency, read_formats,
+                                     read_mem_util, read_seconds, resolve_gpu, resolve_model)
     from llmcalc.core import serve as sv
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
@@ -149,7 +149,7 @@ def serve(
         kw = dict(weight_dtype=v["weight_dtype"], kv_dtype=v["kv_dtype"], group_size=int(v["weight_group_size"]),
                   kv_group_size=int(v["kv_group_size"]), scale_bytes=float(v["scale_bytes"]), tp=int(v["tp"]),
                   mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]), dtype=v["compute_dtype"], ep=ep)
-        if v["gen_min"] is not None and _most(v["gen_min"]) > _least(v["gen"]):
+        if v["gen_min"] is not None and most(v["gen_min"]) > least(v["gen"]):
             raise InputError("--gen-min must not exceed --gen")
         r = sv.serve(spec, gpu_spec, v["batch"], v["prompt"], v["gen"], gen_min=v["gen_min"],
                      mem_util=v["mem_util"], **kw)
@@ -192,12 +192,6 @@ def serve(
         raise typer.Exit(int(ExitStatus.CHECK_FAILED))
 
 
-def _most(x) -> float:
-    return float(max(x) if isinstance(x, (list, tuple)) else getattr(x, "max", lambda: x)())
-
-
-def _least(x) -> float:
-    return float(min(x) if isinstance(x, (list, tuple)) else getattr(x, "min", lambda: x)())
 
 
 def _series(results):
