@@ -24,6 +24,18 @@ _PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI",
 _hypothesis_settings.load_profile(_PROFILE)
 
 
+def pytest_ignore_collect(collection_path, config):
+    """With torch tests deselected (`-m "not torch"`), a module whose tests are all torch-marked is not even
+    imported: importing torch, transformers and peft costs several seconds of the quick loop's collection."""
+    if "not torch" not in (config.option.markexpr or "") or collection_path.suffix != ".py":
+        return None
+    try:
+        head = collection_path.read_text(encoding="utf-8")[:4000]
+    except OSError:
+        return None
+    return True if "\npytestmark = pytest.mark.torch\n" in head else None
+
+
 def pytest_collection_modifyitems(items):
     """Under `explore`, scale each property test's own max_examples (an explicit @settings beats a profile)."""
     if _PROFILE != "explore":

@@ -3,7 +3,7 @@ numbers (0, negative, huge, NaN, inf, fractions, suffixes, lists, ranges), rando
 files, run in-process. Every case must end in exit 0 with a valid result (JSON: one object of finite
 numbers), exit 2 with one line on stderr, or exit 3 (--check): never a traceback or another code.
 
-The quick loop draws 600 cases; the ``slow`` run 5,000 others (another seed); LLMCALC_FUZZ_EXAMPLES raises
+The quick loop draws 200 cases; the ``slow`` run 5,000 others (another seed); LLMCALC_FUZZ_EXAMPLES raises
 the slow run's count for a long run by hand.
 """
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from conftest import assert_finite
 from llmcalc.cli import app, main
 
-QUICK = 600
+QUICK = 200
 EXAMPLES = int(os.environ.get("LLMCALC_FUZZ_EXAMPLES", "2000"))  # more by hand: LLMCALC_FUZZ_EXAMPLES=20000
 SLOW_FLAGS = {"--search", "--simulate", "--plot", "--install-completion", "--show-completion", "--help", "-h",
               "--version"}

@@ -12,8 +12,8 @@
 
 Every run must end in exit 0 with output, exit 2 with exactly one line on stderr, or exit 3; never a
 traceback, never more than 1 GiB, never a hang. The cases are sampled per class, not enumerated: a
-subprocess costs about half a second here, so the default run stays well under a minute; the ``slow``
-test draws a larger random sample.
+subprocess costs about half a second here, so the suite is marked ``slow`` (CI runs it; the quick loop,
+``-m "not slow and not torch"``, leaves it out), and ``test_random_hostile_sample`` draws a larger random sample.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 1 << 30  # bytes of address space: "no hostile input may use more than 1 GB"
 TIMEOUT = 30            # seconds: "or hang"
+pytestmark = pytest.mark.slow  # ~16 s of subprocesses: CI, not the quick loop
 EVERY = os.environ.get("LLMCALC_HOSTILE_ALL") == "1"  # every case of every class, not a sample (by hand)
 
 

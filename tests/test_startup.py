@@ -45,6 +45,7 @@ def imported(args: list[str], env_extra: dict | None = None) -> set[str]:
     return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "import time:" in line}
 
 
+@pytest.mark.slow  # one subprocess per case (~5 s in all): CI, not the quick loop
 @pytest.mark.parametrize("args, absent", CASES)
 def test_heavy_modules_stay_unloaded(args, absent):
     mods = imported(args)
