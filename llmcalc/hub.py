@@ -6,7 +6,7 @@ machine is not offline) and turns the library's exceptions into one-line InputEr
 imported only here, and only when an id is given, so a preset name never pays for it.
 
 A cached id is found with ``huggingface_hub.constants`` alone (the cache root, the ``models--org--name`` folder
-separator, the default revision): every other module of the library imports its HTTP client, httpx2, and
+separator, the default revision): every other module of the library imports its HTTP client (httpx2 in 2.4), and
 ``huggingface_hub.file_download`` costs ~100 ms of imports, as much as the rest of a run (issue 11: a cached id
 adds at most 100 ms). The lookup is the one ``try_to_load_from_cache`` does (``refs/<revision>`` names a commit,
 else the revision is one; ``snapshots/<commit>/config.json``), and it only ever returns a file the library wrote:
@@ -77,7 +77,13 @@ def cached_snapshot(repo: str, revision: str | None, filename: str = "config.jso
             commit = ref.read()
     except OSError:                                  # no such ref: the revision is a commit hash (or not cached)
         pass
-    path = os.path.join(folder, "snapshots", commit, filename)
+    snapshots = os.path.join(folder, "snapshots")
+    try:
+        if commit not in os.listdir(snapshots):      # a snapshot's own name only (never "/elsewhere")
+            return None
+    except OSError:                                  # nothing of this repo is cached
+        return None
+    path = os.path.join(snapshots, commit, filename)
     return path if os.path.isfile(path) else None
 
 

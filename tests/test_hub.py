@@ -206,9 +206,12 @@ def test_cached_lookup_agrees_with_try_to_load_from_cache(hub, tmp_path):
     for revision in (None, TAG, SHA):   # the endpoint given: the library read HF_ENDPOINT when first imported
         hf.hf_hub_download("acme/tiny-llama", "config.json", revision=revision, cache_dir=cache,
                            endpoint=os.environ["HF_ENDPOINT"])
+    elsewhere = tmp_path / "elsewhere"           # a config.json outside the cache, named by an absolute "revision"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text(json.dumps(LLAMA_1B))
     cases = [(repo, revision, filename)
              for repo in ("acme/tiny-llama", "acme/not-cached", "acme/tiny--llama")
-             for revision in (None, "main", TAG, SHA, SHA[:7], "v2.0", "refs/pr/1")
+             for revision in (None, "main", TAG, SHA, SHA[:7], "v2.0", "refs/pr/1", str(elsewhere))
              for filename in ("config.json", "generation_config.json")]
     found = 0
     for repo, revision, filename in cases:
