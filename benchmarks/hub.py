@@ -8,8 +8,8 @@ The cache is a temporary folder filled by huggingface_hub's own hf_hub_download 
 in for the Hub (the tests' server), then every timed run is offline-agnostic: the id resolves from the cache.
 Offline (HF_HUB_OFFLINE=1) is timed too; nothing touches the internet.
 
-Measured on a 2-core shared machine (15 rounds, huggingface_hub 2.4.0): a cached id costs +0 to +2 ms of CPU
-over a preset name (86-90 ms both), online or offline. It cost +119 ms (204 ms) while the cache was read through
+Measured on a 2-core shared machine (4 runs of 15 rounds, huggingface_hub 2.4.0): a cached id costs +0 to +3 ms
+of CPU over a preset name (82-90 ms both; +7 once while the machine was loaded), online or offline. It cost +119 ms (204 ms) while the cache was read through
 ``huggingface_hub.try_to_load_from_cache``: importing ``huggingface_hub.file_download`` loads its HTTP client
 (httpx2, ~47 ms), PyYAML, filelock and tqdm; llmcalc/hub.py now finds a cached file with
 ``huggingface_hub.constants`` alone.
