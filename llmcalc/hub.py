@@ -5,6 +5,14 @@ decides the order (the local cache first, a download of ``config.json`` alone on
 machine is not offline) and turns the library's exceptions into one-line InputErrors. ``huggingface_hub`` is
 imported only here, and only when an id is given, so a preset name never pays for it.
 
+A cached id is found with ``huggingface_hub.constants`` alone (the cache root, the ``models--org--name`` folder
+separator, the default revision): every other module of the library imports its HTTP client (httpx2 in 2.4), and
+``huggingface_hub.file_download`` costs ~100 ms of imports, as much as the rest of a run (issue 11: a cached id
+adds at most 100 ms). The lookup is the one ``try_to_load_from_cache`` does (``refs/<revision>`` names a commit,
+else the revision is one; ``snapshots/<commit>/config.json``), and it only ever returns a file the library wrote:
+anything else (not cached, a ``.no_exist`` record, an invalid id) goes to ``try_to_load_from_cache`` itself and,
+when online, ``hf_hub_download``. tests/test_hub.py checks the two agree on a cache the library filled.
+
 The environment is read when an id is resolved (not when ``huggingface_hub`` was first imported):
 ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``), ``HF_TOKEN``, ``HF_ENDPOINT``, and the cache location
 (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else the library's default, ``~/.cache/huggingface/hub``).
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from llmcalc.errors import InputError
@@ -49,11 +58,44 @@ def _howto(repo: str, rev: str | None) -> str:
     return f"`huggingface-cli download {repo} config.json{revision}`, or pass the path of a config.json"
 
 
-def config_json(repo: str, revision: str | None, suggestion: str = "") -> Path:
+def cached_snapshot(repo: str, revision: str | None, filename: str = "config.json") -> str | None:
+    """The path of ``filename`` in the Hugging Face cache's snapshot of ``repo`` at ``revision``, or None when that
+    snapshot holds no such file (then ask ``try_to_load_from_cache``: it also knows ``.no_exist`` and invalid ids).
+
+    ``<cache>/models--org--name/refs/<revision>`` holds the commit a branch or tag points to (a commit hash has no
+    ref), and ``snapshots/<commit>/<filename>`` the file (huggingface_hub's cache layout, as its
+    ``try_to_load_from_cache`` reads it). Imports ``huggingface_hub.constants`` only; raises ImportError without
+    the package."""
+    from huggingface_hub import constants
+    if "--" in repo or repo.endswith(".git"):       # ids the library refuses: let it say why
+        return None
+    folder = os.path.join(_cache_dir() or constants.HF_HUB_CACHE,
+                          constants.REPO_ID_SEPARATOR.join([f"{constants.REPO_TYPE_MODEL}s", *repo.split("/")]))
+    commit = revision or constants.DEFAULT_REVISION
+    try:
+        with open(os.path.join(folder, "refs", commit)) as ref:
+            commit = ref.read()
+    except OSError:                                  # no such ref: the revision is a commit hash (or not cached)
+        pass
+    snapshots = os.path.join(folder, "snapshots")
+    try:
+        if commit not in os.listdir(snapshots):      # a snapshot's own name only (never "/elsewhere")
+            return None
+    except OSError:                                  # nothing of this repo is cached
+        return None
+    path = os.path.join(snapshots, commit, filename)
+    return path if os.path.isfile(path) else None
+
+
+def config_json(repo: str, revision: str | None, suggestion: str | Callable[[], str] = "") -> Path:
     """The cached (or freshly downloaded) ``config.json`` of ``repo`` at ``revision`` (default: main).
 
-    ``suggestion`` (e.g. "did you mean llama-3.1-8b?") is appended to the not-found errors."""
+    ``suggestion`` (e.g. "did you mean llama-3.1-8b?", or a function making it once the id is not found in the
+    cache) is appended to the not-found errors."""
     try:
+        cached = cached_snapshot(repo, revision)
+        if cached is not None:
+            return Path(cached)
         import huggingface_hub as hub
         from huggingface_hub import errors
     except ImportError:
@@ -61,6 +103,7 @@ def config_json(repo: str, revision: str | None, suggestion: str = "") -> Path:
                          "(pip install huggingface_hub), or pass the path of a config.json") from None
 
     ref = f"{repo}@{revision}" if revision else repo
+    suggestion = suggestion() if callable(suggestion) else suggestion
     tail = f"; {suggestion}" if suggestion else ""
     cache_dir = _cache_dir()
     try:

@@ -281,7 +281,7 @@ def load_model(ref: str) -> ModelSpec:
     repo = parse_repo_id(ref)
     if repo is not None:
         from llmcalc.hub import config_json
-        return _from_config_json(config_json(*repo, suggestion=_suggest("models", ref)), name=ref)
+        return _from_config_json(config_json(*repo, suggestion=lambda: _suggest("models", ref)), name=ref)
     if _looks_like_path(ref):
         raise _missing(ref)
     raise _unknown("models", ref)

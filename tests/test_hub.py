@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from llmcalc.core.params import total_params  # noqa: E402
 from llmcalc.presets import load_model  # noqa: E402
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+TAG = "v1.0"   # a tag of the stand-in Hub, pointing to SHA as main does
 TOKEN = "hf_right_token"
 LLAMA_1B = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256,
@@ -49,7 +51,7 @@ class _Hub(BaseHTTPRequestHandler):
             return self._error(401, "RepoNotFound")
         if repo in GATED and self.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._error(403, "GatedRepo")
-        if revision not in ("main", SHA):
+        if revision not in ("main", TAG, SHA):
             return self._error(404, "RevisionNotFound")
         if filename != "config.json":
             return self._error(404, "EntryNotFound")
@@ -192,6 +194,51 @@ def test_without_huggingface_hub_installed(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)     # import fails as if it were not installed
     run = cli("kv", "-m", "acme/tiny-llama", "--seq", "1k")
     assert run.code == 2 and "pip install huggingface_hub" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_cached_lookup_agrees_with_try_to_load_from_cache(hub, tmp_path):
+    """llmcalc finds a cached config.json with huggingface_hub.constants alone; the library's own
+    try_to_load_from_cache is the reference, on a cache that hf_hub_download filled (main, a tag, a commit)."""
+    import huggingface_hub as hf
+
+    from llmcalc.hub import cached_snapshot
+    cache = str(tmp_path / "hub")
+    for revision in (None, TAG, SHA):   # the endpoint given: the library read HF_ENDPOINT when first imported
+        hf.hf_hub_download("acme/tiny-llama", "config.json", revision=revision, cache_dir=cache,
+                           endpoint=os.environ["HF_ENDPOINT"])
+    elsewhere = tmp_path / "elsewhere"           # a config.json outside the cache, named by an absolute "revision"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text(json.dumps(LLAMA_1B))
+    cases = [(repo, revision, filename)
+             for repo in ("acme/tiny-llama", "acme/not-cached", "acme/tiny--llama")
+             for revision in (None, "main", TAG, SHA, SHA[:7], "v2.0", "refs/pr/1", str(elsewhere))
+             for filename in ("config.json", "generation_config.json")]
+    found = 0
+    for repo, revision, filename in cases:
+        ours = cached_snapshot(repo, revision, filename)
+        try:
+            theirs = hf.try_to_load_from_cache(repo, filename, cache_dir=cache, revision=revision)
+        except ValueError:                                # an id the library refuses
+            theirs = None
+        theirs = theirs if isinstance(theirs, str) else None
+        assert ours == theirs, (repo, revision, filename)
+        found += ours is not None
+    assert found == 4                                     # None, main, TAG, SHA: config.json of acme/tiny-llama
+
+
+def test_a_cached_id_imports_no_http_client(hub, tmp_path):
+    """The cached path (issue 11: at most 100 ms over a preset name) loads huggingface_hub.constants only: not
+    file_download, nor the HTTP client every other module of the library imports."""
+    import huggingface_hub as hf
+    hf.hf_hub_download("acme/tiny-llama", "config.json", cache_dir=str(tmp_path / "hub"),
+                       endpoint=os.environ["HF_ENDPOINT"])
+    code = ("import sys; from llmcalc.presets import load_model; load_model('acme/tiny-llama'); "
+            "load_model('acme/tiny-llama@" + SHA + "'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpx2', 'requests', 'urllib3') "
+            "or m == 'huggingface_hub.file_download'))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]"
 
 
 def test_presets_show_takes_a_hub_id(hub, cli):

@@ -116,9 +116,14 @@ CHECKPOINTS = [
     # TheBloke AWQ READMEs "Provided files" (4-bit, g128): Mistral-7B-v0.1-AWQ 4.15 GB,
     # Upstage-Llama-2-70B-instruct-v2-AWQ 36.61 GB (a Llama-2-70B), LLaMA2-13B-Tiefighter-AWQ 7.25 GB (a Llama-2-13B)
     ("mistral-7b", "awq-int4", 0, 4.15), ("llama-2-70b", "awq-int4", 0, 36.61), ("llama-2-13b", "awq-int4", 0, 7.25),
-    # hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4 and -GPTQ-INT4: 5.73 GB of safetensors each
-    ("llama-3.1-8b", "awq-int4", 0, 5.73), ("llama-3.1-8b", "gptq-int4", 0, 5.73),
-    # unsloth/Meta-Llama-3.1-8B-bnb-4bit (bitsandbytes NF4, double quantisation): model.safetensors 5.70 GB
+    # The Hub's file listings (3 significant digits, so each shard is +-0.5 in its last digit):
+    # https://huggingface.co/hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4/tree/main
+    #   model-00001-of-00002.safetensors 4.68 GB + model-00002-of-00002.safetensors 1.05 GB
+    # https://huggingface.co/hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4/tree/main
+    #   model-00001-of-00002.safetensors 4.97 GB + model-00002-of-00002.safetensors 764 MB
+    ("llama-3.1-8b", "awq-int4", 0, 4.68 + 1.05), ("llama-3.1-8b", "gptq-int4", 0, 4.97 + 0.764),
+    # https://huggingface.co/unsloth/Meta-Llama-3.1-8B-bnb-4bit/tree/main (bitsandbytes NF4, double
+    # quantisation): model.safetensors 5.7 GB, i.e. 5.695-5.705
     ("llama-3.1-8b", "nf4", 0, 5.70),
     # bartowski/gemma-2-9b-it-GGUF: Q4_K_M 5.76 GB, Q8_0 9.83 GB (tied token table at Q6_K / Q8_0)
     ("gemma-2-9b", "q4_k_m", 0, 5.76), ("gemma-2-9b", "q8_0", 0, 9.83),
