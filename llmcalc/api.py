@@ -448,13 +448,13 @@ def serve(*, model: Model = None, gpu: Gpu = None, batch: Value = None, prompt: 
     return run('serve', **locals())
 
 
-def specdec(*, alpha: Value = None, k: Value = None, cost_ratio: Value = None, verify_cost: Value = None,
-            ops_ratio: Value = None, k_max: Value = None, medusa_heads: Value = None, decay: Value = None,
-            head_alphas: Value = None, model: Model = None, draft: Model = None, draft_dtype: Value = None,
-            draft_group_size: Value = None, gpu: Gpu = None, batch: Value = None, context: Value = None,
-            weight_dtype: Value = None, weight_group_size: Value = None, kv_dtype: Value = None,
-            tp: Value = None, draft_tp: Value = None, mbu: Value = None, mfu: Value = None,
-            simulate: Value = None, seed: Value = None, fields: Value = None) -> Result:
+def specdec(*, model: Model = None, gpu: Gpu = None, alpha: Value = None, k: Value = None,
+            cost_ratio: Value = None, verify_cost: Value = None, ops_ratio: Value = None, k_max: Value = None,
+            medusa_heads: Value = None, decay: Value = None, head_alphas: Value = None, draft: Model = None,
+            draft_dtype: Value = None, draft_group_size: Value = None, batch: Value = None,
+            context: Value = None, weight_dtype: Value = None, weight_group_size: Value = None,
+            kv_dtype: Value = None, tp: Value = None, draft_tp: Value = None, mbu: Value = None,
+            mfu: Value = None, simulate: Value = None, seed: Value = None, fields: Value = None) -> Result:
     """Speculative decoding: expected tokens per target step (1 − α^(k+1))/(1 − α), the speedup E/(k·c + v),
     the best k and its speedup, and the acceptance rate below which speculating loses; with --simulate a
     Monte Carlo beside it; with -m/--draft/-g the costs from both models' decode-step times.

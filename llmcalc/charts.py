@@ -219,6 +219,28 @@ def hbars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str,
     return "\n".join(lines)
 
 
+def memory_by_sweep(report, parts: dict[str, str], what: str, limit_note: str = "usable {usable} GiB") -> str:
+    """Stacked memory parts (``parts``: legend name -> result key, in bytes) against a report's swept input(s),
+    in GiB, with the GPU's usable memory (``usable_memory_bytes``) as the limit: kv's and train-mem's chart."""
+    import numpy as np
+
+    from llmcalc.units import fmt_value
+
+    n, rows = report.points, report.results
+    if any(key not in rows for key in parts.values()):
+        return ""
+    series = {name: np.broadcast_to(np.asarray(rows[key].value, dtype=float), (n,)) / 2**30
+              for name, key in parts.items()}
+    labels = [" × ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
+                       for name in report.swept) for i in range(n)]   # in the order of the axis label
+    title = f"{what} (GiB) by " + " × ".join(report.swept)
+    usable = None
+    if report.gpu is not None and "usable_memory_bytes" in rows:
+        usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
+        title += "; " + limit_note.format(gpu=report.gpu.name, usable=f"{usable:.3g}")
+    return hbars(labels, series, title, "GiB", limit=usable, limit_label="usable", axis_label=" × ".join(report.swept))
+
+
 def stacked_bars(labels: Sequence[str], series: dict[str, Sequence[float]], title: str, ylabel: str,
                  **kw) -> str:
     """Compatibility name: a sweep of stacked parts as horizontal bars (``ylabel`` is the value unit)."""

@@ -214,14 +214,16 @@ class Inputs:
     def number(self, name: str, text: str | None, *, default: Any = None, unit: str = "count",
                label: str = "", parse: Callable = parse_count, minimum: float = 0.0, strict: bool = True,
                integer: bool = False, maximum: float | None = None, flag: str | None = None,
-               outer: bool = False) -> Any:
+               outer: bool = False, single: bool = False) -> Any:
         """Parse ``--name``; ``strict``: value must be > minimum, else >= minimum. ``outer``: the core takes
-        one value, so a list becomes an outer axis (see ``evaluate``)."""
+        one value, so a list becomes an outer axis (see ``evaluate``). ``single``: one value only, never a sweep."""
         flag = flag or "--" + name.replace("_", "-")
         if text is None:
             self.items[name] = self._Input(default, unit, label)
             return default
         text = str(text)
+        if single and is_sweep(text):
+            raise InputError(f"{flag} takes one value, not a list or range")
         values = parse_values(text, parse, f"{flag}") if is_sweep(text) else [parse(text, flag)]
         if hasattr(values, "dtype"):  # a long range, already a NumPy array: check it in one pass
             if outer:
@@ -265,6 +267,17 @@ class Inputs:
     def fixed(self, name: str, value: Any, unit: str = "count", label: str = "") -> Any:
         self.items[name] = self._Input(value, unit, label)
         return value
+
+    def derived(self, name: str, values: list) -> None:
+        """An input the core resolved per point (e.g. dp from --gpus): one value when it is the same at every
+        point, else a column of the sweep."""
+        if len(set(values)) == 1 and name not in self.swept:
+            self.fixed(name, values[0])
+            return
+        import numpy as np
+        self.fixed(name, np.asarray(values, dtype=np.float64))
+        if name not in self.swept:
+            self.swept.append(name)
 
     def points(self) -> int:
         """Points in the whole sweep: the product of every axis's length."""
@@ -547,7 +560,8 @@ def declared(options):
     """Decorator: adds a command's own flags, declared as one table of (name, flag(s), panel, default, help), to its
     signature after -m and -g; the command receives them as one dict ``f`` (``func(model, gpu, f, arch, out)``;
     use under ``shared_options``). A default of False/True or a "--x/--no-x" flag is a switch; every other flag
-    is read as text (a number, a list or range, or a choice)."""
+    is read as text (a number, a list or range, or a choice). A row (name, family) takes a flag of an option
+    family above (``WeightDtypeOpt``, ``TpOpt``, ...) as it is declared there."""
     import inspect
 
     def decorate(func):
@@ -556,7 +570,11 @@ def declared(options):
         kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
         params = [inspect.Parameter("model", kind, default=None, annotation=ModelOpt),
                   inspect.Parameter("gpu", kind, default=None, annotation=GpuOpt)]
-        for name, flags, panel, default, help_ in options:
+        for row in options:
+            if len(row) == 2:                              # an option family's flag, declared once above
+                params.append(inspect.Parameter(row[0], kind, default=None, annotation=row[1]))
+                continue
+            name, flags, panel, default, help_ = row
             switch = isinstance(default, bool) or "/" in flags
             type_ = Optional[bool] if default is None and switch else bool if switch else Optional[str]
             opt = typer.Option(*flags.split(), help=help_, rich_help_panel=panel,

@@ -219,7 +219,7 @@ def parse_values(text: str, parse=parse_count, what: str = "a number") -> list:
     if "," in raw:
         parts = [p for p in raw.split(",")]
         if any(not p.strip() for p in parts):
-            raise InputError(f"{what}: empty item in list {raw!r}")
+            raise InputError(f"{what}: empty item in the comma list {raw!r}")
         values: list = []
         for p in parts:
             values.extend(parse_values(p, parse, what))

@@ -118,7 +118,7 @@ def test_defaults_are_stated(cli):
     (("--head-alphas", "0.5,0.3", "--alpha", "0.5"), "drop --alpha"),
     (("--head-alphas", "0.5,0.3", "--medusa-heads", "3"), "--medusa-heads must be at most 2"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "0"), "--simulate must be at least 1"),
-    (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "1k,2k"), "one number of rounds"),
+    (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "1k,2k"), "takes one value"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "1e9"), "random draws"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--seed", "3"), "--seed applies to --simulate"),
     (("--alpha", "0.5", "--k", "3", "-c", "0.1", "--simulate", "10", "--seed", "-1"), "--seed must be at least 0"),

@@ -64,3 +64,17 @@ def blank_full(inp) -> None:
         it.value = [None if m == "full" else x for m, x in zip(rows, values)]
         if other not in inp.swept:
             inp.swept.append(other)
+
+
+def read_one(method: str | None, lora_rank: str | None, lora_targets: str | None) -> dict[str, Any]:
+    """One fine-tuning method and rank, for a command whose sweep is over something else (parallel's layouts):
+    {"method": ..., "lora_rank": ..., "lora_targets": ...}."""
+    from llmcalc.cli_support import Inputs
+    from llmcalc.errors import InputError
+    from llmcalc.units import is_sweep
+    if method and "," in method:
+        raise InputError("parallel takes one --method (full, lora or qlora); train-mem and flops compare several")
+    if lora_rank is not None and is_sweep(lora_rank):
+        raise InputError("parallel takes one --lora-rank")
+    flags = read_flags(Inputs(), method, lora_rank, lora_targets)
+    return dict(method=flags["methods"][0], lora_rank=flags["lora_rank"], lora_targets=flags["lora_targets"])

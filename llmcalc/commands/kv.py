@@ -160,30 +160,13 @@ def _describe(x) -> str:
 
 
 def _chart(report) -> str:
-    """Stacked weights and KV cache against the swept input(s), in GiB."""
+    """Stacked weights and KV cache (per GPU under --tp, what one GPU holds) against the swept input(s)."""
     import numpy as np
 
-    from llmcalc import charts
-    from llmcalc.units import fmt_value
-
-    n = report.points
+    from llmcalc.charts import memory_by_sweep
     rows = report.results
-    per_gpu = "weights_bytes_per_gpu" in rows and "kv_bytes_per_gpu" in rows   # what one GPU holds, as its limit
+    per_gpu = "weights_bytes_per_gpu" in rows and "kv_bytes_per_gpu" in rows
     wkey, kkey = ("weights_bytes_per_gpu", "kv_bytes_per_gpu") if per_gpu else ("weights_bytes", "kv_bytes")
-    if wkey not in rows or kkey not in rows:
-        return ""
-    weights = np.broadcast_to(np.asarray(rows[wkey].value, dtype=float), (n,)) / 2**30
-    kv = np.broadcast_to(np.asarray(rows[kkey].value, dtype=float), (n,)) / 2**30
-    labels = []
-    for i in range(n):
-        parts = [fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
-                 for name in report.swept]
-        labels.append(" × ".join(parts))   # in the order of the axis label
     split = per_gpu and not np.array_equal(np.asarray(rows["weights_bytes"].value), np.asarray(rows[wkey].value))
-    title = f"weights + KV cache{' per GPU' if split else ''} (GiB) by " + " × ".join(report.swept)
-    usable = None
-    if report.gpu is not None and "usable_memory_bytes" in rows:
-        usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
-        title += f"; one {report.gpu.name} may use {usable:.3g} GiB"
-    return charts.hbars(labels, {"weights": weights, "KV cache": kv}, title, "GiB", limit=usable,
-                        limit_label="usable", axis_label=" × ".join(report.swept))
+    return memory_by_sweep(report, {"weights": wkey, "KV cache": kkey},
+                           f"weights + KV cache{' per GPU' if split else ''}", "one {gpu} may use {usable} GiB")

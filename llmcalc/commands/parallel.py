@@ -80,6 +80,8 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     seconds per step, the pipeline bubble, step time, tokens/s and MFU; with --search, every layout of
     --gpus that fits, ranked by throughput, with what bounds each."""
     from llmcalc.cli_support import Inputs, choice, resolve_gpu, resolve_model
+    from llmcalc.commands import finetune
+    from llmcalc.commands import parallel_search as ranked
     from llmcalc.core import memory as mem
     from llmcalc.core import parallel as par
     from llmcalc.core import parallel_search as ps
@@ -108,27 +110,22 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
                           c["grad_dtype"] is not None, cd)
     run_kw = dict(precision=c["precision"], grad_dtype=c["grad_dtype"], optimizer=c["optimizer"],
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
-                  overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"], ep_overlap=f["ep_overlap"],
-                  cp_comm=c["cp_comm"],
-                  compute_dtype=cd, shape_efficiency=f["compute_mfu"] is None,
-                  capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1, strict=False),
-                  reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes, strict=False),
-                  fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False, maximum=0.9),
-                  **_finetune_flags(f["method"], f["lora_rank"], f["lora_targets"]))
+                  overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"],
+                  ep_overlap=f["ep_overlap"], cp_comm=c["cp_comm"], compute_dtype=cd,
+                  shape_efficiency=f["compute_mfu"] is None,
+                  capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1,
+                                      strict=False),
+                  reserve_bytes=one("reserve", default=mem.DEFAULT_RESERVE_BYTES, unit="byte", parse=parse_bytes,
+                                    strict=False),
+                  fragmentation=one("fragmentation", default=mem.DEFAULT_FRAGMENTATION, unit="ratio", strict=False,
+                                    maximum=0.9),
+                  **finetune.read_one(f["method"], f["lora_rank"], f["lora_targets"]))
     inp.fixed("method", run_kw["method"], unit="str")
     inp.fixed("lora_rank", run_kw["lora_rank"] if run_kw["method"] != "full" else None, unit="count")
     inp.fixed("lora_targets", ",".join(run_kw["lora_targets"]) if run_kw["method"] != "full" else None, unit="str")
     layout = ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "virtual_stages")
     if f["search"]:
-        rec = None if f["recompute"] is None else tuple(
-            choice("--recompute", x.strip(), mem.RECOMPUTE_MODES) for x in f["recompute"].split(","))
-        space = ps.SearchSpace(**{k: _ints(f[v], "--" + v.replace("_", "-")) for k, v in (
-            ("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"), ("micro_batch", "micro_batch"),
-            ("virtual", "virtual_stages"), ("zero", "zero"))},
-                               recompute=rec, uneven_pp=f["uneven_pp"],
-                               sp=None if f["sp"] is None else (f["sp"],))
-        N = one("gpus", integer=True)
-        layout = ()
+        space, N = ranked.space(f), one("gpus", integer=True)
     else:
         for k in layout:
             inp.number(k, f[k], default=1 if k in ("cp", "ep", "micro_batch", "virtual_stages") else None, integer=True)
@@ -137,7 +134,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
                                     ("activations", mem.ACTIVATION_MODELS, "megatron")):
             inp.choices(k, f[k], allowed, default=default)         # a comma list is an outer sweep axis
         inp.fixed("sp", bool(f["sp"]), unit="bool")
-    s = inp.number("seq", f["seq"], default=min(spec.max_seq, par.DEFAULT_MAX_SEQ), integer=True)
+    inp.number("seq", f["seq"], default=min(spec.max_seq, par.DEFAULT_MAX_SEQ), integer=True)
     inp.number("global_batch", f["global_batch"], integer=True)
     inp.number("compute_mfu", f["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="ratio", maximum=1.0)
     inp.number("tokens", f["tokens"])
@@ -151,13 +148,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     inp.fixed("dtype", dtype if one_precision else c["dtype"], unit="str")
     from llmcalc.render import Report
     if f["search"]:
-        if inp.items["global_batch"].value is None:
-            B, note = ps.search_global_batch(spec, N, s, cluster.gpus_per_node, space)
-            inp.items["global_batch"].value = B
-            notes.append(note)
-        v = {k: it.value for k, it in inp.items.items()}
-        run = par.Training(seq=s, global_batch=v["global_batch"], compute_mfu=v["compute_mfu"], tokens=v["tokens"], **run_kw)
-        return _search_report(spec, gpu_spec, cluster, run, N, space, inp, notes, f, out)
+        return ranked.report(spec, gpu_spec, cluster, run_kw, N, space, inp, notes, f, out)
     cols: dict = {}
 
     def compute(v):                                      # once per point of the outer (choice) axes
@@ -176,7 +167,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     r = inp.evaluate(compute)
     rows = len(r["step_seconds"].value) if inp.swept else 1
     for name, values in cols.items():
-        _set_derived(inp, name, values * (rows // len(values)))
+        inp.derived(name, values * (rows // len(values)))
     z = inp.items["zero"]
     z.value, z.unit = ([int(x) for x in z.value] if isinstance(z.value, list) else int(z.value)), "count"
     r.put("bound", par.bound(r) if not inp.swept else list(par.bounds(r)), "str", "what bounds it")
@@ -193,88 +184,3 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
         sys.stderr.write(f"llmcalc: does not fit: the layout needs more memory per GPU than {gpu_spec.name} has usable\n")
         return ExitStatus.CHECK_FAILED
     return ExitStatus.OK
-
-
-def _search_report(spec, gpu_spec, cluster, run, N: int, space, inp, notes: list[str], f: dict, out: dict) -> int:
-    """--search: rank every layout; the table shows one compact layout column, machines one column each."""
-    import sys
-
-    from llmcalc.core import parallel_search as ps
-    from llmcalc.core.formula import Results
-    from llmcalc.errors import ExitStatus
-    from llmcalc.render import Input, Report, choose_format, explanation
-
-    top = int(inp.number("top", f["top"], default=10, strict=False, integer=True))
-    del inp.items["top"]
-    res = ps.search(spec, gpu_spec, cluster, run, N, space, top=top)
-    notes.append(ps.summary_note(res, top))
-    extra: dict[str, Any] = {"search": {"candidates": res.candidates, "fitting": res.fitting, "seconds": res.seconds}}
-    fmt = choose_format(out["fmt"], out["as_json"])
-    if not res.fitting:
-        sys.stderr.write(f"llmcalc: {ps.no_fit_message(res, N, gpu_spec.name)}\n")
-        r = Results()
-        r.put("candidates", res.candidates, "count", "layouts tried")
-        r.put("fitting", 0, "count", "layouts that fit")
-        output(Report("parallel", inp.items, r, model=spec, gpu=gpu_spec, notes=notes, extra={**extra, "rows": []}),
-               **{**out, "explain": False, "fields": None, "no_chart": True})
-        return ExitStatus.CHECK_FAILED if f["check"] else ExitStatus.OK
-    lay, k = res.layouts, len(res.layouts["tp"])
-    inp.fixed("rank", list(range(1, k + 1)))
-    inp.items["rank"].echo = False
-    swept, columns = ["rank"], ["step_seconds", "mfu", "total_bytes", "why"]
-    if fmt in ("table", "md") and not out["fields"]:      # people read one layout column
-        inp.fixed("layout", [ps.layout_text(*(lay[key][i] for key in ps.LAYOUT_KEYS)) for i in range(k)], unit="str")
-        inp.items["layout"].echo = False
-        swept.append("layout")
-    else:                                                  # machines get one column per degree
-        for name, (values, unit) in ps.layout_columns(lay).items():
-            inp.fixed(name, values, unit=unit, label=name)
-            swept.append(name)
-        columns.insert(3, "bound")
-    text = ""
-    if out["explain"]:
-        best = ps.evaluate_best(spec, gpu_spec, cluster, run, lay)
-        text = explanation(Report("parallel", {n: Input(x) for n, x in ps.best_layout(lay).items()}, best)).replace(
-            "How each result was computed", "How the best layout's results were computed", 1)
-        if fmt in ("json", "yaml"):                        # one document on stdout, as render does
-            extra["explain"] = [line.strip() for line in text.splitlines()[2:] if line.strip()]
-    items = {n: it for n, it in inp.items.items() if n in swept or not isinstance(it.value, list)}
-    output(Report("parallel", items, res.results, model=spec, gpu=gpu_spec, swept=swept, notes=notes, columns=columns,
-                  extra=extra), **{**out, "explain": False})
-    if text and fmt not in ("json", "yaml"):
-        sys.stdout.write(text)
-    return ExitStatus.OK
-
-
-def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
-    """A list or range of whole numbers for --search (None: every value)."""
-    if text is None:
-        return None
-    from llmcalc.cli_support import Inputs
-    value = Inputs().number("x", text, integer=True, flag=flag, minimum=1 if flag != "--zero" else 0, strict=False,
-                            maximum=3 if flag == "--zero" else None)
-    return tuple(int(x) for x in (value if isinstance(value, (list, tuple)) or hasattr(value, "shape") else [value]))
-
-
-def _set_derived(inp, name: str, values: list[int]) -> None:
-    """A layout value resolved per point: a scalar when it is the same everywhere, else a column."""
-    if len(set(values)) == 1 and name not in inp.swept:
-        inp.fixed(name, values[0])
-        return
-    import numpy as np
-    inp.fixed(name, np.asarray(values, dtype=np.float64))
-    if name not in inp.swept:
-        inp.swept.append(name)
-
-
-def _finetune_flags(method, lora_rank, lora_targets) -> dict:
-    """One fine-tuning method (train-mem and flops sweep a comma list; here the layout is what varies)."""
-    from llmcalc.cli_support import Inputs
-    from llmcalc.commands import finetune
-    from llmcalc.errors import InputError
-    if method and "," in method:
-        raise InputError("parallel takes one --method (full, lora or qlora); train-mem and flops compare several")
-    if lora_rank is not None and ("," in lora_rank or ".." in lora_rank):
-        raise InputError("parallel takes one --lora-rank")
-    flags = finetune.read_flags(Inputs(), method, lora_rank, lora_targets)
-    return dict(method=flags["methods"][0], lora_rank=flags["lora_rank"], lora_targets=flags["lora_targets"])

@@ -53,9 +53,9 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     # every input is present in every run (null when not given), as the result keys are
     inp.number("rate", f["rate"], unit="req/s", label="arrival rate (Poisson)")
     requests = inp.number("requests", f["requests"], default=ls.DEFAULT_REQUESTS, unit="count",
-                          label="requests simulated", integer=True)
+                          label="requests simulated", integer=True, single=True)
     seed = inp.number("seed", f["seed"], default=ls.DEFAULT_SEED, unit="count", label="random seed", integer=True,
-                      strict=False)
+                      strict=False, single=True)
     if f["lengths"]:
         prompts, gens = read_lengths(f["lengths"])
         inp.fixed("lengths", f["lengths"], unit="str", label="request lengths file")
@@ -85,10 +85,7 @@ def run(spec, gpu_spec, *, flags: dict, weight_dtype: str, kv_dtype: str, out: d
     from llmcalc.commands import cost_options
     price = cost_options.resolve(gpu_spec, gpu_cost=f["gpu_cost"], notes=notes, energy=False, inp=inp)["price"]
     pct = inp.number("slo_percentile", f["slo_percentile"], default=ls.DEFAULT_SLO_PERCENTILE, unit="percent",
-                     label="SLO percentile", maximum=100.0)
-    for name in ("requests", "seed", "slo_percentile"):
-        if name in inp.swept:
-            raise InputError(f"--{name.replace('_', '-')} takes one value")
+                     label="SLO percentile", maximum=100.0, single=True)
     if f["rate"] is None and not slo:
         raise InputError("give --rate (requests/s) to simulate, or --slo-ttft/--slo-tpot to find the rate")
     v = inp.grid()

@@ -3,11 +3,8 @@ and GPU presets."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
-
-import typer
-
-from llmcalc.cli_support import GpuOpt, ModelOpt, shared_options
+from llmcalc.cli_support import (KvDtypeOpt, MbuOpt, MfuOpt, TpOpt, WeightDtypeOpt, WeightGroupOpt, declared,
+                                 shared_options)
 from llmcalc.flagrules import conflict, needs
 
 EPILOG = """Examples:
@@ -25,38 +22,29 @@ PRESETS = "From presets (c and the verify cost from decode-step times)"
 MC = "Monte Carlo"
 
 
-def _opt(*flags: str, help_: str, panel: str = SPEC, default=None):
-    """A string option read later (numbers, lists and ranges); ``default`` only for the shown text."""
-    kind = Optional[str] if default is None else str
-    return Annotated[kind, typer.Option(*flags, help=help_, rich_help_panel=panel, show_default=default is not None)]
-
-
-AlphaOpt = _opt("-a", "--alpha", help_="Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists sweep.")
-KOpt = _opt("-k", "--k", help_="Draft tokens proposed per round (γ); default 4. Lists/ranges sweep.")
-CostOpt = _opt("-c", "--cost-ratio", help_="Draft step time ÷ target step time (c), or from presets: -m/--draft/-g.")
-VerifyOpt = _opt("--verify-cost", help_="Target's (k+1)-token verify step ÷ its 1-token step (v); default 1 (paper).")
-OpsOpt = _opt("--ops-ratio", help_="Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or P ratio.")
-KMaxOpt = _opt("--k-max", help_="Largest k tried for optimal_k (default 32; the k asked about is always tried).")
-HeadsOpt = _opt("--medusa-heads", help_="Self-drafting heads (k = heads); --alpha is head 1's acceptance.", panel=HEADS)
-DecayOpt = _opt("--decay", help_="Head i accepts with α·decay^(i−1) (given heads 1..i−1 did).", panel=HEADS)
-HeadAlphasOpt = _opt("--head-alphas", help_="Each head's acceptance, e.g. 0.7,0.55,0.4 (not --alpha/--decay).",
-                     panel=HEADS)
-DraftOpt = _opt("--draft", help_="Draft model preset (or YAML / config.json path); needs -m and -g.", panel=PRESETS)
-DraftDtypeOpt = _opt("--draft-dtype", help_="Draft weights: a dtype or named format (int4, q4_k_m, nf4, ...); "
-                     "without --draft, a quantised copy of the target.", panel=PRESETS)
-DraftGroupOpt = _opt("--draft-group-size", help_="Quantised draft: elements per fp16 scale (e.g. 32).", panel=PRESETS)
-BatchOpt = _opt("-b", "--batch", help_="Sequences decoded together; default 1. Lists/ranges sweep.", panel=PRESETS)
-ContextOpt = _opt("--context", "--seq", help_="Tokens already in each sequence's cache; default 1024.", panel=PRESETS)
-WeightDtypeOpt = _opt("--weight-dtype", help_="Target weights: fp32, bf16, fp16, fp8, int8, int4 or a named format "
-                      "(q4_k_m, gptq-int4, nf4, ...).", panel=PRESETS, default="bf16")
-WeightGroupOpt = _opt("--weight-group-size", help_="Quantised target weights: elements per fp16 scale.", panel=PRESETS)
-KvDtypeOpt = _opt("--kv-dtype", help_="KV-cache dtype of both models.", panel=PRESETS, default="bf16")
-TpOpt = _opt("--tp", help_="Tensor-parallel GPUs of the target (default 1).", panel=PRESETS)
-DraftTpOpt = _opt("--draft-tp", help_="Tensor-parallel GPUs of the draft; default the target's --tp.", panel=PRESETS)
-MbuOpt = _opt("--mbu", help_="Achieved share of HBM bandwidth in decode (default by weight dtype).", panel=PRESETS)
-MfuOpt = _opt("--mfu", help_="Achieved share of peak FLOP/s when compute-bound (default as serve).", panel=PRESETS)
-SimulateOpt = _opt("--simulate", help_="Play N rounds (Monte Carlo) beside the closed form, e.g. 100k.", panel=MC)
-SeedOpt = _opt("--seed", help_="Random seed of --simulate (default 0).", panel=MC)
+# The flags, declared once (cli_support.declared): name, flag(s), panel, default, help; or name and an option family.
+OPTIONS = (
+    ("alpha", "-a --alpha", SPEC, None, "Per-token acceptance rate α, 0-1 (Leviathan et al.'s E(β)). Lists sweep."),
+    ("k", "-k --k", SPEC, None, "Draft tokens proposed per round (γ); default 4. Lists/ranges sweep."),
+    ("cost_ratio", "-c --cost-ratio", SPEC, None, "Draft step time ÷ target step time (c), or from presets: -m/--draft/-g."),
+    ("verify_cost", "--verify-cost", SPEC, None, "Target's (k+1)-token verify step ÷ its 1-token step (v); default 1 (paper)."),
+    ("ops_ratio", "--ops-ratio", SPEC, None, "Draft ÷ target arithmetic per token (ĉ, Theorem 3.11); default c, or P ratio."),
+    ("k_max", "--k-max", SPEC, None, "Largest k tried for optimal_k (default 32; the k asked about is always tried)."),
+    ("medusa_heads", "--medusa-heads", HEADS, None, "Self-drafting heads (k = heads); --alpha is head 1's acceptance."),
+    ("decay", "--decay", HEADS, None, "Head i accepts with α·decay^(i−1) (given heads 1..i−1 did)."),
+    ("head_alphas", "--head-alphas", HEADS, None, "Each head's acceptance, e.g. 0.7,0.55,0.4 (not --alpha/--decay)."),
+    ("draft", "--draft", PRESETS, None, "Draft model preset (or YAML / config.json path); needs -m and -g."),
+    ("draft_dtype", "--draft-dtype", PRESETS, None, "Draft weights: a dtype or named format (int4, q4_k_m, nf4, ...); "
+     "without --draft, a quantised copy of the target."),
+    ("draft_group_size", "--draft-group-size", PRESETS, None, "Quantised draft: elements per fp16 scale (e.g. 32)."),
+    ("batch", "-b --batch", PRESETS, None, "Sequences decoded together; default 1. Lists/ranges sweep."),
+    ("context", "--context --seq", PRESETS, None, "Tokens already in each sequence's cache; default 1024."),
+    ("weight_dtype", WeightDtypeOpt), ("weight_group_size", WeightGroupOpt), ("kv_dtype", KvDtypeOpt),
+    ("tp", TpOpt), ("draft_tp", "--draft-tp", PRESETS, None, "Tensor-parallel GPUs of the draft; default the target's --tp."),
+    ("mbu", MbuOpt), ("mfu", MfuOpt),
+    ("simulate", "--simulate", MC, None, "Play N rounds (Monte Carlo) beside the closed form, e.g. 100k."),
+    ("seed", "--seed", MC, None, "Random seed of --simulate (default 0)."),
+)
 
 
 # Which flags go together (checked in order; the first broken rule is the error). "heads" stands for either
@@ -102,30 +90,21 @@ _DEFAULTS = {"tp": "1", "seed": "0", "k_max": "32", "weight_group_size": "0", "d
 
 
 @shared_options(arch=False)
-def specdec(
-    alpha: AlphaOpt = None, k: KOpt = None, cost_ratio: CostOpt = None, verify_cost: VerifyOpt = None,
-    ops_ratio: OpsOpt = None, k_max: KMaxOpt = None,
-    medusa_heads: HeadsOpt = None, decay: DecayOpt = None, head_alphas: HeadAlphasOpt = None,
-    model: ModelOpt = None, draft: DraftOpt = None, draft_dtype: DraftDtypeOpt = None,
-    draft_group_size: DraftGroupOpt = None, gpu: GpuOpt = None, batch: BatchOpt = None, context: ContextOpt = None,
-    weight_dtype: WeightDtypeOpt = "bf16", weight_group_size: WeightGroupOpt = None, kv_dtype: KvDtypeOpt = "bf16",
-    tp: TpOpt = None, draft_tp: DraftTpOpt = None, mbu: MbuOpt = None, mfu: MfuOpt = None,
-    simulate: SimulateOpt = None, seed: SeedOpt = None,
-    out: dict = None,
-) -> None:
+@declared(OPTIONS)
+def specdec(model, gpu, f: dict, arch, out: dict) -> None:
     """Speculative decoding: expected tokens per target step (1 − α^(k+1))/(1 − α), the speedup
     E/(k·c + v), the best k and its speedup, and the acceptance rate below which speculating loses; with
     --simulate a Monte Carlo beside it; with -m/--draft/-g the costs from both models' decode-step times."""
-    flags = dict(locals())
+    flags = {**f, "model": model, "gpu": gpu}
     from llmcalc.errors import InputError
     from llmcalc.flagrules import check
 
-    given = {name for name, value in flags.items() if value not in (None, _DEFAULTS.get(name)) and name != "out"}
-    if medusa_heads is not None or head_alphas is not None:
+    given = {name for name, value in flags.items() if value not in (None, _DEFAULTS.get(name))}
+    if f["medusa_heads"] is not None or f["head_alphas"] is not None:
         given.add("heads")
     check(RULES, given)
     try:
-        _run(given, flags)
+        _run(given, flags, out)
     except InputError as exc:     # the core names concepts; here each is the flag of the same name
         raise exc.for_flags({name: "--" + name.replace("_", "-") for name in flags}) from None
 
@@ -142,16 +121,19 @@ INPUTS = {
     "batch": dict(unit="count", default=1, label="sequences per step", integer=True),
     "context": dict(unit="count", default=1024, label="tokens cached per sequence", integer=True),
     "mbu": dict(unit="ratio", label="MBU", maximum=1.0), "mfu": dict(unit="ratio", label="MFU", maximum=1.0),
-    "simulate": dict(_COUNT, label="simulated rounds"),
+    "simulate": dict(_COUNT, label="simulated rounds", single=True),
+    "seed": dict(_COUNT, minimum=0, default=0, label="random seed", single=True),
+    "k_max": dict(_COUNT, label="largest k tried", single=True),
 }
 
 
-def _run(given: set, f: dict) -> None:
+def _run(given: set, f: dict, out: dict) -> None:
     """Read the flags into inputs (scalars or sweep axes), let the core compute, render."""
     from llmcalc.cli_support import Inputs, output, resolve_gpu, resolve_model
     from llmcalc.core import specdec as sd
     from llmcalc.errors import InputError
     from llmcalc.render import Report
+    from llmcalc.units import parse_values
 
     heads_mode = "heads" in given
     notes: list[str] = []
@@ -162,7 +144,7 @@ def _run(given: set, f: dict) -> None:
 
     acc_list = None
     if f["head_alphas"] is not None:
-        acc_list = sd.check_acceptance(_acceptance_list(f["head_alphas"]))
+        acc_list = sd.check_acceptance([float(x) for x in parse_values(f["head_alphas"], what="--head-alphas")])
         inp.fixed("head_alphas", acc_list, unit="str", label="acceptance of each head")
         number("medusa_heads", default=len(acc_list), label="heads used", maximum=len(acc_list))
     else:
@@ -174,8 +156,7 @@ def _run(given: set, f: dict) -> None:
             number("k")
             if f["k"] is None:
                 notes.append("--k 4 assumed; optimal_k gives the best depth")
-    k_max = sd.DEFAULT_K_MAX if f["k_max"] is None else _scalar(inp, "k_max", f["k_max"], "largest k tried",
-                                                                minimum=1, maximum=sd.MAX_K)
+    k_max = number("k_max", default=None if heads_mode else sd.DEFAULT_K_MAX, maximum=sd.MAX_K)
 
     # -- costs: given (closed form), or from presets
     spec = gpu_spec = draft_spec = None
@@ -197,18 +178,15 @@ def _run(given: set, f: dict) -> None:
 
     rounds = seed = None
     if f["simulate"] is not None:
-        if "," in f["simulate"] or ".." in f["simulate"]:
-            raise InputError("--simulate takes one number of rounds, not a list")
-        rounds = int(number("simulate"))
-        seed = _scalar(inp, "seed", f["seed"] or "0", "random seed", minimum=0)
+        rounds, seed = int(number("simulate")), int(number("seed"))
     if rounds is not None and inp.outer:
         raise InputError("--simulate plays one setting: give one value of each format and layout flag")
     found: list[str] = []
 
     def compute(v):
         acc = sd.acceptance(v, acc_list) if heads_mode else None
-        return sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=k_max, spec=spec, gpu=gpu_spec,
-                      draft_spec=draft_spec, formats=formats(v) if formats else {}, notes=found)
+        return sd.run(v, heads_mode=heads_mode, acceptance=acc, k_max=int(k_max or sd.DEFAULT_K_MAX), spec=spec,
+                      gpu=gpu_spec, draft_spec=draft_spec, formats=formats(v) if formats else {}, notes=found)
 
     r = inp.evaluate(compute)
     notes += [n for n in dict.fromkeys(found) if n not in notes]
@@ -221,30 +199,12 @@ def _run(given: set, f: dict) -> None:
                                               seed=seed, points=points)
     report = Report("specdec", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=sd.sweep_columns(r, gpu_spec is not None), extra=extra, chart=_chart)
-    output(report, **f["out"])
+    output(report, **out)
 
 
 def _chart(report) -> str:
     from llmcalc.charts_specdec import chart
     return chart(report)
-
-
-def _acceptance_list(text: str) -> list[float]:
-    from llmcalc.errors import InputError
-    from llmcalc.units import parse_count
-    parts = [p.strip() for p in str(text).split(",")]
-    if not parts or any(not p for p in parts):
-        raise InputError(f"--head-alphas: give a comma list like 0.7,0.55,0.4, got {text!r}")
-    return [float(parse_count(p, "--head-alphas")) for p in parts]
-
-
-def _scalar(inp, name: str, text: str, label: str, minimum: float = 0, maximum: float | None = None) -> int:
-    from llmcalc.errors import InputError
-    from llmcalc.units import is_sweep
-    if is_sweep(text):
-        raise InputError(f"--{name.replace('_', '-')} takes one value, not a list or range")
-    return int(inp.number(name, text, unit="count", label=label, integer=True, minimum=minimum, strict=False,
-                          maximum=maximum))
 
 
 def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes):
@@ -279,13 +239,4 @@ def _preset_inputs(inp, number, f, spec, gpu_spec, draft_spec, heads_mode, notes
             inp.number("draft_tp", f["draft_tp"], unit="count", label="tensor-parallel GPUs (draft; default --tp)",
                        integer=True, minimum=1, strict=False, outer=True)
 
-    def formats(v: dict) -> dict:
-        fm = sd.draft_formats(spec, draft_spec, heads_mode, v["weight_dtype"], v.get("draft_dtype"),
-                              int(v["weight_group_size"]), int(v["draft_group_size"]))
-        if gpu_spec is None:
-            return fm
-        t = int(v["tp"])
-        dt = int(v.get("draft_tp") or t) if draft_spec else t
-        sd.check_layouts(spec, draft_spec, t, dt)
-        return {**fm, "kv_dtype": v["kv_dtype"], "tp": t, "draft_tp": dt}
-    return formats
+    return lambda v: sd.point_formats(spec, draft_spec, heads_mode, gpu_spec, v)

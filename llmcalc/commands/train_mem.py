@@ -79,11 +79,11 @@ def train_mem(
 ) -> int:
     """Per-GPU training memory: weights, gradients, optimizer state and activations, each by part, and
     whether it fits a GPU after a stated reserve; with --max-batch / --max-seq, the largest that fits."""
-    from llmcalc.cli_support import Inputs, choice, output, resolve_gpu, resolve_model
+    from llmcalc.cli_support import Inputs, least, most, output, resolve_gpu, resolve_model
     from llmcalc.core import memory as mem
     from llmcalc.errors import ExitStatus, InputError
     from llmcalc.render import Report
-    from llmcalc.units import is_sweep, parse_bytes, parse_count
+    from llmcalc.units import fmt_value, parse_bytes
 
     spec = resolve_model(model, arch)
     gpu_spec = resolve_gpu(gpu)
@@ -117,37 +117,17 @@ def train_mem(
     if solve_rank and "full" in ft["methods"]:
         raise InputError("--max-rank needs --method lora or qlora (full fine-tuning has no rank)")
     notes = finetune.default_targets_note(ft, lora_targets)
-    if "qlora" in ft["methods"] or any(o.startswith("paged") for o in optimizers):
-        notes.append("QLoRA's recipe uses paged AdamW (--optimizer paged-adamw-8bit or paged-adamw): paged states "
-                     "are counted on the GPU; under pressure bitsandbytes moves them to CPU memory")
     if gpu_spec is not None:
         inp.number("reserve", reserve, unit="byte", label="reserved (CUDA context, workspaces)", parse=parse_bytes,
                    minimum=0, strict=False)
         inp.number("fragmentation", fragmentation, unit="ratio", label="lost to fragmentation", minimum=0,
                    strict=False, maximum=0.9)
-        notes.append(f"usable memory = GPU memory − {_fmt_bytes(inp.items['reserve'].value)} − "
+        notes.append(f"usable memory = GPU memory − {fmt_value(inp.items['reserve'].value, 'byte')} − "
                      f"{inp.items['fragmentation'].value:.0%} (CUDA context and fragmentation; change with "
                      "--reserve and --fragmentation)")
-    if grad is None and {"mixed", "fp8"} & set(precisions):
-        notes.append("gradients in bf16 (2 B/param, as ZeRO and DeepSpeed: 2+2+12 = 16 B/param with Adam); "
-                     "Megatron-LM accumulates them in fp32: --grad-dtype fp32")
-    if sp and _max(inp.items["tp"].value) == 1:
-        notes.append("--sp has no effect without --tp > 1")
-    if _max(inp.items["pp"].value) > 1:
-        notes.append("pipeline: stage 1 is reported (embedding, ceil(L/pp) layers, --in-flight micro-batches); "
-                     "the final norm and the logits sit on the last stage and are not in its total")
-    if "full" in recomputes:
-        notes.append("full recomputation: activations/per_layer is what each layer keeps (its input); backward "
-                     "re-materialises one layer's full activations at a time on top of the total")
-    if "3" in zeros:
-        notes.append("ZeRO-3/FSDP also gathers one layer's full weights at a time during forward and backward "
-                     "(not in the total)")
-    if spec.moe:
-        notes.append("MoE: activations use the mean per-token MLP width (top-k experts, no capacity slack); "
-                     "no expert parallelism")
-    if "fp8" in precisions:
-        notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
-                     "credited): an upper bound")
+    notes += mem.training_notes(spec, precisions=precisions, optimizers=optimizers, recomputes=recomputes, zeros=zeros,
+                                methods=ft["methods"], grad_given=grad is not None, sp=sp,
+                                tp=most(inp.items["tp"].value), pp=most(inp.items["pp"].value))
     columns = ["weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes", "total_bytes",
                "trainable_params"]
     if gpu_spec is not None:
@@ -200,10 +180,10 @@ def train_mem(
         raise InputError("--breakeven takes one value of each choice flag (--precision, --optimizer, --zero, ...)")
     kw = core_kw(v) if not any(isinstance(v[k], list) for k in chosen if k in v) else None
     if gpu_spec is not None:
-        if solve_seq and spec.position == "learned" and _max(r["max_seq"].value) > spec.max_seq:
+        if solve_seq and spec.position == "learned" and most(r["max_seq"].value) > spec.max_seq:
             notes.append(f"{spec.name} has a learned position table of {spec.max_seq:,} rows: longer "
                          "sequences fit in memory, not in the model")
-        if not inp.swept and kw is not None and not _all(r["fits"].value):
+        if not inp.swept and kw is not None and not least(r["fits"].value):
             from llmcalc.suggest import train_mem_fixes
             notes += train_mem_fixes(spec, gpu_spec, v, r, kw, inp)
     if breakeven:
@@ -214,10 +194,10 @@ def train_mem(
     report = Report("train-mem", inp.items, r, model=spec, gpu=gpu_spec, swept=inp.swept, notes=notes,
                     columns=columns, chart=_chart if inp.swept else None, schema=SCHEMA)
     output(report, **out)
-    if check and not _all(r["fits"].value):
+    if check and not least(r["fits"].value):
         import sys
-        sys.stderr.write(f"llmcalc: does not fit: needs {_fmt_bytes(_max(r['total_bytes'].value))} per GPU, "
-                         f"{gpu_spec.name} has {_fmt_bytes(_max(r['usable_memory_bytes'].value))} usable\n")
+        sys.stderr.write(f"llmcalc: does not fit: needs {fmt_value(most(r['total_bytes'].value), 'byte')} per GPU, "
+                         f"{gpu_spec.name} has {fmt_value(most(r['usable_memory_bytes'].value), 'byte')} usable\n")
         return ExitStatus.CHECK_FAILED
     return ExitStatus.OK
 
@@ -235,43 +215,8 @@ def _broadcast(x, inp):
     return np.broadcast_to(np.asarray(x, dtype=float), (n,))
 
 
-def _max(x) -> float:
-    if hasattr(x, "max"):
-        return float(x.max())
-    if isinstance(x, (list, tuple)):
-        return float(max(x))
-    return float(x)
-
-
-def _all(x) -> bool:
-    return bool(x.all()) if hasattr(x, "all") else bool(x)
-
-
-def _fmt_bytes(x: float) -> str:
-    from llmcalc.units import fmt_value
-    return fmt_value(x, "byte")
-
-
 def _chart(report) -> str:
-    """Stacked weights / gradients / optimizer / activations against the swept input(s), in GiB."""
-    import numpy as np
-
-    from llmcalc import charts
-    from llmcalc.units import fmt_value
-
-    n = report.points
-    rows = report.results
-    keys = (("weights", "weights_bytes"), ("gradients", "gradients_bytes"), ("optimizer", "optimizer_bytes"),
-            ("activations", "activations_bytes"))
-    if any(k not in rows for _, k in keys):
-        return ""
-    series = {name: np.broadcast_to(np.asarray(rows[k].value, dtype=float), (n,)) / 2**30 for name, k in keys}
-    labels = [" × ".join(fmt_value(float(np.asarray(report.inputs[name].value).ravel()[i]), "count")
-                       for name in report.swept) for i in range(n)]
-    title = "training memory per GPU (GiB) by " + " × ".join(report.swept)
-    usable = None
-    if report.gpu is not None and "usable_memory_bytes" in rows:
-        usable = float(np.asarray(rows["usable_memory_bytes"].value).ravel()[0]) / 2**30
-        title += f"; {report.gpu.name} usable {usable:.3g} GiB"
-    return charts.hbars(labels, series, title, "GiB", limit=usable, limit_label="usable",
-                        axis_label=" × ".join(report.swept))
+    from llmcalc.charts import memory_by_sweep
+    return memory_by_sweep(report, {"weights": "weights_bytes", "gradients": "gradients_bytes",
+                                    "optimizer": "optimizer_bytes", "activations": "activations_bytes"},
+                           "training memory per GPU", "{gpu} usable {usable} GiB")

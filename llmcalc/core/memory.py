@@ -451,6 +451,36 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     return out
 
 
+def training_notes(spec: ModelSpec, *, precisions, optimizers, recomputes, zeros, methods, grad_given: bool,
+                   sp: bool, tp: float, pp: float) -> list[str]:
+    """What a train-mem run assumes or leaves out, for the choices it covers (each a list: an outer sweep axis)."""
+    notes = []
+    if "qlora" in methods or any(o.startswith("paged") for o in optimizers):
+        notes.append("QLoRA's recipe uses paged AdamW (--optimizer paged-adamw-8bit or paged-adamw): paged states "
+                     "are counted on the GPU; under pressure bitsandbytes moves them to CPU memory")
+    if not grad_given and {"mixed", "fp8"} & set(precisions):
+        notes.append("gradients in bf16 (2 B/param, as ZeRO and DeepSpeed: 2+2+12 = 16 B/param with Adam); "
+                     "Megatron-LM accumulates them in fp32: --grad-dtype fp32")
+    if sp and tp == 1:
+        notes.append("--sp has no effect without --tp > 1")
+    if pp > 1:
+        notes.append("pipeline: stage 1 is reported (embedding, ceil(L/pp) layers, --in-flight micro-batches); "
+                     "the final norm and the logits sit on the last stage and are not in its total")
+    if "full" in recomputes:
+        notes.append("full recomputation: activations/per_layer is what each layer keeps (its input); backward "
+                     "re-materialises one layer's full activations at a time on top of the total")
+    if "3" in zeros:
+        notes.append("ZeRO-3/FSDP also gathers one layer's full weights at a time during forward and backward "
+                     "(not in the total)")
+    if spec.moe:
+        notes.append("MoE: activations use the mean per-token MLP width (top-k experts, no capacity slack); "
+                     "no expert parallelism")
+    if "fp8" in precisions:
+        notes.append("fp8: activations counted in bf16 (Transformer Engine's fp8 copies of GEMM inputs not "
+                     "credited): an upper bound")
+    return notes
+
+
 def add_gpu_fit(r: Results, memory_bytes: float, reserve_bytes: float = DEFAULT_RESERVE_BYTES,
                 fragmentation: float = DEFAULT_FRAGMENTATION) -> Results:
     """gpu_memory_bytes, usable_memory_bytes (after the reserve), fits, headroom_bytes."""

@@ -540,6 +540,19 @@ def draft_formats(spec, draft_spec, heads_mode: bool, weight_dtype: str, draft_d
                 draft_group_size=draft_group_size if dd in GROUPED else 0)
 
 
+def point_formats(spec, draft_spec, heads_mode: bool, gpu, v: dict) -> dict:
+    """One point's formats and layouts (``v``: the inputs at a point of the outer axes), checked: the draft's
+    format (``draft_formats``) and, on a GPU, the cache dtype and both models' tensor-parallel degrees."""
+    fm = draft_formats(spec, draft_spec, heads_mode, v["weight_dtype"], v.get("draft_dtype"),
+                       int(v["weight_group_size"]), int(v["draft_group_size"]))
+    if gpu is None:
+        return fm
+    tp = int(v["tp"])
+    draft_tp = int(v.get("draft_tp") or tp) if draft_spec else tp
+    check_layouts(spec, draft_spec, tp, draft_tp)
+    return {**fm, "kv_dtype": v["kv_dtype"], "tp": tp, "draft_tp": draft_tp}
+
+
 def preset_notes(spec, draft_spec, gpu) -> list[str]:
     """What a reader of a preset-based answer should know: one tokenizer; without a GPU, c is a bound."""
     notes = []
