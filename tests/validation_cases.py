@@ -1079,7 +1079,7 @@ def _frontier(spec, gpu: str, links: dict | None = None, **kw) -> dict:
     from llmcalc.core import parallel as par
     g = _gpu(gpu)
     run_kw = {k: kw.pop(k) for k in ("seq", "global_batch", "overlap_dp", "tp_overlap", "ep_overlap", "cp_comm",
-                                     "compute_dtype", "tokens") if k in kw}
+                                     "compute_dtype", "tokens", "grad_dtype") if k in kw}
     r = par.evaluate(spec, g, par.Cluster.from_gpu(g, **(links or {})), par.Training(**run_kw), **kw)
     return {k: _value(row) for k, row in r.items() if row.value is not None}
 
@@ -1123,6 +1123,9 @@ for _name, _h, _a, _L, _n, _b, _B, _rc, _tps in MPT_FSDP_H100:
             overlap_dp=True)["tokens_per_second"],
         _tps, (0.7, 1.3), "MosaicML llm-foundry, scripts/train/benchmarking/README.md, \"H100 80GB BF16\"",
         "token/s")
+
+from validation_scaling import register as _register_scaling  # noqa: E402  (Megatron-Core README, MegaScale)
+_register_scaling(add, GROUPS, _frontier)
 
 
 # ----------------------------------------------------------------------------------------------
