@@ -131,7 +131,7 @@ MEGASCALE_TITLE = (
     "A100s where llmcalc's stated compute efficiency (50% of peak × a GEMM shape factor of 0.91 at these shapes) "
     "caps it near 45% before any communication. The published MFU also falls faster with scale at a fixed batch "
     "(53.0% → 44.7% from 256 to 1,024 GPUs) than llmcalc's (40% → 38%): the exposed communication that grows "
-    "as each GPU's share of the batch shrinks is under-priced, so the ratio rises from 0.76 to 0.85 and from 0.81 "
+    "as each GPU's share of the batch shrinks is under-priced, so the ratio rises from 0.76 to 0.85 and from 0.80-0.81 "
     "to 0.89 along the two strong-scaling sweeps. The 530B rows (0.83-0.85) and Table 3's baseline at batch 256 (0.81) sit in the same "
     "place. Figure 9's labels are read as printed (Megatron-LM 49.2, 48.8, 48.2%; MegaScale 54.3, 54.1, 54.3%, "
     "whose gap of up to 6.1 points the text states). Band ±30%.")
