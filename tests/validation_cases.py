@@ -1079,7 +1079,7 @@ def _frontier(spec, gpu: str, links: dict | None = None, **kw) -> dict:
     from llmcalc.core import parallel as par
     g = _gpu(gpu)
     run_kw = {k: kw.pop(k) for k in ("seq", "global_batch", "overlap_dp", "tp_overlap", "ep_overlap", "cp_comm",
-                                     "compute_dtype", "tokens", "grad_dtype") if k in kw}
+                                     "compute_dtype", "tokens", "grad_dtype", "pp_overlap") if k in kw}
     r = par.evaluate(spec, g, par.Cluster.from_gpu(g, **(links or {})), par.Training(**run_kw), **kw)
     return {k: _value(row) for k, row in r.items() if row.value is not None}
 

@@ -47,7 +47,8 @@ MCORE_TITLE = (
     "Megatron-LM README (images/model_table.png, added with Megatron-Core r0.8.0, commit f2e5db402c; published as "
     "an image only, transcribed here): GPT models of 1.7B-462B, vocabulary 131,072, sequence 4,096, each row's "
     "TP, PP, DP and batch. Flags as published: `--tp-comm-overlap` (`--tp-overlap`), `--overlap-grad-reduce "
-    "--overlap-param-gather` (`--overlap-dp`). Read from Megatron-LM's argument checks at that release "
+    "--overlap-param-gather` (`--overlap-dp`), pipeline communication overlapped (the core's `pp_overlap`, "
+    "Megatron-Core's `--overlap-p2p-communication`). Read from Megatron-LM's argument checks at that release "
     "(megatron/training/arguments.py): `--overlap-param-gather` needs the distributed optimizer (ZeRO-1); "
     "`--tp-comm-overlap` needs sequence parallelism; bf16 reduces gradients in fp32; pipeline communication "
     "overlaps only under the interleaved schedule, and 119B (23 layers per stage) and 462B (7) can interleave only "
@@ -56,22 +57,22 @@ MCORE_TITLE = (
     "output layer), MHA, 4h GELU MLP. llmcalc's model FLOPs per step equal Megatron-Core's own count "
     "(`num_floating_point_operations`, the first row), so predicted TFLOP/s = model FLOPs ÷ (step time × GPUs) "
     "is comparable with the published per-GPU teraFLOP/s. What the rows show: with no fitting, llmcalc lands at "
-    "0.78-1.13 of the published figures, 0.89-0.96 from 70B up. The published MFU is 41% at 1.7B, 46-49% at "
+    "0.78-1.13 of the published figures, 0.91-1.00 from 70B up. The published MFU is 41% at 1.7B, 46-49% at "
     "7.1B-32B, 42-44% on the pipelined 70B-177B rows and 47-48% at 314B-462B (the README's \"superlinear\" "
     "scaling); llmcalc's runs between 0.36 and 0.48 and does not follow the rise: the GEMM shape factor "
     "(core/gemm_efficiency.py) keeps the 1.7B model at 0.94 of large-GEMM efficiency, so that row comes out 13% "
-    "fast, while the larger runs beat the 50% compute efficiency llmcalc states and come out 4-11% slow. The 32B row (0.78) is where the DP model "
+    "fast, while the 16B, 314B and 462B runs beat the 50% compute efficiency llmcalc states and come out 7-9% slow. "
+    "The 32B row (0.78) is where the DP model "
     "bites: TP 8 leaves 4B parameters per GPU whose fp32 gradient reduce-scatter (0.31 s over the 48-node rails) "
     "can hide only behind the last of 4 micro-batches' backward, as Megatron's --overlap-grad-reduce does, and "
-    "0.24 s of a 1.14 s step stays exposed; the published run hid more of it. Pipeline sends are charged in full "
-    "(0.1-0.3 s a step) although Megatron-Core overlaps them under interleaving: `parallel` has no switch for that. "
-    "Read with v = 1 (no interleaving) the PP rows drop to 0.76-0.88: the interleaving reading matters more than "
-    "any other unpublished setting. The README's strong scaling of its GPT-3 (the 177B row's model) from 96 to "
+    "0.24 s of a 1.14 s step stays exposed; the published run hid more of it. With the pipeline sends charged in "
+    "full (no `pp_overlap`) the PP rows lose 2-5%; read with v = 1 (no interleaving) they drop to 0.76-0.88: the "
+    "interleaving reading matters more than any other unpublished setting. The README's strong scaling of its "
+    "GPT-3 (the 177B row's model) from 96 to "
     "4,608 H100s at batch 1,152, MFU 47% → 42% (its text; the figure gives no table), taken at the 177B row's TP 8 "
-    "× PP 6 (both GPU counts are multiples of 48): llmcalc gives 44% → 40%, 0.94 of both, the same fall: at 4,608 "
-    "GPUs the DP gradient traffic that 12 micro-batches no longer hide, the bubble and the pipeline sends take 14% "
-    "of the step; at 96 GPUs it is 4%, nearly all pipeline sends (18,432 a step at v = 16) that Megatron-Core "
-    "overlaps. Band ±30%, as the frontier rows.")
+    "× PP 6 (both GPU counts are multiples of 48): llmcalc gives 46% → 41%, 0.98 of both, the same fall: at 4,608 "
+    "GPUs the DP gradient traffic that 12 micro-batches no longer hide (9% of the step) and the bubble (2%); at 96 "
+    "GPUs, 576 micro-batches hide nearly all of it. Band ±30%, as the frontier rows.")
 
 
 def _mcore_spec(h: int, a: int, L: int, vocab: int = MCORE_VOCAB, seq: int = MCORE_SEQ):
@@ -84,7 +85,7 @@ def _mcore_spec(h: int, a: int, L: int, vocab: int = MCORE_VOCAB, seq: int = MCO
 def _mcore_run(frontier, h, a, L, t, p, d, B) -> dict:
     return frontier(_mcore_spec(h, a, L), "h100-sxm", dp=d, tp=t, pp=p, virtual=L // p if p > 1 else 1,
                     micro_batch=1, zero=1, sp=True, recompute="none", seq=MCORE_SEQ, global_batch=B,
-                    grad_dtype="fp32", overlap_dp=True, tp_overlap=True)
+                    grad_dtype="fp32", overlap_dp=True, tp_overlap=True, pp_overlap=True)
 
 
 def megatron_core_flops(B: int, s: int, L: int, h: int, V: int, heads: int, groups: int | None = None,
@@ -132,7 +133,8 @@ MEGASCALE_TITLE = (
     "caps it near 45% before any communication. The published MFU also falls faster with scale at a fixed batch "
     "(53.0% → 44.7% from 256 to 1,024 GPUs) than llmcalc's (40% → 38%): the exposed communication that grows "
     "as each GPU's share of the batch shrinks is under-priced, so the ratio rises from 0.76 to 0.85 and from 0.80-0.81 "
-    "to 0.89 along the two strong-scaling sweeps. The 530B rows (0.83-0.85) and Table 3's baseline at batch 256 (0.81) sit in the same "
+    "to 0.89 along the two strong-scaling sweeps. The 530B rows (0.83-0.85) and Table 3's baseline at batch 256 "
+    "(0.81) sit in the same "
     "place. Figure 9's labels are read as printed (Megatron-LM 49.2, 48.8, 48.2%; MegaScale 54.3, 54.1, 54.3%, "
     "whose gap of up to 6.1 points the text states). Band ±30%.")
 
@@ -188,7 +190,8 @@ def register(add, groups: dict, frontier) -> None:
     m = MEGASCALE_175B
     for B, N, _, tps, mfu in MEGASCALE_TABLE_2:
         add(f"175b/{N}gpu-b{B}", "megascale",
-            f"175B on {N:,} A100s, TP 8 PP 8×v6 DP {N // 64}, batch {B:,} × 2,048: tokens/s (published MFU {mfu:.1%})",
+            f"175B on {N:,} A100s, TP 8 PP 8×v6 DP {N // 64}, batch {B:,} × 2,048: tokens/s "
+            f"(published MFU {mfu:.1%})",
             lambda N=N, B=B: _megascale_run(frontier, m, N, B)["tokens_per_second"],
             tps, (0.7, 1.3), MEGASCALE_SOURCE + ", Table 2 (Megatron-LM)", "token/s")
     B, N, mfu = MEGASCALE_TABLE_3_BASELINE
