@@ -36,8 +36,9 @@ core/comm.py's, hierarchical over NVLink and each GPU's network rail.
 
 Step time = compute (hardware FLOPs, recomputation included, the slowest pipeline stage's share, matmuls at the
 compute dtype's peak, at an achievable fraction of it scaled by the GEMMs' efficiency at the per-GPU shapes)
-+ the TP, CP and EP communication that is not overlapped + bubble + PP point-to-point + the DP communication
-that does not overlap the compute. MFU = model FLOPs (no recomputation) / (step time · N · peak).
++ the TP, CP and EP communication that is not overlapped + bubble + the PP point-to-point that is not overlapped
++ the DP communication that does not overlap the compute. MFU = model FLOPs (no recomputation) / (step time · N ·
+peak).
 
 Everything below is evaluated on NumPy arrays of layouts at once: the search is one pass per combination of
 the categorical choices (ZeRO stage, recomputation, sequence parallelism), not a loop over layouts.
@@ -102,6 +103,10 @@ TP_EXPOSED = Formula("where(overlap, max(t_tp - t_gemm, 0), t_tp)")
 # Pipeline parallelism: 2·v·m point-to-point sends of b·(s/cp)·h·a/t bytes (scatter/gather).
 PP_BYTES = Formula("where(p > 1, 2 * v * m * b * s / cp * h * a / t, 0)")
 PP_SECONDS = Formula("where(p > 1, 2 * v * m * (alpha + b * s / cp * h * a / t / bw), 0)")
+# --pp-overlap (Megatron-Core's --overlap-p2p-communication, on by default with interleaving and ignored without it,
+# megatron/training/arguments.py): each chunk's send and receive run while the next chunk computes, so the sends
+# hide behind the compute, up to its time; without interleaving (v = 1) they stay exposed.
+PP_EXPOSED = Formula("where(overlap * (v > 1) > 0, max(t_pp - t_compute, 0), t_pp)")
 # Context parallelism (Megatron-Core; Liu et al. 2023 ring attention, arXiv:2310.01889; Llama 3, arXiv:2407.21783
 # sec. 3.3.2): each rank holds s/cp tokens as two chunks (i and 2cp−1−i: the causal triangle balanced) and needs
 # every other rank's K and V, kv = b·(s/cp)·2·K·d_h·a/t bytes per layer (K/t heads, at least one, per TP rank).
@@ -241,6 +246,7 @@ class Training:
     reserve_bytes: float | None = None
     fragmentation: float | None = None
     tp_overlap: bool = False          # TP communication overlapped with the GEMMs it feeds
+    pp_overlap: bool = False          # PP sends overlapped with the next chunk's compute (interleaved schedule)
     ep_overlap: bool = False          # EP all-to-alls overlapped with another micro-batch's compute
     cp_comm: str = "ring"             # context parallelism: ring (Megatron-Core) or allgather (Llama 3)
     compute_dtype: str | None = None  # matmul precision: bf16 or fp8 (default: fp8 under --precision fp8)
@@ -534,8 +540,13 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
     pp_in = _within(p, d * t * cp, cluster.gpus_per_node)
     pp_bw = where(pp_in == 1, cluster.nvlink_bw, cluster.net_bw)
     pp_alpha = where(pp_in == 1, cluster.nvlink_latency, cluster.net_latency)
-    t_pp = r.calc("pp_comm_seconds", PP_SECONDS, "s", "PP: activations forward, gradients backward, per micro-batch",
-                  p=p, v=v, m=m, alpha=pp_alpha, b=b, s=s, cp=cp, h=h, a=a, t=t, bw=pp_bw)
+    t_pp_all = r.calc("pp_comm_seconds", PP_SECONDS, "s",
+                      "PP: activations forward, gradients backward, per micro-batch",
+                      p=p, v=v, m=m, alpha=pp_alpha, b=b, s=s, cp=cp, h=h, a=a, t=t, bw=pp_bw)
+    t_pp = r.calc("pp_comm_exposed_seconds", PP_EXPOSED, "s",
+                  "PP: what the next chunk's compute does not hide" + (" (--pp-overlap, interleaved only)"
+                                                                       if run.pp_overlap else " (not overlapped)"),
+                  overlap=1 if run.pp_overlap else 0, v=v, t_pp=t_pp_all, t_compute=t_compute)
     bubble = r.calc("bubble_seconds", BUBBLE_SECONDS, "s", "pipeline bubble: (p−1)/(v·m) of the stage's work",
                     p=p, v=v, m=m, t_compute=t_compute, t_tp=t_tp, t_cp=t_cp, t_ep=t_ep)
 
@@ -606,7 +617,8 @@ def evaluate(spec: ModelSpec, gpu: GpuSpec, cluster: Cluster, run: Training, *, 
              ep=ep, buf=buf)
     for k in ("step_seconds", "mfu", "tokens_per_second", "hfu", "training_days", "gpu_hours", "compute_seconds",
               "tp_comm_seconds", "tp_comm_exposed_seconds", "cp_comm_seconds", "cp_comm_exposed_seconds",
-              "ep_comm_seconds", "ep_comm_exposed_seconds", "bubble_seconds", "pp_comm_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
+              "ep_comm_seconds", "ep_comm_exposed_seconds", "bubble_seconds", "pp_comm_seconds",
+              "pp_comm_exposed_seconds", "dp_comm_seconds", "dp_comm_exposed_seconds"):
         out[k] = r[k]
     out.calc("bubble_ratio", BUBBLE_RATIO, "factor", "bubble time / ideal time, (p−1)/(v·m) (Narayanan et al.)",
              p=p, v=v, m=m)
@@ -672,7 +684,7 @@ def _shard_experts(mem: Results, psi_e, ep, zero: int) -> None:
 
 BOUND_TERMS = (("compute", "compute_seconds"), ("bubble", "bubble_seconds"), ("TP comm", "tp_comm_exposed_seconds"),
                ("CP comm", "cp_comm_exposed_seconds"), ("EP comm", "ep_comm_exposed_seconds"),
-               ("PP comm", "pp_comm_seconds"), ("DP comm", "dp_comm_exposed_seconds"))
+               ("PP comm", "pp_comm_exposed_seconds"), ("DP comm", "dp_comm_exposed_seconds"))
 
 
 def bound(r: Results, i: int | None = None) -> str:
