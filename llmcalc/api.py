@@ -472,15 +472,16 @@ def parallel(*, model: Model = None, gpu: Gpu = None, gpus: Value = None, dp: Va
              gpus_per_node: Value = None, nvlink_bw: Value = None, net_bw: Value = None,
              nvlink_latency: Value = None, net_latency: Value = None, compute_mfu: Value = None,
              overlap_dp: Optional[bool] = None, tp_overlap: Optional[bool] = None,
-             ep_overlap: Optional[bool] = None, compute_dtype: Value = None, capacity_factor: Value = None,
-             tokens: Value = None, dtype: Value = None, causal: Optional[bool] = None, precision: Value = None,
-             grad_dtype: Value = None, optimizer: Value = None, activations: Value = None,
-             flash: Optional[bool] = None, reserve: Value = None, fragmentation: Value = None,
-             method: Value = None, lora_rank: Value = None, lora_targets: Value = None, gpu_cost: Value = None,
-             gpu_power: Value = None, pue: Value = None, grid_intensity: Value = None,
-             check: Optional[bool] = None, layers: Value = None, hidden: Value = None, heads: Value = None,
-             kv_heads: Value = None, head_dim: Value = None, ffn: Value = None, vocab: Value = None,
-             experts: Value = None, top_k: Value = None, fields: Value = None) -> Result:
+             pp_overlap: Optional[bool] = None, ep_overlap: Optional[bool] = None, compute_dtype: Value = None,
+             capacity_factor: Value = None, tokens: Value = None, dtype: Value = None,
+             causal: Optional[bool] = None, precision: Value = None, grad_dtype: Value = None,
+             optimizer: Value = None, activations: Value = None, flash: Optional[bool] = None,
+             reserve: Value = None, fragmentation: Value = None, method: Value = None, lora_rank: Value = None,
+             lora_targets: Value = None, gpu_cost: Value = None, gpu_power: Value = None, pue: Value = None,
+             grid_intensity: Value = None, check: Optional[bool] = None, layers: Value = None,
+             hidden: Value = None, heads: Value = None, kv_heads: Value = None, head_dim: Value = None,
+             ffn: Value = None, vocab: Value = None, experts: Value = None, top_k: Value = None,
+             fields: Value = None) -> Result:
     """Data × tensor × pipeline parallelism with ZeRO: per-GPU memory (train-mem's model), DP/TP/PP bytes
     and seconds per step, the pipeline bubble, step time, tokens/s and MFU; with --search, every layout of
     --gpus that fits, ranked by throughput, with what bounds each.

@@ -64,3 +64,15 @@ def test_sends_longer_than_the_compute_stay_exposed_by_the_difference():
     assert sends > compute
     assert _v(on, "pp_comm_exposed_seconds") == pytest.approx(sends - compute)
     assert _v(off, "step_seconds") - _v(on, "step_seconds") == pytest.approx(compute)
+
+
+def test_the_cli_flag_reaches_the_core_and_is_echoed(cli):
+    base = ["parallel", "-m", "llama-3.1-70b", "-g", "h100-sxm", "--gpus", "64", "--tp", "8", "--pp", "4",
+            "--virtual-stages", "5", "--global-batch", "512", "--seq", "4096", "--json"]
+    off, on = cli(*base).json(), cli(*base, "--pp-overlap").json()
+    assert off["inputs"]["pp_overlap"] is False and on["inputs"]["pp_overlap"] is True
+    sends = off["results"]["pp_comm_seconds"]
+    assert sends > 0 and off["results"]["pp_comm_exposed_seconds"] == sends
+    assert on["results"]["pp_comm_exposed_seconds"] < sends
+    assert on["results"]["step_seconds"] == pytest.approx(
+        off["results"]["step_seconds"] - (sends - on["results"]["pp_comm_exposed_seconds"]), rel=1e-9)

@@ -49,6 +49,7 @@ OPTIONS = (
     ("compute_mfu", "--compute-mfu --mfu", TIME, None, "Fraction of the dense peak the GPUs reach while computing, before bubble and communication (default 0.5)."),
     ("overlap_dp", "--overlap-dp/--no-overlap-dp", TIME, False, "Hide data-parallel communication behind compute (gradient reduction in backward, weight gathers prefetched)."),
     ("tp_overlap", "--tp-overlap/--no-tp-overlap", TIME, False, "Hide TP communication behind the GEMMs it feeds (Megatron-Core's --tp-comm-overlap), up to their time."),
+    ("pp_overlap", "--pp-overlap/--no-pp-overlap", TIME, False, "Hide pipeline sends behind the next model chunk's compute under --virtual-stages (Megatron-Core's --overlap-p2p-communication)."),
     ("ep_overlap", "--ep-overlap/--no-ep-overlap", TIME, False, "Hide the MoE all-to-alls behind another micro-batch's compute (DeepSeek-V3's DualPipe)."),
     ("compute_dtype", "--compute-dtype", TIME, None, "Matmul precision, bf16 or fp8 (default fp8 under --precision fp8, else bf16); attention stays bf16."),
     ("capacity_factor", "--capacity-factor", TIME, None, "MoE under --ep: tokens on the busiest experts' GPU / the mean (default 1.0, dropless and balanced)."),
@@ -111,7 +112,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     run_kw = dict(precision=c["precision"], grad_dtype=c["grad_dtype"], optimizer=c["optimizer"],
                   activations=c["activations"], flash=f["flash"], causal=f["causal"], schedule=c["schedule"],
                   overlap_dp=f["overlap_dp"], dtype=c["dtype"], tp_overlap=f["tp_overlap"],
-                  ep_overlap=f["ep_overlap"], cp_comm=c["cp_comm"], compute_dtype=cd,
+                  pp_overlap=f["pp_overlap"], ep_overlap=f["ep_overlap"], cp_comm=c["cp_comm"], compute_dtype=cd,
                   shape_efficiency=f["compute_mfu"] is None,
                   capacity_factor=one("capacity_factor", default=par.DEFAULT_CAPACITY_FACTOR, unit="factor", minimum=1,
                                       strict=False),
@@ -138,7 +139,8 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     inp.number("global_batch", f["global_batch"], integer=True)
     inp.number("compute_mfu", f["compute_mfu"], default=par.DEFAULT_COMPUTE_MFU, unit="ratio", maximum=1.0)
     inp.number("tokens", f["tokens"])
-    for k, unit in (("schedule", "str"), ("overlap_dp", "bool"), ("tp_overlap", "bool"), ("ep_overlap", "bool"), ("cp_comm", "str"),
+    for k, unit in (("schedule", "str"), ("overlap_dp", "bool"), ("tp_overlap", "bool"), ("pp_overlap", "bool"),
+                    ("ep_overlap", "bool"), ("cp_comm", "str"),
                     ("compute_dtype", "str"), ("precision", "str"), ("optimizer", "str"), ("activations", "str"),
                     ("flash", "bool"), ("causal", "bool")):
         if k not in inp.items:
