@@ -63,10 +63,10 @@ def kv_fixes(spec, gpu, items: dict, results) -> list[str]:
         r = kv_report(spec, p["batch"], p["seq"], kv_dtype=p["kv_dtype"], weight_dtype=p["weight_dtype"],
                       group_size=int(p.get("kv_group_size") or 0),
                       weight_group_size=int(p.get("weight_group_size") or 0), gpu=on, mem_util=p["mem_util"],
-                      tp=int(p["tp"]))
+                      tp=int(p["tp"]), **_engine(p))
         return bool(r["fits"].value)
 
-    return _fixes("kv", spec, gpu, point, fits, ("batch", "seq", "kv_dtype", "weight_dtype", "tp"))
+    return _fixes("kv", spec, gpu, point, fits, ("batch", "seq", "kv_dtype", "weight_dtype", "tp") + _engine_kept(point))
 
 
 def serve_fixes(spec, gpu, items: dict, results) -> list[str]:
@@ -77,10 +77,22 @@ def serve_fixes(spec, gpu, items: dict, results) -> list[str]:
 
     def fits(p: dict, on) -> bool:
         r = sv.serve(spec, on, p["batch"], p["prompt"], p["gen"], weight_dtype=p["weight_dtype"],
-                     kv_dtype=p["kv_dtype"], tp=int(p["tp"]), mem_util=p["mem_util"])
+                     kv_dtype=p["kv_dtype"], tp=int(p["tp"]), mem_util=p["mem_util"], **_engine(p))
         return bool(r["fits"].value)
 
-    return _fixes("serve", spec, gpu, point, fits, ("batch", "prompt", "gen", "kv_dtype", "weight_dtype", "tp"))
+    return _fixes("serve", spec, gpu, point, fits,
+                  ("batch", "prompt", "gen", "kv_dtype", "weight_dtype", "tp") + _engine_kept(point))
+
+
+def _engine(p: dict) -> dict:
+    """The point's prefill engine, which decides what fits beside the cache (core/capacity.py)."""
+    return {"engine": p.get("engine") or "vllm", "max_batched_tokens": int(p.get("max_batched_tokens") or 8192)}
+
+
+def _engine_kept(point: dict) -> tuple[str, ...]:
+    """Repeat --engine and --max-batched-tokens in a suggested command only when they were not the defaults."""
+    return tuple(k for k, default in (("engine", "vllm"), ("max_batched_tokens", 8192))
+                 if point.get(k) not in (None, default))
 
 
 def _fixes(command: str, spec, gpu, point: dict, fits: Callable, keep: tuple[str, ...]) -> list[str]:

@@ -56,17 +56,23 @@ def test_50_requests_on_a100_40gb(cli):
     assert MAX_BATCH(budget=26e9, per_seq=512 * MiB) == 48
     # The tool on the real parts: Llama-2-7B (6.74B parameters, 13.48 GB in fp16) on an A100-40GB (40 GiB).
     r = kv(cli, "-m", "llama-2-7b", "-g", "a100-40gb", "--seq", "1024", "--kv-dtype", "fp16",
-           "--weight-dtype", "fp16", "--mem-util", "1")
+           "--weight-dtype", "fp16", "--mem-util", "1", "--engine", "none")     # the seed: weights + cache only
     assert r["weights_bytes"] == 2 * 6_738_415_616            # "7B × 2 bytes = 14 GB"
     assert r["kv_budget_bytes"] == 40 * GiB - 2 * 6_738_415_616
     assert r["max_batch"] == 54                                 # 29.47e9 / 536.9e6 = 54.9
     assert r["max_tokens"] == math.floor((40 * GiB - 2 * 6_738_415_616) / 524_288)
     assert r["max_batch"] == pytest.approx(50, rel=0.1)         # "~50 requests"
     # With vLLM's default 90% of memory the same GPU holds 46: still "~50", and the tool says what it assumed.
-    run = cli("kv", "-m", "llama-2-7b", "-g", "a100-40gb", "--seq", "1024", "--json")
+    run = cli("kv", "-m", "llama-2-7b", "-g", "a100-40gb", "--seq", "1024", "--engine", "none", "--json")
     doc = run.json()
     assert doc["results"]["max_batch"] == 46 and doc["inputs"]["mem_util"] == 0.9
     assert any("0.9" in n for n in doc["notes"])
+    # The default engine (vllm) also keeps room for its prefill transient: 8,192 tokens × 82,432 B of one
+    # layer's activations (2·(2·4096 + 3·11008) bytes per token) = 675 MB, one sequence fewer, and says so.
+    vllm = cli("kv", "-m", "llama-2-7b", "-g", "a100-40gb", "--seq", "1024", "--json").json()
+    assert vllm["results"]["max_batch"] == math.floor((0.9 * 40 * GiB - 2 * 6_738_415_616 - 8192 * 82_432)
+                                                      / 524_288 / 1024) == 45
+    assert any("--engine none" in n for n in vllm["notes"])
 
 
 def test_gpt2_small_cheat_sheet_is_the_fp32_figure(cli):
@@ -274,7 +280,7 @@ def test_max_batch_a100_40gb_and_check(cli):
     a100 = load_gpu("a100-40gb")
     assert a100.memory_bytes == 40 * GiB
     spec = load_model("llama-3.1-8b")
-    r = kv(cli, "-m", "llama-3.1-8b", "-g", "a100-40gb", "--seq", "8192", "--batch", "8")
+    r = kv(cli, "-m", "llama-3.1-8b", "-g", "a100-40gb", "--seq", "8192", "--batch", "8", "--engine", "none")
     per_seq = 8192 * 131_072                                            # 1 GiB per sequence
     budget = 0.9 * 40 * GiB - weight_bytes(spec, "bf16")
     assert r["kv_bytes_per_sequence"] == per_seq
@@ -293,7 +299,7 @@ def test_max_batch_a100_40gb_and_check(cli):
     none = kv(cli, "-m", "llama-3.1-70b", "-g", "a100-40gb", "--seq", "1024")
     assert none["max_batch"] == 0 and none["max_tokens"] == 0 and none["fits"] is False
     # with --tp 8 the same model fits, and the budget is per GPU
-    tp8 = kv(cli, "-m", "llama-3.1-70b", "-g", "a100-40gb", "--seq", "1024", "--tp", "8")
+    tp8 = kv(cli, "-m", "llama-3.1-70b", "-g", "a100-40gb", "--seq", "1024", "--tp", "8", "--engine", "none")
     assert tp8["max_batch"] > 0
     assert tp8["kv_budget_bytes"] == 0.9 * 40 * GiB - tp8["weights_bytes"] / 8
 

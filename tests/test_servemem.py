@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llmcalc.core import servemem as sm
-from llmcalc.presets import load_model
+from llmcalc.presets import load_gpu, load_model
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,42 @@ def test_cli_bad_engine(cli):
     assert run.code == 2 and "--engine" in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("engine", sm.ENGINES)
-def test_max_batch_is_the_last_batch_whose_peak_fits(spec, engine):
-    budget, per_seq, P = 60e9, 0.5e9, 4096
-    b = sm.max_batch(spec, budget, per_seq, P, engine=engine)
-    assert 0 < b <= budget // per_seq
+def _cache_bytes(name: str, batch: int, seq: int) -> int:
+    from llmcalc.core.kv import kv_cache_bytes
+    return kv_cache_bytes(load_model(name), batch, seq, "bf16")
 
-    def need(n):
-        return n * per_seq + sm.prefill_transient(spec, n, P, engine=engine)["transient_bytes"].value
-    assert need(b) <= budget < need(b + 1)
-    assert sm.max_batch(spec, 1e6, per_seq, P, engine=engine) == 0
+
+@pytest.mark.parametrize("engine", sm.ENGINES)
+@pytest.mark.parametrize("name,gpu,seq", [("llama-3.1-8b", "a100-40gb", 4096), ("llama-2-7b", "a100-40gb", 1024),
+                                          ("gemma-3-27b", "h100-sxm", 2048), ("gpt2", "t4", 1000)])
+def test_kv_capacity_is_the_last_batch_and_length_whose_peak_fits(cli, engine, name, gpu, seq):
+    # Independent of core/capacity.py's closed forms: enumerate batches and lengths with the whole-model
+    # transient (prefill_transient, tp = 1) beside the cache, and find the edge of what fits.
+    doc = cli("kv", "-m", name, "-g", gpu, "--seq", str(seq), "--engine", engine, "--json").json()
+    r = doc["results"]
+    spec = load_model(name)
+    room = r["usable_memory_bytes"] - r["weights_bytes"]
+
+    def need(batch, length):
+        transient = sm.prefill_transient(spec, batch, length, engine=engine)["transient_bytes"].value
+        return _cache_bytes(name, batch, length) + transient
+    b = r["max_batch"]
+    assert b >= 1 and need(b, seq) <= room + 1 < need(b + 1, seq)
+    s_max = r["max_seq"]
+    assert need(1, s_max) <= room + 1 < need(1, s_max + 1)
+    if engine == "none":                       # the seeds' arithmetic: weights + cache only
+        assert b == room // r["kv_bytes_per_sequence"]
+
+
+@pytest.mark.parametrize("engine", sm.ENGINES)
+def test_serve_capacity_counts_the_transient_of_its_prompt(cli, engine):
+    doc = cli("serve", "-m", "llama-3.1-8b", "-g", "a100-80gb", "--prompt", "3000", "--gen", "500", "--engine", engine,
+              "--json").json()
+    r, spec = doc["results"], load_model("llama-3.1-8b")
+    room = 0.9 * load_gpu("a100-80gb").device_memory_bytes - r["weights_bytes"]
+
+    def need(batch):
+        return (_cache_bytes("llama-3.1-8b", batch, 3500)
+                + sm.prefill_transient(spec, batch, 3000, engine=engine)["transient_bytes"].value)
+    b = r["max_batch"]
+    assert b >= 1 and need(b) <= room + 1 < need(b + 1)

@@ -55,7 +55,7 @@ def kv(
     tp: TpOpt = None,
     causal: Annotated[bool, typer.Option("--causal", help="Without the cache, count only the causal triangle of the scores.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 3 when the batch does not fit the GPU.")] = False,
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits; default), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).",
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes and what fits: vllm (chunked, last-token logits; default), hf (transformers generate), hf-legacy (transformers < 4.45: every prompt position's logits) or none (weights + cache only).",
                                                   show_default=False)] = None,
     max_batched_tokens: Annotated[Optional[str], typer.Option("--max-batched-tokens", help="vllm: tokens per prefill chunk (default 8192).", show_default=False)] = None,
     solve_seq: Annotated[bool, typer.Option("--max-seq", help="Lead with the longest sequence that fits at --batch (max_seq; always in the results with a GPU).")] = False,
@@ -106,8 +106,7 @@ def kv(
     inp.choices("engine", engine, servemem.ENGINES, default=servemem.DEFAULT_ENGINE, label="prefill engine")
     inp.number("max_batched_tokens", max_batched_tokens, default=8192, unit="count", integer=True,
                label="tokens per prefill chunk (vllm)", outer=True)
-    notes.append(f"peak_memory_bytes: prefill of all --seq tokens as the prompt by --engine (default "
-                 f"{servemem.DEFAULT_ENGINE}); fits and max_batch count weights + cache only")
+    notes.append(servemem.capacity_note(inp.items["engine"].value) + "; the prompt is all --seq tokens")
     if (note := context_note(spec, inp.items["seq"].value)) is not None:
         notes.append(note)
     if spec.mla:
@@ -119,7 +118,8 @@ def kv(
         r = kv_report(spec, v["batch"], v["seq"], kv_dtype=v["kv_dtype"], weight_dtype=v["weight_dtype"],
                       group_size=int(v["kv_group_size"]), weight_group_size=int(v["weight_group_size"]),
                       gpu=gpu_spec, mem_util=v["mem_util"], tp=int(v["tp"]), block_size=v["block_size"],
-                      mean_output=v["mean_output"], max_output=v["max_output"], causal=causal)
+                      mean_output=v["mean_output"], max_output=v["max_output"], causal=causal,
+                      engine=v["engine"], max_batched_tokens=int(v["max_batched_tokens"]))
         return servemem.add_peak(r, spec, v["batch"], v["seq"], r["total_bytes"].value, engine=v["engine"],
                                  max_batched_tokens=int(v["max_batched_tokens"]), after="total_bytes")
 

@@ -85,7 +85,7 @@ def serve(
     slo_tpot: _opt("--slo-tpot", "Time-per-output-token SLO (e.g. 50ms).", LOAD) = None,
     slo_percentile: _opt("--slo-percentile", "Percentile at which the SLOs must hold (default 99).", LOAD) = None,
     gpu_cost: GpuCostOpt = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes: vllm (chunked, last-token logits; default), hf (transformers generate) or hf-legacy (transformers < 4.45: every prompt position's logits).", show_default=False)] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="Who runs the prefill, for peak_memory_bytes and what fits: vllm (chunked, last-token logits; default), hf (transformers generate), hf-legacy (transformers < 4.45: every prompt position's logits) or none (weights + cache only).", show_default=False)] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit with status 3 when the batch does not fit in memory.")] = False,
     plot: Annotated[Optional[str], typer.Option("--plot", help="With a --batch sweep: write the latency-throughput curve to FILE.png or .svg.", show_default=False)] = None,
     arch: dict = None, out: dict = None,
@@ -130,8 +130,7 @@ def serve(
     inp.choices("engine", engine, servemem.ENGINES, default=servemem.DEFAULT_ENGINE, label="prefill engine")
     inp.number("max_batched_tokens", max_batched_tokens, default=8192, unit="count", integer=True,
                label="tokens per prefill chunk (vllm)", outer=True)
-    notes.append("peak_memory_bytes: prefill transient by --engine (default vllm); fits and max_batch count "
-                 "weights + cache")
+    notes.append(servemem.capacity_note(inp.items["engine"].value))
     from llmcalc.core.precision import COMPUTE_DTYPES, compute_dtype as check_compute, compute_note
     cds = inp.choices("compute_dtype", compute_dtype, COMPUTE_DTYPES, default="bf16", label="matmul dtype")
     for cd in cds if isinstance(cds, list) else [cds]:
@@ -148,7 +147,8 @@ def serve(
         check_formats(v)
         kw = dict(weight_dtype=v["weight_dtype"], kv_dtype=v["kv_dtype"], group_size=int(v["weight_group_size"]),
                   kv_group_size=int(v["kv_group_size"]), scale_bytes=float(v["scale_bytes"]), tp=int(v["tp"]),
-                  mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]), dtype=v["compute_dtype"], ep=ep)
+                  mbu=v["mbu"], mfu=v["mfu"], alpha=float(v["allreduce_latency"]), dtype=v["compute_dtype"], ep=ep,
+                  engine=v["engine"], max_batched_tokens=int(v["max_batched_tokens"]))
         if v["gen_min"] is not None and most(v["gen_min"]) > least(v["gen"]):
             raise InputError("--gen-min must not exceed --gen")
         r = sv.serve(spec, gpu_spec, v["batch"], v["prompt"], v["gen"], gen_min=v["gen_min"],

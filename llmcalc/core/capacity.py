@@ -2,8 +2,16 @@
 weights, how many sequences fit, whether a batch fits, and the longest sequence a batch can hold.
 
 Budget per GPU (the Decoder-Only Transformers notes eq. 7.1, with vLLM's gpu_memory_utilization u and
-tensor parallelism over T GPUs): u·M − W/T. Every command that answers "does it fit?" for inference
-(kv, serve, specdec, roofline) uses these formulas.
+tensor parallelism over T GPUs): u·M − W/T, less the engine's prefill transient t(B, P) (core/servemem.py:
+vLLM sizes its KV pool after a profiling pass of its largest prefill step, so the pool is u·M − W/T − t).
+Every command that answers "does it fit?" for inference (kv, serve, specdec, roofline) uses these formulas;
+``--engine none`` (t = 0) is the seeds' arithmetic, weights + cache only.
+
+The transient is max(w·min(C, B·P), B·g) per GPU: w bytes per prefill token, at most C tokens per step, g
+bytes of logits per sequence (g grows with P when every position's logits are kept). A batch fits when both
+B·s + w·min(C, B·P) ≤ x and B·s + B·g ≤ x (x = u·M − W/T, s the cache per sequence), and the first holds
+when either B·s + w·B·P ≤ x or B·s + w·C ≤ x, so the largest batch is min(max(B₁, B₂), B₃) in closed form;
+the longest sequence likewise, each term being the windowed cache rule with an extra cost per token.
 """
 
 from __future__ import annotations
@@ -13,27 +21,81 @@ from llmcalc.core.formula import Formula, Results
 USABLE = Formula("u * M")
 BUDGET = Formula("u * M - W / T")
 MAX_BATCH = Formula("max(0, floor(budget / per_seq))")
+BUDGET_ENGINE = Formula("u * M - W / T - t")
+MAX_BATCH_ENGINE = Formula("max(0, min(max(floor(x / (s + w * P)), floor((x - w * C) / s)), floor(x / (s + g))))")
+MAX_BATCH_UNCHUNKED = Formula("max(0, min(floor(x / (s + w * P)), floor(x / (s + g))))")   # C = ∞ (hf)
 MAX_TOKENS = Formula("max(0, floor(budget / per_seq * S))")
 FITS = Formula("B <= max_batch")
 # Longest S with B·per_seq(S) ≤ budget, where per_seq(S) = a·(L_full·S + L_win·min(S, W)) and a is the
 # cache per token per layer: linear in S below the window, slower above it (only full layers grow).
 MAX_SEQ = Formula("max(0, where(x <= a * L * W, floor(x / (a * L)), floor((x / a - L_win * W) / L_full)))")
 MAX_SEQ_NO_WINDOW = Formula("max(0, floor(x / (a * L)))")
+# The same with an extra c bytes per token of each sequence (a prefill transient that grows with the prompt).
+MAX_SEQ_EXTRA = Formula("max(0, where(x <= (a * L + c) * W, floor(x / (a * L + c)), "
+                        "floor((x - a * L_win * W) / (a * L_full + c))))")
 PER_SEQUENCE_BUDGET = Formula("budget / B")
 
 
 def add_capacity(r: Results, *, memory_bytes: float, mem_util, weights_bytes, tp, batch, per_seq,
                  per_token, layers: int, window: int = 0, window_layers: int = 0, seq=None,
-                 what: str = "sequences of length S") -> None:
+                 what: str = "sequences of length S", transient=None, prompt=None) -> None:
     """usable_memory_bytes, kv_budget_bytes, max_batch, (max_tokens), fits and max_seq, per GPU.
 
-    ``per_seq`` and ``per_token`` are the cache bytes per sequence and per token on one GPU."""
+    ``per_seq`` and ``per_token`` are the cache bytes per sequence and per token on one GPU. ``transient``: the
+    engine's prefill transient per GPU (a servemem.Transient) for prompts of ``prompt`` tokens; with
+    ``prompt=None`` the prompt is the whole sequence (``seq``), so max_seq lets the transient grow with it."""
     r.calc("usable_memory_bytes", USABLE, "byte", "memory the engine may use per GPU (--mem-util)",
            u=mem_util, M=memory_bytes)
-    budget = r.calc("kv_budget_bytes", BUDGET, "byte", "left for the KV cache per GPU after the weights",
-                    u=mem_util, M=memory_bytes, W=weights_bytes, T=tp)
-    mb = r.calc("max_batch", MAX_BATCH, "count", f"{what} that fit beside the weights", budget=budget,
-                per_seq=per_seq)
+    if transient is None or (transient.w == 0 and transient.g == 0 and transient.g_token == 0):
+        budget = r.calc("kv_budget_bytes", BUDGET, "byte", "left for the KV cache per GPU after the weights",
+                        u=mem_util, M=memory_bytes, W=weights_bytes, T=tp)
+        mb = r.calc("max_batch", MAX_BATCH, "count", f"{what} that fit beside the weights", budget=budget,
+                    per_seq=per_seq)
+        _fits_and_max_seq(r, batch, mb, budget, per_seq, per_token, layers, window, window_layers, seq)
+        return
+    P = seq if prompt is None else prompt
+    x = BUDGET(u=mem_util, M=memory_bytes, W=weights_bytes, T=tp)
+    t = transient.bytes(batch, P)
+    budget = r.calc("kv_budget_bytes", BUDGET_ENGINE, "byte", "left for the KV cache per GPU after the weights and "
+                    "the prefill transient", u=mem_util, M=memory_bytes, W=weights_bytes, T=tp, t=t)
+    chunked = transient.cap != float("inf")
+    mb = r.calc("max_batch", MAX_BATCH_ENGINE if chunked else MAX_BATCH_UNCHUNKED, "count", f"{what} that fit "
+                "beside the weights and the prefill transient", x=x, s=per_seq, w=transient.w, P=P,
+                g=transient.g + transient.g_token * P, **({"C": transient.cap} if chunked else {}))
+    if prompt is not None:                      # the prompt is fixed: the transient at this batch is a constant
+        _fits_and_max_seq(r, batch, mb, budget, per_seq, per_token, layers, window, window_layers, seq)
+        return
+    # the prompt is the sequence: B·cache(S) + max(w·min(C, B·S), B·(g + g_token·S)) ≤ x, term by term
+    a, full = per_token / layers, layers - window_layers
+    terms = [(PER_SEQUENCE_BUDGET(budget=x, B=batch), transient.w),                       # chunk growing with S
+             (PER_SEQUENCE_BUDGET(budget=x - batch * transient.g, B=batch), transient.g_token)]  # logits
+    if chunked:                                                                           # chunk at its cap
+        terms.append((PER_SEQUENCE_BUDGET(budget=x - transient.w * transient.cap, B=batch), 0.0))
+    s1, s3, *s2 = (_max_seq_extra(y, c, a, layers, window, window_layers, full) for y, c in terms)
+    from llmcalc.core.formula import maximum, minimum
+    longest = minimum(maximum(s1, s2[0]) if s2 else s1, s3)
+    if seq is not None:
+        r.calc("max_tokens", MAX_TOKENS, "count", "tokens of cache that fit (at length S)", budget=budget,
+               per_seq=per_seq, S=seq)
+    r.calc("fits", FITS, "bool", "the requested batch fits", B=batch, max_batch=mb)
+    r.put("max_seq", longest, "count", "longest sequence (tokens) B sequences can hold, its prefill transient "
+          "included")
+
+
+def _max_seq_extra(x, c: float, a, layers: int, window: int, window_layers: int, full: int):
+    """Longest S with a·(L_full·S + L_win·min(S, W)) + c·S ≤ x (x: bytes per sequence)."""
+    if window and window_layers and (full or c):
+        return MAX_SEQ_EXTRA(x=x, a=a, L=layers, W=window, L_win=window_layers, L_full=full, c=c)
+    if window and window_layers:                # every layer windowed and no extra: unbounded past W
+        from llmcalc.core.formula import where
+        limit = MAX_SEQ_NO_WINDOW(x=x, a=a, L=layers)
+        return where(limit >= window, float("inf"), limit)
+    return MAX_SEQ_EXTRA(x=x, a=a, L=layers, W=0, L_win=0, L_full=layers, c=c)
+
+
+def _fits_and_max_seq(r: Results, batch, mb, budget, per_seq, per_token, layers: int, window: int,
+                      window_layers: int, seq) -> None:
+    """max_tokens, fits and max_seq once the budget for the cache at this batch is known."""
     if seq is not None:
         r.calc("max_tokens", MAX_TOKENS, "count", "tokens of cache that fit (at length S)", budget=budget,
                per_seq=per_seq, S=seq)

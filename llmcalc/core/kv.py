@@ -195,7 +195,7 @@ def check_tp(spec: ModelSpec, tp: int) -> None:
 def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype: str = "bf16",
               group_size: int = 0, weight_group_size: int = 0, gpu: GpuSpec | None = None,
               mem_util=DEFAULT_MEM_UTIL, tp: int = 1, block_size=DEFAULT_BLOCK, mean_output=None,
-              max_output=None, causal: bool = False) -> Results:
+              max_output=None, causal: bool = False, engine: str = "vllm", max_batched_tokens=8192) -> Results:
     """Everything ``llmcalc kv`` shows, in order: cache per element/token/sequence/batch, weights, their
     sum and the cache's share; per GPU under TP; decode FLOPs and bytes with and without the cache; on a
     GPU the budget, ``max_batch``, ``max_tokens`` and ``fits``; paging (last-block waste) and, with
@@ -270,9 +270,11 @@ def kv_report(spec: ModelSpec, batch, seq, kv_dtype: str = "bf16", weight_dtype:
     if gpu is not None:
         where = " its GPU may use (unified memory)" if gpu.unified_memory else ""
         r.put("gpu_memory_bytes", gpu.device_memory_bytes, "byte", f"memory of one {gpu.name}{where}")
+        from llmcalc.core.servemem import transient_model
         add_capacity(r, memory_bytes=gpu.device_memory_bytes, mem_util=mem_util, weights_bytes=weights, tp=T, batch=B,
                      per_seq=seq_gpu, per_token=tok_gpu, layers=spec.layers, window=spec.sliding_window,
-                     window_layers=spec.window_layers, seq=S)
+                     window_layers=spec.window_layers, seq=S,
+                     transient=transient_model(spec, engine, T, max_batched_tokens))   # the prompt is all of S
         budget = r["kv_budget_bytes"].value
 
     # -- paging: rounding to blocks (vLLM)

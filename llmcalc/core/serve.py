@@ -268,7 +268,7 @@ def mean_step_seconds(spec: ModelSpec, gpu: GpuSpec, batch, c0, c1, tokens=1, **
 def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, weight_dtype: str = "bf16",
           kv_dtype: str = "bf16", group_size: int = 0, kv_group_size: int = 0, scale_bytes: float = 2.0,
           tp: int = 1, mbu=None, mfu=None, alpha=DEFAULT_ALLREDUCE_LATENCY, mem_util=None,
-          dtype: str | None = None, ep: bool = False) -> Results:
+          dtype: str | None = None, ep: bool = False, engine: str = "vllm", max_batched_tokens=8192) -> Results:
     """Prefill (time to first token), decode per token (mean over the generation, at its start and end),
     end-to-end latency, per-sequence and aggregate tokens/s, bytes, what fits, and batching. ``dtype``: the
     compute dtype (bf16, or fp8: matmuls at the fp8 peak); ``ep``: experts spread over the ``tp`` GPUs."""
@@ -344,9 +344,11 @@ def serve(spec: ModelSpec, gpu: GpuSpec, batch, prompt, gen, *, gen_min=None, we
     share = kv_share_per_gpu(spec, tp)
     per_token = kv_bytes_per_token(spec, kv_dtype, kv_group_size) * share
     per_seq = kv_cache_bytes(spec, 1, P + G, kv_dtype, kv_group_size) * share
+    from llmcalc.core.servemem import transient_model
     add_capacity(r, memory_bytes=gpu.device_memory_bytes, mem_util=u, weights_bytes=W, tp=tp, batch=B, per_seq=per_seq,
                  per_token=per_token, layers=spec.layers, window=spec.sliding_window,
-                 window_layers=spec.window_layers, what="sequences of prompt + gen tokens")
+                 window_layers=spec.window_layers, what="sequences of prompt + gen tokens",
+                 transient=transient_model(spec, engine, tp, max_batched_tokens), prompt=P)
     del kv_total
 
     # -- static vs continuous batching for output lengths uniform in [gen_min, gen]
@@ -371,7 +373,8 @@ def add_target_batch(r: Results, spec: ModelSpec, gpu: GpuSpec, prompt, gen, tar
                      **kw) -> None:
     """``--target-latency``: the largest batch that fits whose mean time per token stays within the target,
     and its time per token and throughput (null when no batch meets it)."""
-    best = target_batch(spec, gpu, prompt, gen, target_seconds, int(r["max_batch"].value), **kw)
+    step_kw = {k: v for k, v in kw.items() if k not in ("engine", "max_batched_tokens")}   # capacity only
+    best = target_batch(spec, gpu, prompt, gen, target_seconds, int(r["max_batch"].value), **step_kw)
     r.put("target_batch", best, "count", "largest batch (that fits) within the target time per token")
     at = serve(spec, gpu, best, prompt, gen, mem_util=mem_util, **kw) if best else None
     r.put("target_decode_seconds_per_token", at["decode_seconds_per_token"].value if at else None, "s",

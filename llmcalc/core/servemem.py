@@ -21,15 +21,21 @@ Engines differ in T and n:
   upcast them to float32 (``logits.float()``): n = P, B·P·V·(p + 4) bytes — the dominant term for long
   prompts (Qwen2's speed benchmark, transformers 4.38: 42.6 GB for a 30k prompt of a 7B model).
 
-Activations are 16-bit (p = 2).
+* ``none``: no transient: weights + cache only (the seeds' capacity arithmetic, e.g. seed 000 ch. 5).
+
+Activations are 16-bit (p = 2). The same transient, per GPU under tensor parallelism (attention and MLP
+intermediates split over the T GPUs, the residual stream and the gathered logits whole), joins the weights in
+the capacity rule (core/capacity.py): vLLM sizes its KV pool after its profiling pass in the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from llmcalc.core.formula import Formula, Results
 from llmcalc.spec import ModelSpec
 
-ENGINES = ("vllm", "hf", "hf-legacy")
+ENGINES = ("vllm", "hf", "hf-legacy", "none")
 DEFAULT_ENGINE = "vllm"
 ACT_BYTES = 2.0
 
@@ -42,6 +48,47 @@ WORKSPACE = Formula("resid + max(attn, mlp)")
 LOGITS = Formula("B * n * V * (p + 4)")
 TRANSIENT = Formula("max(workspace, logits)")
 PEAK = Formula("total + transient")
+
+
+@dataclass(frozen=True)
+class Transient:
+    """The prefill transient on one GPU for B prompts of P tokens: max(w·min(C, B·P), B·(g + g_token·P)) bytes,
+    the larger of one layer's workspace (w bytes per prefill token, C tokens per step at most) and the logits
+    (g bytes per sequence, g_token more per prompt token when every position's logits are kept)."""
+    w: float = 0.0
+    cap: float = float("inf")
+    g: float = 0.0
+    g_token: float = 0.0
+
+    def bytes(self, batch, prompt):
+        return TRANSIENT(workspace=WORKSPACE_PER_GPU(w=self.w, C=self.cap, B=batch, P=prompt),
+                         logits=LOGITS_PER_GPU(B=batch, g=self.g, g_tok=self.g_token, P=prompt))
+
+
+WORKSPACE_PER_GPU = Formula("w * min(C, B * P)")
+LOGITS_PER_GPU = Formula("B * (g + g_tok * P)")
+
+
+def transient_model(spec: ModelSpec, engine: str = DEFAULT_ENGINE, tp: int = 1,
+                    max_batched_tokens=8192) -> Transient:
+    """The ``engine``'s prefill transient on one of ``tp`` GPUs (the module docstring's terms, per token)."""
+    engine = check_engine(engine)
+    if engine == "none":
+        return Transient()
+    p = ACT_BYTES
+    split = max(spec.q_dim + 2 * spec.kv_dim + spec.attn_out_dim, spec.mlp_matrices * mlp_width(spec)) / tp
+    w = p * (2 * spec.hidden + split)
+    logits = spec.vocab * (p + 4)
+    return Transient(w=w, cap=float(max_batched_tokens) if engine == "vllm" else float("inf"),
+                     g=0.0 if engine == "hf-legacy" else logits, g_token=logits if engine == "hf-legacy" else 0.0)
+
+
+def capacity_note(engine) -> str:
+    """What peak_memory_bytes, fits, max_batch and max_seq count, for an engine (or a list of them)."""
+    shown = ", ".join(engine) if isinstance(engine, list) else engine
+    return (f"peak_memory_bytes, fits, max_batch and max_seq include the prefill transient of --engine {shown} "
+            f"(default {DEFAULT_ENGINE}: chunks of --max-batched-tokens, last-token logits), as vLLM sizes its KV "
+            "pool after a profiling pass; --engine none counts weights + cache only (the seeds' arithmetic)")
 
 
 def check_engine(engine: str) -> str:
@@ -64,6 +111,13 @@ def prefill_transient(spec: ModelSpec, batch, prompt, *, engine: str = DEFAULT_E
     engine = check_engine(engine)
     r = Results() if out is None else out
     p = ACT_BYTES
+    if engine == "none":
+        for key, unit, label in (("prefill_tokens", "count", "no prefill transient counted (--engine none)"),
+                                 ("workspace_bytes", "byte", "no activations counted"),
+                                 ("logits_bytes", "byte", "no logits counted"),
+                                 ("transient_bytes", "byte", "no transient: weights + cache only")):
+            r.put(key, 0, unit, label)
+        return r
     if engine == "vllm":
         T = r.calc("prefill_tokens", CHUNK_VLLM, "count", "tokens in the largest prefill step (chunked)",
                    M=max_batched_tokens, B=batch, P=prompt)
@@ -101,20 +155,3 @@ def add_peak(r: Results, spec: ModelSpec, batch, prompt, total, *, engine: str =
         if k == after:
             r.update(new)
     return r
-
-
-def max_batch(spec: ModelSpec, budget_bytes: float, kv_per_seq_bytes: float, prompt: int, *,
-              engine: str = DEFAULT_ENGINE, max_batched_tokens=8192, limit: int = 1_000_000) -> int:
-    """Largest batch B whose cache and prefill transient fit in ``budget_bytes`` (memory left after the
-    weights): B·kv_per_seq + transient(B) ≤ budget. The transient never falls as B grows, so the feasible
-    batches are 1..answer (0 if none); evaluated over every B at once."""
-    import numpy as np
-    if budget_bytes <= 0 or kv_per_seq_bytes <= 0:
-        return 0
-    hi = int(min(limit, budget_bytes // kv_per_seq_bytes))
-    if hi < 1:
-        return 0
-    B = np.arange(1, hi + 1, dtype=float)
-    t = prefill_transient(spec, B, float(prompt), engine=engine, max_batched_tokens=max_batched_tokens)
-    ok = np.nonzero(B * kv_per_seq_bytes + t["transient_bytes"].value <= budget_bytes)[0]
-    return int(B[ok[-1]]) if ok.size else 0
