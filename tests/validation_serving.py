@@ -20,7 +20,8 @@ TITLE = (
     "(serve's roofline step at MBU 0.68 and MFU 0.5; no constant fitted to these rows). The vLLM paper's runs: "
     f"{VLLM}, OPT-13B in fp16 on one A100-40GB (Table 1), engine limits as vLLM 0.1 ships them "
     f"({VLLM_ARGS}: blocks of 16 tokens, gpu_memory_utilization 0.90, max_num_batched_tokens 2,560, "
-    "max_num_seqs 256; preemption by recompute), Poisson arrivals. Lengths: the paper's Fig. 11 publishes the "
+    "max_num_seqs 256; preemption by recompute), Poisson arrivals; OPT-66B and OPT-175B (Table 1's other "
+    "servers) for the block pool only. Lengths: the paper's Fig. 11 publishes the "
     "mean prompt and output of its traces (ShareGPT 161.31 and 337.99 tokens, Alpaca 19.31 and 58.45, OPT "
     "tokenizer) and shows long-tailed histograms; llmcalc draws from a 1,000-row table of exponential quantiles "
     "with those means, prompts and outputs paired by a fixed permutation, pairs longer than OPT's 2,048-token "
@@ -30,7 +31,8 @@ TITLE = (
     "measured one, by 3.2× on Alpaca's short sequences, where the 2023 engine's per-step CPU work (scheduling, "
     "block tables, sampling, the API server; vLLM's own profile of a later version still puts 62% of the time "
     "there) dominates, and by 1.4× on ShareGPT, where the cache is nearly full and memory bounds the batch too; "
-    "the rows say so. Sarathi-Serve's (arXiv:2403.02310) capacities under P99 TBT SLOs are "
+    "the rows say so. Where the step time cancels, in the capacity gain over the paper's Orca (Max), llmcalc "
+    "lands inside the paper's range. Sarathi-Serve's (arXiv:2403.02310) capacities under P99 TBT SLOs are "
     "printed only in bar charts, and its SLO is on every token's gap (llmcalc's `--slo-tpot` is a request's "
     "mean): not compared here.")
 
@@ -55,11 +57,13 @@ def lengths_table(mean_prompt: float, mean_gen: float, rows: int = 1000, max_tot
 
 
 @lru_cache(maxsize=None)
-def _vllm_engine():
+def _vllm_engine(max_seqs: int = 256):
+    """OPT-13B on one A100-40GB with vLLM 0.1's limits; ``max_seqs`` = 7 is the paper's Orca (Max), which
+    reserves a whole 2,048-token context per request, so ⌊15.7K / 2,048⌋ = 7 run at once (Fig. 13: 7.00)."""
     from llmcalc.core import loadsim as ls
     from llmcalc.presets import load_gpu, load_model
-    return ls.build_engine(load_model("opt-13b"), load_gpu("a100-40gb"), max_seqs=256, max_batched_tokens=2560,
-                           block=16, mem_util=0.90, weight_dtype="fp16", kv_dtype="fp16")
+    return ls.build_engine(load_model("opt-13b"), load_gpu("a100-40gb"), max_seqs=max_seqs,
+                           max_batched_tokens=2560, block=16, mem_util=0.90, weight_dtype="fp16", kv_dtype="fp16")
 
 
 @lru_cache(maxsize=None)
@@ -76,6 +80,46 @@ def _vllm_run(means: tuple, rate: float, requests: int = 2000, seed: int = 0) ->
 def _kv_slots() -> float:
     eng = _vllm_engine()
     return float(eng.blocks * eng.block)
+
+
+ORCA_MAX_SEQS = 7                   # ⌊15,792 slots / 2,048⌋, as Fig. 13's Orca (Max) bars (7.00)
+CAPACITY_SLO_TTFT = 5.0             # seconds, median: a queue that keeps up (see the note of the row)
+
+
+@lru_cache(maxsize=None)
+def _capacity(max_seqs: int, requests: int = 1000, seed: int = 0) -> float:
+    """max_rate (core/loadsim.max_rate, bisection with common random numbers) of the OPT-13B engine on
+    ShareGPT-like lengths: the largest Poisson rate whose median TTFT stays within 5 s and whose queue does
+    not grow."""
+    from llmcalc.core import loadsim as ls
+    eng = _vllm_engine(max_seqs)
+    prompts, gens = lengths_table(*SHAREGPT_MEANS)
+    unit, rows = ls.unit_arrivals(requests, seed, len(prompts))
+    return ls.max_rate(eng, unit, rows, prompts, gens, slo_ttft=CAPACITY_SLO_TTFT, percentile=50.0, rel_tol=0.01)
+
+
+def _gain_over_orca_max() -> float:
+    return _capacity(256) / _capacity(ORCA_MAX_SEQS)
+
+
+# OPT-66B and OPT-175B as their configs give them (Zhang et al. 2022, arXiv:2205.01068 Table 1; facebook/opt-66b
+# config.json): read through llmcalc's own config.json reader, as `-m path/to/config.json` would
+OPT_CONFIGS = {
+    "opt-66b": dict(hidden_size=9216, num_hidden_layers=64, num_attention_heads=72, ffn_dim=36864),
+    "opt-175b": dict(hidden_size=12288, num_hidden_layers=96, num_attention_heads=96, ffn_dim=49152),
+}
+
+
+def _kv_slots_opt(name: str, gpu: str, tp: int) -> float:
+    from llmcalc.core import loadsim as ls
+    from llmcalc.hfconfig import spec_from_hf_config
+    from llmcalc.presets import load_gpu
+    c = OPT_CONFIGS[name]
+    cfg = dict(model_type="opt", vocab_size=50272, max_position_embeddings=2048, word_embed_proj_dim=c["hidden_size"],
+               do_layer_norm_before=True, **c)
+    spec = spec_from_hf_config(cfg, name=name)
+    return float(ls.kv_blocks(spec, load_gpu(gpu), block=16, weight_dtype="fp16", kv_dtype="fp16", tp=tp,
+                              mem_util=0.90) * 16)
 
 
 def _opt13b_params_hf() -> float:
@@ -107,6 +151,29 @@ def register(add, groups: dict) -> None:
         note="The paper's Table 1 gives 12 GB for the cache beside 26 GB of parameters (15.7K slots of 0.8 MB); "
         "llmcalc's pool is 90% of 40 GiB less the 25.7 GB of weights, 987 blocks of 16 = 15,792 slots: ratio "
         "1.006. This pool bounds admission and preemption in the rows below.")
+    for name, gpu, tp, slots, note in (
+            ("opt-66b", "a100-40gb", 4, 9.7e3,
+             "Tensor parallel: the pool per replica is the per-GPU budget over each GPU's share of the heads. Table "
+             "1: 132 GB of parameters, 21 GB of cache, 9.7K slots of 2.4 MB; llmcalc 9,824: ratio 1.013."),
+            ("opt-175b", "a100-80gb-sxm", 8, 60.1e3,
+             "Table 1 leaves 264 GB of 640 GB to the cache (60.1K slots of 4.7 MB: the GB there are GiB); 90% of "
+             "memory less llmcalc's 349 GB of fp16 weights is 250 GiB, 57,056 slots: ratio 0.949, 5% low. The "
+             "paper's engine evidently held back less than vLLM 0.1's default 10%.")):
+        add(f"vllm/{name}/kv-slots", GROUP,
+            f"KV-cache slots (tokens) of the block pool: {name.upper()} fp16 on {tp}× {gpu.upper()}, TP {tp}",
+            lambda n=name, g=gpu, t=tp: _kv_slots_opt(n, g, t), slots, (0.93, 1.07),
+            f"{VLLM}, Table 1 (max. # KV cache slots {slots / 1e3:.1f}K)", "tokens", note=note)
+    add("vllm/opt-13b/sharegpt/capacity-vs-orca-max", GROUP,
+        "request rate sustained, vLLM engine ÷ Orca (Max): OPT-13B, ShareGPT-like lengths (both llmcalc's)",
+        _gain_over_orca_max, 2.7, (1.0, 8 / 2.7),
+        f"{VLLM}, sec. 6.2 (\"2.7×–8× compared to Orca (Max)\" on ShareGPT, over OPT-13B, 66B and 175B)", "factor",
+        note="The paper prints a range over its three models, not the OPT-13B figure (Fig. 12a is a plot): the "
+        "reference is its low end, 2.7×, and the band runs to its high end, 8×. Both engines are llmcalc's: "
+        "the paper's Orca (Max) is its own re-implementation that reserves a 2,048-token context per request, "
+        "i.e. the same engine admitting at most 7 (Fig. 13's 7.00). Capacity = core/loadsim.max_rate with the "
+        "median TTFT within 5 s and a queue that does not grow (latency 'explodes' past the knee, so the "
+        "threshold moves it little: 2 s and 10 s give 3.6× and 3.2×; a p99 criterion 3.6-5.2×). Observed: "
+        "2.5 against 0.75 req/s, 3.4×. The absolute 2.5 req/s cannot be checked against a printed number.")
     add("vllm/opt-13b/sharegpt-2rps/mean-batch", GROUP,
         "requests in the running batch, time average: OPT-13B, ShareGPT-like lengths, 2 req/s",
         lambda: _vllm_run(SHAREGPT_MEANS, 2.0)["mean_batch"], 30.42, (0.5, 1.0),
