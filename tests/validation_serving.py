@@ -25,10 +25,11 @@ TITLE = (
     "mean prompt and output of its traces (ShareGPT 161.31 and 337.99 tokens, Alpaca 19.31 and 58.45, OPT "
     "tokenizer) and shows long-tailed histograms; llmcalc draws from a 1,000-row table of exponential quantiles "
     "with those means, prompts and outputs paired by a fixed permutation, pairs longer than OPT's 2,048-token "
-    "context dropped (ShareGPT: 6 of 1,000; means 160.3 and 328.1 after the cut). 2,000 requests, seed 0. "
+    "context dropped (ShareGPT: 6 of 1,000; means 160.3 and 328.1 after the cut). 2,000 requests (1,000 in "
+    "each capacity bisection), seed 0. "
     "The mean batch is Little's law in disguise (running requests = rate × time each spends in the batch), so "
-    "below saturation its ratio is the ratio of step times: llmcalc's roofline step is shorter than vLLM 0.1's "
-    "measured one, by 3.2× on Alpaca's short sequences, where the 2023 engine's per-step CPU work (scheduling, "
+    "below saturation its ratio is the ratio of step times: llmcalc's roofline step is shorter than the one vLLM "
+    "0.1's figures imply, by 3.2× on Alpaca's short sequences, where the 2023 engine's per-step CPU work (scheduling, "
     "block tables, sampling, the API server; vLLM's own profile of a later version still puts 62% of the time "
     "there) dominates, and by 1.4× on ShareGPT, where the cache is nearly full and memory bounds the batch too; "
     "the rows say so. Sarathi-Serve's artifact measures single engine steps of Yi-34B on two A100s, the "
@@ -195,8 +196,8 @@ def register(add, groups: dict) -> None:
              "1: 132 GB of parameters, 21 GB of cache, 9.7K slots of 2.4 MB; llmcalc 9,824: ratio 1.013."),
             ("opt-175b", "a100-80gb-sxm", 8, 60.1e3,
              "Table 1 leaves 264 GB of 640 GB to the cache (60.1K slots of 4.7 MB: the GB there are GiB); 90% of "
-             "memory less llmcalc's 349 GB of fp16 weights is 250 GiB, 57,056 slots: ratio 0.949, 5% low. The "
-             "paper's engine evidently held back less than vLLM 0.1's default 10%.")):
+             "memory less llmcalc's 349 GB of fp16 weights is 250 GiB, 57,056 slots: ratio 0.949, 5% low: "
+             "Table 1's split holds back 30 GB (5%) of the memory, vLLM 0.1's default 10%.")):
         add(f"vllm/{name}/kv-slots", GROUP,
             f"KV-cache slots (tokens) of the block pool: {name.upper()} fp16 on {tp}× {gpu.upper()}, TP {tp}",
             lambda n=name, g=gpu, t=tp: _kv_slots_opt(n, g, t), slots, (0.93, 1.07),
