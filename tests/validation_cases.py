@@ -1193,6 +1193,13 @@ from validation_finetune import register as _register_finetune  # noqa: E402  (L
 _register_finetune(add, GROUPS, rounding_band)
 
 
+# ----------------------------------------------------------------------------------------------
+# Serving under load (issue 13): core/loadsim.py against published serving measurements
+
+from validation_serving import register as _register_serving  # noqa: E402  (the vLLM paper's OPT-13B runs)
+_register_serving(add, GROUPS)
+
+
 def cases(group: str | None = None) -> list[Case]:
     return [c for c in CASES if group is None or c.group == group]
 
