@@ -25,18 +25,19 @@ LoraTargetsOpt = Annotated[Optional[str], typer.Option(
 def read_flags(inp, method: str | None, lora_rank: str | None, lora_targets: str | None) -> dict[str, Any]:
     """Check the fine-tuning flags together, record them as inputs, and return what the core takes:
     {"methods": [...], "lora_rank": number or array, "lora_targets": tuple of kinds}."""
-    from llmcalc.core import lora
+    from llmcalc.core.params import DEFAULT_RANK, METHODS
     from llmcalc.errors import InputError
 
-    picked = inp.choices("method", method, lora.METHODS, default="full", label="fine-tuning method")
+    picked = inp.choices("method", method, METHODS, default="full", label="fine-tuning method")
     chosen = picked if isinstance(picked, list) else [picked]
     if chosen == ["full"]:
         given = [f for f, v in (("--lora-rank", lora_rank), ("--lora-targets", lora_targets)) if v is not None]
         if given:
             raise InputError(f"{given[0]} applies to --method lora or qlora; add --method lora (or drop {given[0]})")
-        return {"methods": chosen, "lora_rank": lora.DEFAULT_RANK, "lora_targets": None}
+        return {"methods": chosen, "lora_rank": DEFAULT_RANK, "lora_targets": None}
+    from llmcalc.core import lora
     targets = lora.parse_targets(lora_targets)
-    rank = inp.number("lora_rank", lora_rank, default=lora.DEFAULT_RANK, unit="count", label="LoRA rank",
+    rank = inp.number("lora_rank", lora_rank, default=DEFAULT_RANK, unit="count", label="LoRA rank",
                       integer=True)
     inp.fixed("lora_targets", ",".join(targets), unit="str")
     return {"methods": chosen, "lora_rank": rank, "lora_targets": targets}

@@ -82,15 +82,13 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     --gpus that fits, ranked by throughput, with what bounds each."""
     from llmcalc.cli_support import Inputs, choice, resolve_gpu, resolve_model
     from llmcalc.commands import finetune
-    from llmcalc.commands import parallel_search as ranked
     from llmcalc.core import memory as mem
     from llmcalc.core import parallel as par
-    from llmcalc.core import parallel_search as ps
     from llmcalc.errors import ExitStatus
     from llmcalc.spec import DTYPES
     from llmcalc.units import is_sweep, parse_bandwidth, parse_bytes, parse_time
 
-    ps.check_flags(f, f["search"], is_sweep)
+    par.check_flags(f, f["search"], is_sweep)
     spec, gpu_spec = resolve_model(model, arch), resolve_gpu(gpu, required=True)
     c = {k: choice("--" + k.replace("_", "-"), f[k].split(",")[0], modes) if f[k] else None for k, modes in (
         ("precision", mem.PRECISIONS), ("grad_dtype", mem.GRAD_DTYPES), ("optimizer", mem.OPTIMIZERS),
@@ -126,6 +124,7 @@ def parallel(model: Any, gpu: Any, f: dict, arch: dict, out: dict) -> int:
     inp.fixed("lora_targets", ",".join(run_kw["lora_targets"]) if run_kw["method"] != "full" else None, unit="str")
     layout = ("gpus", "dp", "tp", "pp", "cp", "ep", "micro_batch", "virtual_stages")
     if f["search"]:
+        from llmcalc.commands import parallel_search as ranked
         space, N = ranked.space(f), one("gpus", integer=True)
     else:
         for k in layout:

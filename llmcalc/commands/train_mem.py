@@ -144,10 +144,9 @@ def train_mem(
     def compute(v: dict):
         one = core_kw(v)
         r = mem.training_memory(spec, v["batch"], v["seq"], **one)
-        from llmcalc.core import lora
-        from llmcalc.core.params import total_params
-        lora.add_param_rows(r, spec, lora.plan(spec, one["method"], one["lora_rank"], one["lora_targets"]),
-                            total_params(spec))
+        from llmcalc.core.params import add_param_rows, finetune_plan, total_params
+        add_param_rows(r, spec, finetune_plan(spec, one["method"], one["lora_rank"], one["lora_targets"]),
+                       total_params(spec))
         if gpu_spec is None:
             return r
         mem.add_gpu_fit(r, gpu_spec.device_memory_bytes, v["reserve"], v["fragmentation"])

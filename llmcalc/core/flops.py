@@ -107,20 +107,21 @@ def training_step_flops(spec: ModelSpec, batch, seq, causal: bool = False, recom
     if recompute not in RECOMPUTE_MODES:
         from llmcalc.errors import InputError
         raise InputError(f"--recompute must be one of {', '.join(RECOMPUTE_MODES)}; got {recompute!r}")
-    from llmcalc.core import lora
-    ft = lora.plan(spec, method, lora_rank, lora_targets)
+    from llmcalc.core.params import add_param_rows, finetune_plan
+    ft = finetune_plan(spec, method, lora_rank, lora_targets)
     r = Results()
     P_total, P_active = total_params(spec), active_params(spec)
     r.put("params", P_total, "params", "parameters (total)")
     r.put("params_embedding", embedding_params(spec), "params", "embedding parameters (tokens + positions)")
     if spec.moe:
         r.put("params_active", P_active, "params", "parameters active per token")
-    lora.add_param_rows(r, spec, ft, P_total)
+    add_param_rows(r, spec, ft, P_total)
     forward_breakdown(spec, batch, seq, causal, r)
     if ft is None:
         fwd = r["forward_flops"].value
         bwd = r.calc("backward_flops", BACKWARD, "flop", "backward (2 × forward)", forward=fwd)
     else:
+        from llmcalc.core import lora
         lora.add_flops_rows(r, spec, ft, batch, seq)
         fwd, bwd = r["forward_flops"].value, r["backward_flops"].value
     train = r.calc("training_flops", TRAINING, "flop", "training step (forward + backward)", forward=fwd, backward=bwd)

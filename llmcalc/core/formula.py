@@ -20,9 +20,10 @@ def _is_array(x: Any) -> bool:
 def _scalar_or_numpy(name: str, scalar):
     """``scalar`` on plain numbers, ``numpy.<name>`` when any argument is an array (NumPy loads only then)."""
     def function(*args):
-        if any(_is_array(a) for a in args):
-            import numpy as np
-            return getattr(np, name)(*args)
+        for a in args:          # a plain loop: this runs for every min/max/where of every formula
+            if hasattr(a, "dtype") and hasattr(a, "shape"):
+                import numpy as np
+                return getattr(np, name)(*args)
         return scalar(*args)
     function.__name__ = name
     return function
@@ -66,7 +67,7 @@ class Formula:
         return self._text
 
     def __call__(self, **symbols):
-        return eval(self.code, _NAMESPACE, symbols)  # noqa: S307 - constant expressions written in this package
+        return eval(self._code or self.code, _NAMESPACE, symbols)  # noqa: S307 - expressions of this package
 
     def __repr__(self) -> str:
         return f"Formula({self.expr!r})"

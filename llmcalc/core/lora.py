@@ -28,11 +28,10 @@ from dataclasses import dataclass
 
 from llmcalc.core.formula import Formula, Results
 from llmcalc.core.geometry import TARGET_KINDS, Linear, linear_modules
+from llmcalc.core.params import DEFAULT_RANK, METHODS  # noqa: F401 - declared where full fine-tuning needs them
 from llmcalc.errors import InputError
 from llmcalc.spec import ModelSpec
 
-METHODS = ("full", "lora", "qlora")
-DEFAULT_RANK = 16
 DEFAULT_TARGETS = "all-linear"
 TARGET_SETS = {"all-linear": TARGET_KINDS, "attention": ("q", "k", "v", "o")}
 EXTRA_TARGETS = ("lm_head", "router", "embed")
@@ -44,7 +43,7 @@ FUSED = {"gpt2": (("c_attn", ("q", "k", "v")),),
          "falcon": (("query_key_value", ("q", "k", "v")),),
          "phi3": (("qkv_proj", ("q", "k", "v")), ("gate_up_proj", ("gate", "up")))}
 
-TRAINABLE = Formula("r * W_ad")
+TRAINABLE = Formula("r * W_ad")              # core/params.add_param_rows
 FROZEN_WEIGHTS = Formula("((Q_l * b_q + U_l * b_u) * L_s / L + P_e * b_u) / t / z")
 ADAPTERS_GPU = Formula("(A_l * L_s / L + A_e) / t")
 ADAPTER_WEIGHTS = Formula("A_g * w / z")
@@ -196,19 +195,6 @@ def plan(spec: ModelSpec, method: str, rank=DEFAULT_RANK, targets=None) -> FineT
                              f"{spec.name}'s {a.name} module ({a.d_in:,} -> {a.d_out:,}); choose a rank of at most "
                              f"{min(a.d_in, a.d_out):,}")
     return FineTune(method, rank, kinds, adapters)
-
-
-def add_param_rows(r: Results, spec: ModelSpec, ft: FineTune | None, total: int) -> None:
-    """trainable_params and frozen_params (the frozen base; 0 under full fine-tuning)."""
-    if ft is None:
-        r.put("trainable_params", total, "params", "trainable parameters (full fine-tuning: all)")
-        r.put("frozen_params", 0, "params", "frozen parameters")
-        return
-    r.calc("trainable_params", TRAINABLE, "params",
-           f"trainable: LoRA A (r×in) and B (out×r) on {', '.join(a.name for a in ft.adapters)}",
-           r=ft.rank, W_ad=ft.width_layers + ft.width_head)
-    r.put("frozen_params", total, "params", "frozen base parameters" + (" (linear weights in NF4)" if ft.quantised
-                                                                          else ""))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -361,8 +361,10 @@ def training_memory(spec: ModelSpec, batch, seq, *, precision: str = "mixed", gr
     from llmcalc.core import layout
     layout.check_tp(spec, tp, "--tp")  # whole heads, KV heads and MLP columns per GPU
     layout.check_pp(spec, pp, "--pp")  # at least one layer per stage
-    from llmcalc.core import lora
-    ft = lora.plan(spec, method, lora_rank, lora_targets)
+    from llmcalc.core.params import finetune_plan
+    ft = finetune_plan(spec, method, lora_rank, lora_targets)
+    if ft is not None:
+        from llmcalc.core import lora
     if ft is not None and ft.quantised and precision not in lora.QLORA_PRECISIONS:
         raise InputError(f"QLoRA computes in bf16 over an NF4 base: precision must be mixed or bf16, not {precision}")
 

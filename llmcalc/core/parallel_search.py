@@ -26,34 +26,6 @@ SEARCH_MAX_EP = 64
 # Which flags go together, declared once. Names are concepts (the command's flags with dashes as
 # underscores); the command turns them into its own flag names.
 
-SEARCH_ONLY = {"top": "ranks the layouts of --search", "uneven_pp": "widens the layouts --search tries"}
-ONE_VALUE_WITH_SEARCH = ("global_batch", "seq", "compute_mfu", "tokens", "precision", "optimizer",
-                         "activations")          # the layouts are what a search varies
-NEEDS_FOR_SEARCH = {"gpus": "the number of GPUs to lay out"}
-ONE_VALUE = ("gpus_per_node", "nvlink_bw", "net_bw", "nvlink_latency", "net_latency", "capacity_factor", "reserve",
-             "fragmentation", "top")        # the machine and the search's output: one value each
-
-
-def check_flags(given: dict[str, Any], search: bool, is_sweep) -> None:
-    """Errors for flags that do not go together. ``given``: concept -> the text given (None = not given);
-    ``is_sweep``: tells a list or range from one value."""
-    flag = lambda name: "--" + name.replace("_", "-")   # noqa: E731
-    for name in ONE_VALUE:
-        if isinstance(given.get(name), str) and is_sweep(given[name]):
-            raise InputError(f"{flag(name)} takes one value, not a list")
-    if search:
-        for name, why in NEEDS_FOR_SEARCH.items():
-            if given.get(name) is None:
-                raise InputError(f"--search needs {flag(name)} N: {why}")
-        for name in ONE_VALUE_WITH_SEARCH:
-            if given.get(name) is not None and is_sweep(given[name]):
-                raise InputError(f"{flag(name)} takes one value with --search (the layouts are what it varies)")
-        return
-    for name, why in SEARCH_ONLY.items():
-        if given.get(name) not in (None, False):
-            raise InputError(f"{flag(name)} {why}; add --search")
-
-
 # ----------------------------------------------------------------------------------------------
 # The space
 

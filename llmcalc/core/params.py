@@ -87,3 +87,34 @@ def vision_weight_bytes(spec: ModelSpec, dtype: str = "bf16") -> float:
 
     d = dtype.lower()
     return spec.vision_params * (DTYPE_BYTES[d] if d in ("fp32", "bf16", "fp16") else 2.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine-tuning: which parameters train (core/lora.py holds the adapters; it loads only for a frozen base)
+
+
+METHODS = ("full", "lora", "qlora")     # fine-tuning methods (core/lora.py: the frozen-base ones)
+DEFAULT_RANK = 16
+
+
+def finetune_plan(spec: ModelSpec, method: str, rank=DEFAULT_RANK, targets=None):
+    """core.lora.plan for lora/qlora; None for full fine-tuning, without importing core.lora."""
+    if str(method).lower() == "full":
+        return None
+    from llmcalc.core import lora
+    return lora.plan(spec, method, rank, targets)
+
+
+def add_param_rows(r, spec: ModelSpec, ft, total: int) -> None:
+    """trainable_params and frozen_params (the frozen base; 0 under full fine-tuning). ``ft``: a
+    core.lora.FineTune or None."""
+    if ft is None:
+        r.put("trainable_params", total, "params", "trainable parameters (full fine-tuning: all)")
+        r.put("frozen_params", 0, "params", "frozen parameters")
+        return
+    from llmcalc.core.lora import TRAINABLE
+    r.calc("trainable_params", TRAINABLE, "params",
+           f"trainable: LoRA A (r×in) and B (out×r) on {', '.join(a.name for a in ft.adapters)}",
+           r=ft.rank, W_ad=ft.width_layers + ft.width_head)
+    r.put("frozen_params", total, "params", "frozen base parameters" + (" (linear weights in NF4)" if ft.quantised
+                                                                          else ""))

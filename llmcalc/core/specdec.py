@@ -42,6 +42,7 @@ def _formula(expr: str) -> Formula:
 TOKENS = _formula("where(a < 1, (1 - a**(k + 1)) / max(1 - a, 1e-300), k + 1)")
 # Theorem 3.8, with the verify step's cost v (v = 1 in the paper).
 SPEEDUP = _formula("E / (k * c + v)")
+CEILING = _formula("where(a < 1, 1 / (max(1 - a, 1e-300) * (k * c + 1)), 1e300)")  # no depth ≥ k does better
 # Self-drafting heads: all k heads run once per round inside the target's forward pass.
 HEAD_ALPHA = _formula("a * d**(i - 1)")
 HEADS_TOKENS = _formula("1 + S")
@@ -139,8 +140,20 @@ def optimal_k(alpha, c, v=1.0, k_max: int = DEFAULT_K_MAX, verify=None):
     """The k in 1..k_max with the highest speedup E(α, k)/(k·c + v), and that speedup (brute force, sec. 3.5).
     ``verify``: optional callable k -> v at that k (the verify cost depends on k when it comes from step
     times)."""
-    return _best(SPEEDUP(E=TOKENS(a=alpha, k=k), k=k, c=c, v=verify(k) if verify is not None else v)
-                 for k in range(1, int(k_max) + 1))
+    if verify is None:
+        return _best(SPEEDUP(E=TOKENS(a=alpha, k=k), k=k, c=c, v=v) for k in range(1, int(k_max) + 1))
+
+    def speedups():     # verify costs from step times: each k costs a step evaluation, so stop when no k can win
+        best = None
+        for k in range(1, int(k_max) + 1):
+            s = SPEEDUP(E=TOKENS(a=alpha, k=k), k=k, c=c, v=verify(k))
+            best = s if best is None else maximum(s, best)
+            yield s
+            # A verify step of k + 1 tokens never takes less than a 1-token step (v ≥ 1) and E < 1/(1 − α), so
+            # no deeper k' beats 1/((1 − α)·(k'·c + 1)) ≤ CEILING at k + 1: past it at every point, stop.
+            if not any_of(CEILING(a=alpha, k=k + 1, c=c) >= best):
+                return
+    return _best(speedups())
 
 
 def optimal_heads(acceptance, c_head, v=1.0, verify=None):
