@@ -235,16 +235,17 @@ class SimResult:
 
 
 def kv_blocks(spec: ModelSpec, gpu: GpuSpec, *, block: int, weight_dtype="bf16", kv_dtype="bf16", group_size=0,
-              kv_group_size=0, scale_bytes=2.0, tp=1, mem_util=None) -> int:
-    """Blocks of ``block`` tokens the cache holds per replica: (mem-util × memory − weights/T) ÷ (block ×
-    K/V bytes per token per GPU), as vLLM sizes its block pool (the capacity rule's budget)."""
+              kv_group_size=0, scale_bytes=2.0, tp=1, mem_util=None, transient_bytes=0.0) -> int:
+    """Blocks of ``block`` tokens the cache holds per replica: (mem-util × memory − weights/T − the profiling
+    pass's transient) ÷ (block × K/V bytes per token per GPU), as vLLM sizes its block pool (the capacity
+    rule's budget, core/capacity.py)."""
     from llmcalc.core import serve as sv
-    from llmcalc.core.capacity import BUDGET
+    from llmcalc.core.capacity import BUDGET_ENGINE
     from llmcalc.core.kv import DEFAULT_MEM_UTIL, kv_bytes_per_token
     from llmcalc.core.quant import weight_bytes
     u = DEFAULT_MEM_UTIL if mem_util is None else mem_util
-    budget = BUDGET(u=u, M=gpu.device_memory_bytes, W=weight_bytes(spec, weight_dtype, group_size, scale_bytes),
-                    T=tp)
+    budget = BUDGET_ENGINE(u=u, M=gpu.device_memory_bytes, W=weight_bytes(spec, weight_dtype, group_size, scale_bytes),
+                           T=tp, t=transient_bytes)
     per_block = block * kv_bytes_per_token(spec, kv_dtype, kv_group_size) * sv.kv_share_per_gpu(spec, tp)
     return int(max(0, math.floor(budget / per_block)))
 
@@ -661,7 +662,11 @@ def build_engine(spec: ModelSpec, gpu: GpuSpec, *, max_seqs: int = DEFAULT_MAX_S
     if max_batched_tokens < 1:
         raise InputError(f"--max-batched-tokens must be at least 1; got {max_batched_tokens}")
     check_tp(spec, int(kw.get("tp", 1)))
-    blocks = kv_blocks(spec, gpu, block=block, mem_util=mem_util,
+    from llmcalc.core.servemem import transient_model
+    # vLLM profiles one step of max_batched_tokens tokens over max_seqs sequences before sizing its pool
+    profile = transient_model(spec, "vllm", int(kw.get("tp", 1)), max_batched_tokens).bytes(
+        max_seqs, max_batched_tokens / max_seqs)
+    blocks = kv_blocks(spec, gpu, block=block, mem_util=mem_util, transient_bytes=profile,
                        **{k: kw[k] for k in ("weight_dtype", "kv_dtype", "group_size", "kv_group_size",
                                              "scale_bytes", "tp") if k in kw})
     if blocks < 1:
