@@ -4,6 +4,8 @@ validation cases (tests/validation_cases.py, group "serving-memory")."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from llmcalc.core import servemem as sm
 from llmcalc.presets import load_gpu, load_model
@@ -92,3 +94,30 @@ def test_serve_capacity_counts_the_transient_of_its_prompt(cli, engine):
                 + sm.prefill_transient(spec, batch, 3000, engine=engine)["transient_bytes"].value)
     b = r["max_batch"]
     assert b >= 1 and need(b) <= room + 1 < need(b + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(["gpt2", "llama-3.1-8b", "mistral-7b", "gemma-3-4b", "qwen2.5-7b", "mixtral-8x7b"]),
+       gpu=st.sampled_from(["t4", "l4", "a100-40gb", "h100-sxm"]), engine=st.sampled_from(sm.ENGINES),
+       seq=st.integers(1, 40_000), batch=st.integers(1, 64), chunk=st.sampled_from([512, 2048, 8192]),
+       mem_util=st.floats(0.5, 1.0))
+@example(name="gemma-3-4b", gpu="h100-sxm", engine="vllm", seq=1, batch=1, chunk=512, mem_util=1.0)
+def test_capacity_edges_match_enumeration(name, gpu, engine, seq, batch, chunk, mem_util):
+    # core/capacity.py's closed forms against the definition: the largest batch (at this length) and the longest
+    # length (at this batch) whose cache + prefill transient (servemem.prefill_transient, evaluated point by point)
+    # fit beside the weights.
+    from llmcalc.core.kv import kv_cache_bytes, kv_report
+    spec, g = load_model(name), load_gpu(gpu)
+    r = kv_report(spec, batch, seq, gpu=g, mem_util=mem_util, engine=engine, max_batched_tokens=chunk)
+    room = mem_util * g.device_memory_bytes - r["weights_bytes"].value
+
+    def need(b, s):
+        t = sm.prefill_transient(spec, b, s, engine=engine, max_batched_tokens=chunk)["transient_bytes"].value
+        return kv_cache_bytes(spec, b, s, "bf16") + t
+    b = int(r["max_batch"].value)
+    assert (b == 0 or need(b, seq) <= room * (1 + 1e-12)) and need(b + 1, seq) > room * (1 - 1e-12)
+    assert r["fits"].value == (batch <= b)
+    s_max = r["max_seq"].value
+    if s_max != float("inf"):
+        s_max = int(s_max)
+        assert (s_max == 0 or need(batch, s_max) <= room * (1 + 1e-12)) and need(batch, s_max + 1) > room * (1 - 1e-12)
