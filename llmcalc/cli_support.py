@@ -159,7 +159,7 @@ def read_mem_util(inp: "Inputs", notes: list[str], mem_util: str | None) -> None
                maximum=1.0)
     if mem_util is None:
         notes.append(f"--mem-util {DEFAULT_MEM_UTIL} assumed (vLLM's gpu_memory_utilization default): the rest is "
-                     "left for activations, CUDA graphs and the CUDA context")
+                     "left for CUDA graphs, the CUDA context and other processes")
 
 
 def read_efficiency(inp: "Inputs", notes: list[str], mfu: str | None, mbu: str | None,

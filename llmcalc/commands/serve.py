@@ -173,7 +173,7 @@ def serve(
     if not fits:
         from llmcalc.suggest import serve_fixes
         notes.append("does not fit: " + ("some batches exceed" if inp.swept else "the batch exceeds")
-                     + " max_batch (weights + KV cache > mem-util × memory per GPU)")
+                     + " max_batch (weights + KV cache + prefill transient > mem-util × memory per GPU)")
         notes += serve_fixes(spec, gpu_spec, inp.items, r)
     columns, chart = [], None
     if inp.swept:
