@@ -26,13 +26,13 @@ MAX_BATCH_ENGINE = Formula("max(0, min(max(floor(x / (s + w * P)), floor((x - w 
 MAX_BATCH_UNCHUNKED = Formula("max(0, min(floor(x / (s + w * P)), floor(x / (s + g))))")   # C = ∞ (hf)
 MAX_TOKENS = Formula("max(0, floor(budget / per_seq * S))")
 FITS = Formula("B <= max_batch")
-# Longest S with B·per_seq(S) ≤ budget, where per_seq(S) = a·(L_full·S + L_win·min(S, W)) and a is the
-# cache per token per layer: linear in S below the window, slower above it (only full layers grow).
-MAX_SEQ = Formula("max(0, where(x <= a * L * W, floor(x / (a * L)), floor((x / a - L_win * W) / L_full)))")
-MAX_SEQ_NO_WINDOW = Formula("max(0, floor(x / (a * L)))")
-# The same with an extra c bytes per token of each sequence (a prefill transient that grows with the prompt).
-MAX_SEQ_EXTRA = Formula("max(0, where(x <= (a * L + c) * W, floor(x / (a * L + c)), "
-                        "floor((x - a * L_win * W) / (a * L_full + c))))")
+# Longest S with per_seq(S) + c·S ≤ x (x: bytes per sequence), per_seq(S) = a·(L_full·S + L_win·min(S, W)), a the
+# cache per token per layer: linear in S below the window, slower above it (only full layers grow); c: a prefill
+# transient that grows with the prompt (0 without one).
+MAX_SEQ = Formula("max(0, where(x <= (a * L + c) * W, floor(x / (a * L + c)), "
+                  "floor((x - a * L_win * W) / (a * L_full + c))))")
+MAX_SEQ_NO_WINDOW = Formula("max(0, floor(x / (a * L + c)))")
+MAX_SEQ_ENGINE = Formula("min(max(s_chunk, s_capped), s_logits)")   # a batch fits when each term does (above)
 PER_SEQUENCE_BUDGET = Formula("budget / B")
 
 
@@ -66,31 +66,32 @@ def add_capacity(r: Results, *, memory_bytes: float, mem_util, weights_bytes, tp
         _fits_and_max_seq(r, batch, mb, budget, per_seq, per_token, layers, window, window_layers, seq)
         return
     # the prompt is the sequence: B·cache(S) + max(w·min(C, B·S), B·(g + g_token·S)) ≤ x, term by term
-    a, full = per_token / layers, layers - window_layers
-    terms = [(PER_SEQUENCE_BUDGET(budget=x, B=batch), transient.w),                       # chunk growing with S
-             (PER_SEQUENCE_BUDGET(budget=x - batch * transient.g, B=batch), transient.g_token)]  # logits
-    if chunked:                                                                           # chunk at its cap
-        terms.append((PER_SEQUENCE_BUDGET(budget=x - transient.w * transient.cap, B=batch), 0.0))
-    s1, s3, *s2 = (_max_seq_extra(y, c, a, layers, window, window_layers, full) for y, c in terms)
-    from llmcalc.core.formula import maximum, minimum
-    longest = minimum(maximum(s1, s2[0]) if s2 else s1, s3)
     if seq is not None:
         r.calc("max_tokens", MAX_TOKENS, "count", "tokens of cache that fit (at length S)", budget=budget,
                per_seq=per_seq, S=seq)
     r.calc("fits", FITS, "bool", "the requested batch fits", B=batch, max_batch=mb)
-    r.put("max_seq", longest, "count", "longest sequence (tokens) B sequences can hold, its prefill transient "
-          "included")
+    shape = dict(per_token=per_token, layers=layers, window=window, window_layers=window_layers)
+    chunk = _longest(PER_SEQUENCE_BUDGET(budget=x, B=batch), c=transient.w, **shape)[0]
+    logits = _longest(PER_SEQUENCE_BUDGET(budget=x - batch * transient.g, B=batch), c=transient.g_token, **shape)[0]
+    capped = (_longest(PER_SEQUENCE_BUDGET(budget=x - transient.w * transient.cap, B=batch), c=0.0, **shape)[0]
+              if chunked else 0)
+    r.calc("max_seq", MAX_SEQ_ENGINE, "count", "longest sequence (tokens) B sequences can hold, its prefill "
+           "transient included", s_chunk=chunk, s_capped=capped, s_logits=logits)
 
 
-def _max_seq_extra(x, c: float, a, layers: int, window: int, window_layers: int, full: int):
-    """Longest S with a·(L_full·S + L_win·min(S, W)) + c·S ≤ x (x: bytes per sequence)."""
+def _longest(x, *, c: float, per_token, layers: int, window: int, window_layers: int):
+    """(longest S, formula, its symbols) with a·(L_full·S + L_win·min(S, W)) + c·S ≤ x (x: bytes per sequence);
+    formula None when every layer is windowed and nothing else grows (then S is unbounded once W fits)."""
+    a, full = per_token / layers, layers - window_layers
     if window and window_layers and (full or c):
-        return MAX_SEQ_EXTRA(x=x, a=a, L=layers, W=window, L_win=window_layers, L_full=full, c=c)
-    if window and window_layers:                # every layer windowed and no extra: unbounded past W
+        sym = dict(x=x, a=a, L=layers, W=window, L_win=window_layers, L_full=full, c=c)
+        return MAX_SEQ(**sym), MAX_SEQ, sym
+    sym = dict(x=x, a=a, L=layers, c=c)
+    limit = MAX_SEQ_NO_WINDOW(**sym)
+    if window and window_layers:
         from llmcalc.core.formula import where
-        limit = MAX_SEQ_NO_WINDOW(x=x, a=a, L=layers)
-        return where(limit >= window, float("inf"), limit)
-    return MAX_SEQ_EXTRA(x=x, a=a, L=layers, W=0, L_win=0, L_full=layers, c=c)
+        return where(limit >= window, float("inf"), limit), None, sym
+    return limit, MAX_SEQ_NO_WINDOW, sym
 
 
 def _fits_and_max_seq(r: Results, batch, mb, budget, per_seq, per_token, layers: int, window: int,
@@ -100,17 +101,10 @@ def _fits_and_max_seq(r: Results, batch, mb, budget, per_seq, per_token, layers:
         r.calc("max_tokens", MAX_TOKENS, "count", "tokens of cache that fit (at length S)", budget=budget,
                per_seq=per_seq, S=seq)
     r.calc("fits", FITS, "bool", "the requested batch fits", B=batch, max_batch=mb)
-    x = PER_SEQUENCE_BUDGET(budget=budget, B=batch)
-    a = per_token / layers
-    full = layers - window_layers
-    if window and window_layers and full:
-        r.calc("max_seq", MAX_SEQ, "count", "longest sequence (tokens) B sequences can hold", x=x, a=a, L=layers,
-               W=window, L_win=window_layers, L_full=full)
-    elif window and window_layers:  # every layer windowed: the cache stops growing at W tokens
-        limit = MAX_SEQ_NO_WINDOW(x=x, a=a, L=layers)
-        from llmcalc.core.formula import where
-        r.put("max_seq", where(limit >= window, float("inf"), limit), "count",
-              "longest sequence B sequences can hold (unbounded once every layer's window fits)")
+    longest, formula, sym = _longest(PER_SEQUENCE_BUDGET(budget=budget, B=batch), c=0.0, per_token=per_token,
+                                     layers=layers, window=window, window_layers=window_layers)
+    if formula is None:
+        r.put("max_seq", longest, "count", "longest sequence B sequences can hold (unbounded once every layer's "
+              "window fits)")
     else:
-        r.calc("max_seq", MAX_SEQ_NO_WINDOW, "count", "longest sequence (tokens) B sequences can hold", x=x, a=a,
-               L=layers)
+        r.calc("max_seq", formula, "count", "longest sequence (tokens) B sequences can hold", **sym)

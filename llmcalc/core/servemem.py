@@ -85,10 +85,14 @@ def transient_model(spec: ModelSpec, engine: str = DEFAULT_ENGINE, tp: int = 1,
 
 def capacity_note(engine) -> str:
     """What peak_memory_bytes, fits, max_batch and max_seq count, for an engine (or a list of them)."""
+    if engine == "none":
+        return ("--engine none: fits, max_batch and max_seq count weights + cache only (the seeds' arithmetic), "
+                "and peak_memory_bytes adds no prefill transient")
     shown = ", ".join(engine) if isinstance(engine, list) else engine
-    return (f"peak_memory_bytes, fits, max_batch and max_seq include the prefill transient of --engine {shown} "
-            f"(default {DEFAULT_ENGINE}: chunks of --max-batched-tokens, last-token logits), as vLLM sizes its KV "
-            "pool after a profiling pass; --engine none counts weights + cache only (the seeds' arithmetic)")
+    return (f"peak_memory_bytes, fits, max_batch and max_seq include the prefill transient of --engine {shown}"
+            + (" (the default: chunks of --max-batched-tokens, last-token logits)" if shown == DEFAULT_ENGINE else "")
+            + ", as vLLM sizes its KV pool after a profiling pass; --engine none counts weights + cache only (the "
+            "seeds' arithmetic)")
 
 
 def check_engine(engine: str) -> str:
