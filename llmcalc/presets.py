@@ -24,10 +24,17 @@ _ALIASES_RE = re.compile(r"^aliases:\s*\[(.*)\]\s*$", re.MULTILINE)
 
 
 def builtin_dir() -> Path:
-    """``llmcalc/_presets`` in an installed wheel; the repository's ``presets/`` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_presets"
-    return packaged if packaged.is_dir() else here.parent / "presets"
+    """``llmcalc/_presets`` in an installed wheel; the repository's ``presets/`` in a source checkout (looked up
+    once per process: listing every GPU for a suggestion asks ~40 times)."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        here = Path(__file__).resolve().parent
+        packaged = here / "_presets"
+        _BUILTIN = packaged if packaged.is_dir() else here.parent / "presets"
+    return _BUILTIN
+
+
+_BUILTIN: Path | None = None
 
 
 def user_dir() -> Path:

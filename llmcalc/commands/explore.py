@@ -33,6 +33,8 @@ def explore(
                              "press m or g inside to switch")
         if ref:
             load(ref)  # a bad name fails here with the closest names, before the screen opens
+    import gc
+    gc.enable()     # a long session: the cyclic collector back on (python -m llmcalc turns it off for one answer)
     app = ExplorerApp(model, gpu, screen)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InputError("llmcalc explore is interactive: run it in a terminal, not with its input or output "
