@@ -75,10 +75,11 @@ def transient_model(spec: ModelSpec, engine: str = DEFAULT_ENGINE, tp: int = 1,
     engine = check_engine(engine)
     if engine == "none":
         return Transient()
-    p = ACT_BYTES
-    split = max(spec.q_dim + 2 * spec.kv_dim + spec.attn_out_dim, spec.mlp_matrices * mlp_width(spec)) / tp
-    w = p * (2 * spec.hidden + split)
-    logits = spec.vocab * (p + 4)
+    p = ACT_BYTES      # the workspace and logits formulas above at one token (T = 1, B = n = 1)
+    w = WORKSPACE(resid=WS_RESID(T=1, D=spec.hidden, p=p),
+                  attn=WS_ATTN(T=1, q=spec.q_dim, kv=spec.kv_dim, o=spec.attn_out_dim, p=p) / tp,
+                  mlp=WS_MLP(n_mat=spec.mlp_matrices, T=1, F=mlp_width(spec), p=p) / tp)
+    logits = LOGITS(B=1, n=1, V=spec.vocab, p=p)
     return Transient(w=w, cap=float(max_batched_tokens) if engine == "vllm" else float("inf"),
                      g=0.0 if engine == "hf-legacy" else logits, g_token=logits if engine == "hf-legacy" else 0.0)
 
